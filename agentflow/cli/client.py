@@ -1,0 +1,144 @@
+"""The CLI's gRPC client: one wrapper that turns status codes into typed errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
+
+T = TypeVar("T")
+CHUNK_SIZE = 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CALL_TIMEOUT_S = 30.0
+
+
+class ClientError(Exception):
+    """Root of the CLI's client errors; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class Unreachable(ClientError):
+    """The control plane did not answer."""
+
+    exit_code = 3
+
+
+class Rejected(ClientError):
+    """The control plane refused the request as invalid (INVALID_ARGUMENT)."""
+
+    exit_code = 2
+
+
+class NotFound(ClientError):
+    """The named run, node or module does not exist."""
+
+
+class Refused(ClientError):
+    """Any other error status."""
+
+
+def _translate(exc: grpc.RpcError, server: str) -> ClientError:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unreachable(f"control plane at {server} is unreachable ({details})")
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return Rejected(details or "invalid request")
+    if code is grpc.StatusCode.NOT_FOUND:
+        return NotFound(details or "not found")
+    return Refused(f"{code.name}: {details}")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+class Client:
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self._channel = grpc.insecure_channel(
+            server,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = controlplane_pb2_grpc.ControlPlaneStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., T], request: Any, **kwargs: Any) -> T:
+        try:
+            return fn(request, timeout=CALL_TIMEOUT_S, wait_for_ready=False, **kwargs)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.server) from None
+
+    def submit(
+        self, *, workflow_yaml: str, source: str, input_json: str, module_digests: dict[str, str]
+    ) -> controlplane_pb2.SubmitWorkflowResponse:
+        return self._call(
+            self._stub.SubmitWorkflow,
+            controlplane_pb2.SubmitWorkflowRequest(
+                workflow_yaml=workflow_yaml, source=source, input_json=input_json, module_digests=module_digests
+            ),
+        )
+
+    def get_run(self, run_id: str) -> types_pb2.Run:
+        return self._call(self._stub.GetRun, controlplane_pb2.GetRunRequest(run_id=run_id))
+
+    def list_runs(self, *, limit: int = 0, workflow_name: str = "") -> list[types_pb2.Run]:
+        request = controlplane_pb2.ListRunsRequest(limit=limit, workflow_name=workflow_name)
+        return list(self._call(self._stub.ListRuns, request).runs)
+
+    def watch_run(self, run_id: str) -> Iterator[controlplane_pb2.WatchRunResponse]:
+        try:
+            yield from self._stub.WatchRun(controlplane_pb2.WatchRunRequest(run_id=run_id))
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.server) from None
+
+    def cancel_run(self, run_id: str) -> types_pb2.Run:
+        return self._call(self._stub.CancelRun, controlplane_pb2.CancelRunRequest(run_id=run_id))
+
+    def retry_run(self, run_id: str) -> types_pb2.Run:
+        return self._call(self._stub.RetryRun, controlplane_pb2.RetryRunRequest(run_id=run_id))
+
+    def list_nodes(self) -> list[types_pb2.Node]:
+        return list(self._call(self._stub.ListNodes, controlplane_pb2.ListNodesRequest()).nodes)
+
+    def list_modules(self) -> list[types_pb2.Module]:
+        return list(self._call(self._stub.ListModules, controlplane_pb2.ListModulesRequest()).modules)
+
+    def push_module(self, path: Path) -> types_pb2.Module:
+        digest = file_digest(path)
+
+        def requests() -> Iterator[controlplane_pb2.PushModuleRequest]:
+            with path.open("rb") as f:
+                first = True
+                while True:
+                    chunk = f.read(CHUNK_SIZE)
+                    if not chunk and not first:
+                        return
+                    if first:
+                        yield controlplane_pb2.PushModuleRequest(name=path.name, expected_digest=digest, chunk=chunk)
+                        first = False
+                    else:
+                        yield controlplane_pb2.PushModuleRequest(chunk=chunk)
+
+        return self._call(self._stub.PushModule, requests())

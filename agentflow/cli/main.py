@@ -1,0 +1,134 @@
+"""`agentflow`: the command line. The one composition root: it may start the daemons."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentflow.cli import commands
+from agentflow.config import default_data_home
+from agentflow.telemetry import LEVELS
+
+DEFAULT_SERVER = "127.0.0.1:7070"
+DAEMONS = ("controlplane", "noded")
+
+EPILOG = """\
+exit codes: 0 success; 1 run failed or cancelled (or the request was refused);
+            2 invalid workflow, input or arguments; 3 control plane unreachable
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentflow",
+        description="Run AI-agent workflows as WebAssembly across a fleet of hosts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("AGENTFLOW_SERVER", DEFAULT_SERVER),
+        metavar="HOST:PORT",
+        help=f"control plane address (env AGENTFLOW_SERVER; default {DEFAULT_SERVER})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = sub.add_parser("up", help="run a control plane and a local node in the foreground")
+    up.add_argument("--data-dir", type=Path, default=default_data_home(), metavar="DIR",
+                    help=f"state directory (default {default_data_home()})")  # fmt: skip
+    up.add_argument("--port", type=int, default=7070, help="control plane gRPC port (0 picks one; default 7070)")
+    up.add_argument("--metrics-port", type=int, default=9470,
+                    help="control plane /metrics port; the node uses the next one (0 picks; default 9470)")  # fmt: skip
+    up.add_argument("--name", default="", help="name of the local node (default: the host name)")
+    up.add_argument("--log-level", choices=LEVELS, default="info")
+    up.set_defaults(handler=_up)
+
+    for daemon, text in (("controlplane", "run the control plane daemon"), ("noded", "run the node daemon")):
+        d = sub.add_parser(daemon, help=text, add_help=False)
+        d.add_argument("daemon_args", nargs=argparse.REMAINDER)
+        d.set_defaults(handler=None)
+
+    validate = sub.add_parser("validate", help="check a workflow file offline")
+    validate.add_argument("workflow", metavar="WORKFLOW.yaml")
+    validate.set_defaults(handler=commands.cmd_validate)
+
+    run = sub.add_parser("run", help="submit a workflow (uploading its local modules)")
+    run.add_argument("workflow", metavar="WORKFLOW.yaml")
+    run.add_argument("--input", metavar="JSON", help="run input as JSON")
+    run.add_argument("--input-file", metavar="FILE", help="run input from a JSON file ('-' for stdin)")
+    run.add_argument("--wait", action="store_true", help="follow the run to its end and print the outputs")
+    run.add_argument("--json", action="store_true", help="machine-readable output")
+    run.set_defaults(handler=commands.cmd_run)
+
+    status = sub.add_parser("status", help="show a run")
+    status.add_argument("run_id", metavar="RUN_ID")
+    status.add_argument("--wait", action="store_true", help="follow the run to its end")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=commands.cmd_status)
+
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--workflow", help="only runs of this workflow")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=commands.cmd_runs)
+
+    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--json", action="store_true")
+    cancel.set_defaults(handler=commands.cmd_cancel)
+
+    retry = sub.add_parser("retry", help="run the failed and skipped steps of a finished run again")
+    retry.add_argument("run_id", metavar="RUN_ID")
+    retry.add_argument("--wait", action="store_true")
+    retry.add_argument("--json", action="store_true")
+    retry.set_defaults(handler=commands.cmd_retry)
+
+    nodes = sub.add_parser("nodes", help="list nodes")
+    nodes.add_argument("--json", action="store_true")
+    nodes.set_defaults(handler=commands.cmd_nodes)
+
+    module = sub.add_parser("module", help="manage WebAssembly modules")
+    module_sub = module.add_subparsers(dest="module_command", metavar="ACTION", required=True)
+    push = module_sub.add_parser("push", help="upload a module; prints its sha256 digest")
+    push.add_argument("file", metavar="FILE.wasm")
+    push.add_argument("--json", action="store_true")
+    push.set_defaults(handler=commands.cmd_module_push)
+    mlist = module_sub.add_parser("list", help="list stored modules")
+    mlist.add_argument("--json", action="store_true")
+    mlist.set_defaults(handler=commands.cmd_module_list)
+    return parser
+
+
+def _up(args: argparse.Namespace, out: object) -> int:
+    from agentflow.cli.up import run_up
+
+    return run_up(args, sys.stdout)
+
+
+def _run_daemon(name: str, argv: list[str]) -> int:
+    if name == "controlplane":
+        from controlplane.app import main as controlplane_main
+
+        return controlplane_main(argv)
+    from noded.app import main as noded_main
+
+    return noded_main(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Daemon subcommands take their own flags (they also accept TOML and env settings).
+    if argv and argv[0] in DAEMONS:
+        return _run_daemon(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.handler is None:
+        return _run_daemon(args.command, args.daemon_args)
+    return commands.run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

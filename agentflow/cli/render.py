@@ -1,0 +1,166 @@
+"""How the CLI shows runs, nodes and modules: stable JSON objects and plain-text tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agentflow.spec import format_cpu, format_memory
+from agentflow.v1 import types_pb2
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+def run_status(value: int) -> str:
+    return _enum_name(types_pb2.RunStatus, value, "RUN_STATUS_")
+
+
+def step_status(value: int) -> str:
+    return _enum_name(types_pb2.StepStatus, value, "STEP_STATUS_")
+
+
+def node_status(value: int) -> str:
+    return _enum_name(types_pb2.NodeStatus, value, "NODE_STATUS_")
+
+
+def isolation(value: int) -> str:
+    return _enum_name(types_pb2.Isolation, value, "ISOLATION_")
+
+
+def timestamp(value: Timestamp, present: bool) -> str | None:
+    if not present:
+        return None
+    return value.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+
+
+def _json_or_none(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+def run_json(run: types_pb2.Run) -> dict[str, Any]:
+    """The stable object of `status --json` and `run --wait --json`."""
+    return {
+        "run_id": run.id,
+        "workflow": run.workflow_name,
+        "version": run.workflow_version,
+        "status": run_status(run.status),
+        "error": run.error,
+        "input": _json_or_none(run.input_json),
+        "outputs": {
+            s.name: json.loads(s.output_json)
+            for s in run.steps
+            if s.status == types_pb2.STEP_STATUS_SUCCEEDED and s.output_json
+        },
+        "steps": [
+            {
+                "name": s.name,
+                "status": step_status(s.status),
+                "attempt": s.attempt,
+                "max_attempts": s.max_attempts,
+                "node": s.node,
+                "error": s.error,
+                "exit_code": s.exit_code,
+                "stderr": s.stderr,
+                "started_at": timestamp(s.started_at, s.HasField("started_at")),
+                "finished_at": timestamp(s.finished_at, s.HasField("finished_at")),
+            }
+            for s in run.steps
+        ],
+        "created_at": timestamp(run.created_at, run.HasField("created_at")),
+        "finished_at": timestamp(run.finished_at, run.HasField("finished_at")),
+    }
+
+
+def resources_json(r: types_pb2.Resources) -> dict[str, int]:
+    return {"cpu_millis": r.cpu_millis, "memory_bytes": r.memory_bytes, "slots": r.slots}
+
+
+def node_json(node: types_pb2.Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "id": node.id,
+        "status": node_status(node.status),
+        "isolation": isolation(node.isolation),
+        "labels": dict(node.labels),
+        "capacity": resources_json(node.capacity),
+        "allocated": resources_json(node.allocated),
+        "running": node.running,
+        "version": node.version,
+        "last_heartbeat": timestamp(node.last_heartbeat, node.HasField("last_heartbeat")),
+    }
+
+
+def module_json(module: types_pb2.Module) -> dict[str, Any]:
+    return {
+        "digest": module.digest,
+        "size": module.size,
+        "name": module.name,
+        "created_at": timestamp(module.created_at, module.HasField("created_at")),
+    }
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def run_text(run: types_pb2.Run) -> str:
+    head = f"run {run.id}  workflow {run.workflow_name} v{run.workflow_version}  {run_status(run.status)}"
+    if run.error:
+        head += f"  ({run.error})"
+    rows = [
+        [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", _one_line(s.error)]
+        for s in run.steps
+    ]
+    return head + "\n" + table(rows, ["STEP", "STATUS", "ATTEMPT", "NODE", "ERROR"])
+
+
+def outputs_text(run: types_pb2.Run) -> str:
+    lines = []
+    for s in run.steps:
+        if s.status == types_pb2.STEP_STATUS_SUCCEEDED and s.output_json:
+            lines.append(f"  {s.name}: {s.output_json}")
+    return "outputs:\n" + "\n".join(lines) if lines else "outputs: (none)"
+
+
+def nodes_text(nodes: list[types_pb2.Node]) -> str:
+    rows = [
+        [
+            n.name,
+            node_status(n.status),
+            isolation(n.isolation),
+            f"{n.running}/{n.capacity.slots}",
+            f"{_cpu(n.allocated.cpu_millis)}/{_cpu(n.capacity.cpu_millis)}",
+            f"{_mem(n.allocated.memory_bytes)}/{_mem(n.capacity.memory_bytes)}",
+            ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())) or "-",
+        ]
+        for n in nodes
+    ]
+    return table(rows, ["NAME", "STATUS", "ISOLATION", "RUNNING", "CPU", "MEMORY", "LABELS"])
+
+
+def _cpu(millis: int) -> str:
+    return format_cpu(millis) if millis > 0 else "0"
+
+
+def _mem(size: int) -> str:
+    """Exact when short (64Mi), else rounded for reading (21.2Gi)."""
+    if size <= 0:
+        return "0"
+    exact = format_memory(size)
+    if len(exact) <= 6:
+        return exact
+    for unit, scale in (("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f}{unit}"
+    return exact
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"

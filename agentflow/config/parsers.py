@@ -1,0 +1,99 @@
+"""Value parsers for settings: each accepts a string or a native TOML value."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agentflow.spec.duration import parse_duration
+from agentflow.spec.quantity import parse_cpu, parse_memory
+
+
+def address(value: Any) -> str:
+    """`host:port` with port 0..65535 (0 picks a free port); `[::1]:7070` for IPv6."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f'"{text}" is not an address (expected host:port, e.g. 127.0.0.1:7070)')
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'"{text}": port must be a number from 0 to 65535')
+    return text
+
+
+def split_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def path(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must be a path, got an empty string")
+    return Path(text).expanduser()
+
+
+def duration(value: Any) -> timedelta:
+    return parse_duration(str(value))
+
+
+def positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f'must be a positive integer, got "{value}"') from None
+    if number < 1:
+        raise ValueError(f"must be a positive integer, got {number}")
+    return number
+
+
+def optional_cpu(value: Any) -> int | None:
+    return None if str(value).strip() in ("", "auto") else parse_cpu(value)
+
+
+def optional_memory(value: Any) -> int | None:
+    return None if str(value).strip() in ("", "auto") else parse_memory(value)
+
+
+def labels(value: Any) -> dict[str, str]:
+    """`k=v,k2=v2` or a TOML table."""
+    if isinstance(value, dict):
+        items = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        items = []
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f'label "{part}" is not key=value')
+            items.append((key.strip(), val.strip()))
+    for key, _ in items:
+        if not key.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
+            raise ValueError(f'label key "{key}" may only hold letters, digits, "-", "_", "." and "/"')
+    return dict(items)
+
+
+def choice(*allowed: str) -> Any:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f'"{value}" is not one of {", ".join(allowed)}')
+        return text
+
+    return parse
+
+
+def node_name(value: Any) -> str:
+    text = str(value).strip()
+    if not text or len(text) > 63 or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError(f'"{text}" is not a node name (1-63 letters, digits, "-", "_", ".")')
+    return text
+
+
+def default_node_name() -> str:
+    return socket.gethostname().split(".")[0] or "node"

@@ -1,0 +1,52 @@
+"""Workflow spec v1: parsing and validating workflow YAML, and the types it turns into."""
+
+from agentflow.spec.codec import resolve_modules, spec_from_dict, spec_to_dict, workflow_digest
+from agentflow.spec.duration import format_duration, parse_duration
+from agentflow.spec.errors import InvalidWorkflow, Problem, SpecError
+from agentflow.spec.model import (
+    API_VERSION,
+    KIND,
+    AgentSpec,
+    Capabilities,
+    LLMConfig,
+    ModuleRef,
+    Resources,
+    RetryPolicy,
+    WorkflowSpec,
+)
+from agentflow.spec.parse import load_workflow, parse_workflow_dict
+from agentflow.spec.quantity import format_cpu, format_memory, parse_cpu, parse_memory
+from agentflow.spec.refs import Reference, ReferenceMissing, evaluate, find_references
+from agentflow.spec.suggest import closest
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "AgentSpec",
+    "Capabilities",
+    "InvalidWorkflow",
+    "LLMConfig",
+    "ModuleRef",
+    "Problem",
+    "Reference",
+    "ReferenceMissing",
+    "Resources",
+    "RetryPolicy",
+    "SpecError",
+    "WorkflowSpec",
+    "closest",
+    "evaluate",
+    "find_references",
+    "format_cpu",
+    "format_duration",
+    "format_memory",
+    "load_workflow",
+    "parse_cpu",
+    "parse_duration",
+    "parse_memory",
+    "parse_workflow_dict",
+    "resolve_modules",
+    "spec_from_dict",
+    "spec_to_dict",
+    "workflow_digest",
+]

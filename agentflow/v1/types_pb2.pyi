@@ -1,0 +1,268 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATUS_UNSPECIFIED: _ClassVar[RunStatus]
+    RUN_STATUS_RUNNING: _ClassVar[RunStatus]
+    RUN_STATUS_SUCCEEDED: _ClassVar[RunStatus]
+    RUN_STATUS_FAILED: _ClassVar[RunStatus]
+    RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+
+class StepStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_STATUS_UNSPECIFIED: _ClassVar[StepStatus]
+    STEP_STATUS_PENDING: _ClassVar[StepStatus]
+    STEP_STATUS_READY: _ClassVar[StepStatus]
+    STEP_STATUS_ASSIGNED: _ClassVar[StepStatus]
+    STEP_STATUS_RUNNING: _ClassVar[StepStatus]
+    STEP_STATUS_SUCCEEDED: _ClassVar[StepStatus]
+    STEP_STATUS_FAILED: _ClassVar[StepStatus]
+    STEP_STATUS_CANCELLED: _ClassVar[StepStatus]
+    STEP_STATUS_SKIPPED: _ClassVar[StepStatus]
+
+class NodeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_STATUS_UNSPECIFIED: _ClassVar[NodeStatus]
+    NODE_STATUS_READY: _ClassVar[NodeStatus]
+    NODE_STATUS_DISCONNECTED: _ClassVar[NodeStatus]
+    NODE_STATUS_DOWN: _ClassVar[NodeStatus]
+    NODE_STATUS_DRAINING: _ClassVar[NodeStatus]
+
+class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ISOLATION_UNSPECIFIED: _ClassVar[Isolation]
+    ISOLATION_NONE: _ClassVar[Isolation]
+    ISOLATION_CGROUP1: _ClassVar[Isolation]
+    ISOLATION_CGROUP2: _ClassVar[Isolation]
+
+class StepOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_OUTCOME_UNSPECIFIED: _ClassVar[StepOutcome]
+    STEP_OUTCOME_SUCCEEDED: _ClassVar[StepOutcome]
+    STEP_OUTCOME_FAILED: _ClassVar[StepOutcome]
+    STEP_OUTCOME_CANCELLED: _ClassVar[StepOutcome]
+RUN_STATUS_UNSPECIFIED: RunStatus
+RUN_STATUS_RUNNING: RunStatus
+RUN_STATUS_SUCCEEDED: RunStatus
+RUN_STATUS_FAILED: RunStatus
+RUN_STATUS_CANCELLED: RunStatus
+STEP_STATUS_UNSPECIFIED: StepStatus
+STEP_STATUS_PENDING: StepStatus
+STEP_STATUS_READY: StepStatus
+STEP_STATUS_ASSIGNED: StepStatus
+STEP_STATUS_RUNNING: StepStatus
+STEP_STATUS_SUCCEEDED: StepStatus
+STEP_STATUS_FAILED: StepStatus
+STEP_STATUS_CANCELLED: StepStatus
+STEP_STATUS_SKIPPED: StepStatus
+NODE_STATUS_UNSPECIFIED: NodeStatus
+NODE_STATUS_READY: NodeStatus
+NODE_STATUS_DISCONNECTED: NodeStatus
+NODE_STATUS_DOWN: NodeStatus
+NODE_STATUS_DRAINING: NodeStatus
+ISOLATION_UNSPECIFIED: Isolation
+ISOLATION_NONE: Isolation
+ISOLATION_CGROUP1: Isolation
+ISOLATION_CGROUP2: Isolation
+STEP_OUTCOME_UNSPECIFIED: StepOutcome
+STEP_OUTCOME_SUCCEEDED: StepOutcome
+STEP_OUTCOME_FAILED: StepOutcome
+STEP_OUTCOME_CANCELLED: StepOutcome
+
+class Resources(_message.Message):
+    __slots__ = ("cpu_millis", "memory_bytes", "slots")
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    cpu_millis: int
+    memory_bytes: int
+    slots: int
+    def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., slots: _Optional[int] = ...) -> None: ...
+
+class Step(_message.Message):
+    __slots__ = ("name", "status", "attempt", "max_attempts", "node", "error", "output_json", "exit_code", "stderr", "depends_on", "started_at", "finished_at", "not_before")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: StepStatus
+    attempt: int
+    max_attempts: int
+    node: str
+    error: str
+    output_json: str
+    exit_code: int
+    stderr: str
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    not_before: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., node: _Optional[str] = ..., error: _Optional[str] = ..., output_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("id", "workflow_name", "workflow_version", "workflow_id", "status", "input_json", "error", "steps", "created_at", "finished_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workflow_name: str
+    workflow_version: str
+    workflow_id: str
+    status: RunStatus
+    input_json: str
+    error: str
+    steps: _containers.RepeatedCompositeFieldContainer[Step]
+    created_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input_json: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("id", "name", "status", "isolation", "labels", "capacity", "allocated", "running", "last_heartbeat", "registered_at", "version")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    status: NodeStatus
+    isolation: Isolation
+    labels: _containers.ScalarMap[str, str]
+    capacity: Resources
+    allocated: Resources
+    running: int
+    last_heartbeat: _timestamp_pb2.Timestamp
+    registered_at: _timestamp_pb2.Timestamp
+    version: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[Resources, _Mapping]] = ..., allocated: _Optional[_Union[Resources, _Mapping]] = ..., running: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
+
+class Module(_message.Message):
+    __slots__ = ("digest", "size", "name", "created_at")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    size: int
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, digest: _Optional[str] = ..., size: _Optional[int] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "type", "run_id", "step", "attempt", "node", "data_json", "time")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    type: str
+    run_id: str
+    step: str
+    attempt: int
+    node: str
+    data_json: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., data_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Assignment(_message.Message):
+    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MODULE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STDIN_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: str
+    attempt: int
+    module_digest: str
+    stdin_json: str
+    resources: Resources
+    timeout: _duration_pb2.Duration
+    capabilities: Capabilities
+    workflow_name: str
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ...) -> None: ...
+
+class Capabilities(_message.Message):
+    __slots__ = ("llm", "http_allowed_hosts", "allowed_paths")
+    LLM_FIELD_NUMBER: _ClassVar[int]
+    HTTP_ALLOWED_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_PATHS_FIELD_NUMBER: _ClassVar[int]
+    llm: bool
+    http_allowed_hosts: _containers.RepeatedScalarFieldContainer[str]
+    allowed_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    DENIED_HOST_CALLS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_KIND_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: str
+    attempt: int
+    outcome: StepOutcome
+    output_json: str
+    error: str
+    exit_code: int
+    stderr: str
+    duration: _duration_pb2.Duration
+    denied_host_calls: int
+    failure_kind: str
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""gRPC edge of the control plane: servicers, conversions, error mapping, server."""

@@ -1,0 +1,104 @@
+"""ControlPlane service: thin handlers over the engine's run and node services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
+from controlplane.api import convert
+from controlplane.engine import Engine, SubscriberLagged
+from controlplane.errors import InvalidArgument
+
+
+class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def SubmitWorkflow(
+        self, request: controlplane_pb2.SubmitWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.SubmitWorkflowResponse:
+        run_id, workflow_id = await self._engine.runs.submit(
+            workflow_yaml=request.workflow_yaml,
+            source=request.source,
+            input_json=request.input_json,
+            module_digests=dict(request.module_digests),
+        )
+        return controlplane_pb2.SubmitWorkflowResponse(run_id=run_id, workflow_id=workflow_id)
+
+    async def GetRun(
+        self, request: controlplane_pb2.GetRunRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Run:
+        return convert.run(await self._engine.runs.view(request.run_id))
+
+    async def ListRuns(
+        self, request: controlplane_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.ListRunsResponse:
+        views = await self._engine.runs.list(limit=request.limit, workflow_name=request.workflow_name)
+        return controlplane_pb2.ListRunsResponse(runs=[convert.run(v) for v in views])
+
+    async def WatchRun(
+        self, request: controlplane_pb2.WatchRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[controlplane_pb2.WatchRunResponse]:
+        runs = self._engine.runs
+        with self._engine.core.bus.subscribe(request.run_id) as sub:
+            view = await runs.view(request.run_id)
+            yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
+            while not view.run.status.terminal:
+                try:
+                    event = await sub.get()
+                except SubscriberLagged:
+                    view = await runs.view(request.run_id)
+                    yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
+                    continue
+                view = await runs.view(request.run_id)
+                yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=convert.run(view))
+
+    async def CancelRun(
+        self, request: controlplane_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Run:
+        return convert.run(await self._engine.runs.cancel(request.run_id))
+
+    async def RetryRun(
+        self, request: controlplane_pb2.RetryRunRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Run:
+        return convert.run(await self._engine.runs.retry(request.run_id))
+
+    async def ListNodes(
+        self, request: controlplane_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.ListNodesResponse:
+        return controlplane_pb2.ListNodesResponse(
+            nodes=[convert.node(n) for n in await self._engine.nodes.list()]
+        )
+
+    async def GetNode(
+        self, request: controlplane_pb2.GetNodeRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Node:
+        return convert.node(await self._engine.nodes.get(request.name))
+
+    async def PushModule(
+        self,
+        request_iterator: AsyncIterator[controlplane_pb2.PushModuleRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> types_pb2.Module:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            raise InvalidArgument("PushModule: the stream sent no chunks")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield first.chunk
+            async for message in request_iterator:
+                yield message.chunk
+
+        record = await self._engine.runs.push_module(
+            name=first.name, expected_digest=first.expected_digest, chunks=chunks()
+        )
+        return convert.module(record)
+
+    async def ListModules(
+        self, request: controlplane_pb2.ListModulesRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.ListModulesResponse:
+        return controlplane_pb2.ListModulesResponse(
+            modules=[convert.module(m) for m in await self._engine.runs.modules()]
+        )

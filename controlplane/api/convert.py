@@ -1,0 +1,232 @@
+"""Domain records <-> protobuf messages: the only module of the control plane that does this."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agentflow.v1 import node_pb2, types_pb2
+from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+from controlplane.engine import (
+    AckResult,
+    AssignStep,
+    AttemptKey,
+    CancelAttempt,
+    NodeHello,
+    NodeInfo,
+    NodeRegistration,
+    RunView,
+    StepResultReport,
+    ToNode,
+)
+from controlplane.errors import InvalidArgument
+from controlplane.store import EventRecord, ModuleRecord
+
+RUN_STATUS = {
+    RunStatus.RUNNING: types_pb2.RUN_STATUS_RUNNING,
+    RunStatus.SUCCEEDED: types_pb2.RUN_STATUS_SUCCEEDED,
+    RunStatus.FAILED: types_pb2.RUN_STATUS_FAILED,
+    RunStatus.CANCELLED: types_pb2.RUN_STATUS_CANCELLED,
+}
+STEP_STATUS = {
+    StepStatus.PENDING: types_pb2.STEP_STATUS_PENDING,
+    StepStatus.READY: types_pb2.STEP_STATUS_READY,
+    StepStatus.ASSIGNED: types_pb2.STEP_STATUS_ASSIGNED,
+    StepStatus.RUNNING: types_pb2.STEP_STATUS_RUNNING,
+    StepStatus.SUCCEEDED: types_pb2.STEP_STATUS_SUCCEEDED,
+    StepStatus.FAILED: types_pb2.STEP_STATUS_FAILED,
+    StepStatus.CANCELLED: types_pb2.STEP_STATUS_CANCELLED,
+    StepStatus.SKIPPED: types_pb2.STEP_STATUS_SKIPPED,
+}
+NODE_STATUS = {
+    NodeStatus.READY: types_pb2.NODE_STATUS_READY,
+    NodeStatus.DISCONNECTED: types_pb2.NODE_STATUS_DISCONNECTED,
+    NodeStatus.DOWN: types_pb2.NODE_STATUS_DOWN,
+    NodeStatus.DRAINING: types_pb2.NODE_STATUS_DRAINING,
+}
+ISOLATION = {
+    Isolation.NONE: types_pb2.ISOLATION_NONE,
+    Isolation.CGROUP1: types_pb2.ISOLATION_CGROUP1,
+    Isolation.CGROUP2: types_pb2.ISOLATION_CGROUP2,
+}
+ISOLATION_FROM_PB = {v: k for k, v in ISOLATION.items()}
+OUTCOME_FROM_PB = {
+    types_pb2.STEP_OUTCOME_SUCCEEDED: "succeeded",
+    types_pb2.STEP_OUTCOME_FAILED: "failed",
+    types_pb2.STEP_OUTCOME_CANCELLED: "cancelled",
+}
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def duration(value: timedelta) -> Duration:
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def resources(value: Resources) -> types_pb2.Resources:
+    return types_pb2.Resources(
+        cpu_millis=value.cpu_millis, memory_bytes=value.memory_bytes, slots=value.slots
+    )
+
+
+def run(view: RunView) -> types_pb2.Run:
+    r = view.run
+    return types_pb2.Run(
+        id=r.id,
+        workflow_name=r.workflow_name,
+        workflow_version=r.workflow_version,
+        workflow_id=r.workflow_id,
+        status=RUN_STATUS[r.status],
+        input_json=r.input_json,
+        error=r.error,
+        created_at=timestamp(r.created_at),
+        finished_at=timestamp(r.finished_at),
+        steps=[
+            types_pb2.Step(
+                name=s.name,
+                status=STEP_STATUS[s.status],
+                attempt=s.attempt,
+                max_attempts=s.max_attempts,
+                node=view.node_names.get(s.node_id, s.node_id) if s.node_id else "",
+                error=s.error
+                or (f"waiting: {s.blocked}" if s.blocked and s.status is StepStatus.READY else ""),
+                output_json=s.output_json or "",
+                exit_code=s.exit_code,
+                stderr=s.stderr,
+                depends_on=list(s.depends_on),
+                started_at=timestamp(s.started_at),
+                finished_at=timestamp(s.finished_at),
+                not_before=timestamp(s.not_before),
+            )
+            for s in view.steps
+        ],
+    )
+
+
+def node(info: NodeInfo) -> types_pb2.Node:
+    n = info.record
+    return types_pb2.Node(
+        id=n.id,
+        name=n.name,
+        status=NODE_STATUS[info.status],
+        isolation=ISOLATION[n.isolation],
+        labels=n.labels,
+        capacity=resources(n.capacity),
+        allocated=resources(info.allocated),
+        running=info.running,
+        last_heartbeat=timestamp(n.last_heartbeat),
+        registered_at=timestamp(n.registered_at),
+        version=n.version,
+    )
+
+
+def module(record: ModuleRecord) -> types_pb2.Module:
+    return types_pb2.Module(
+        digest=record.digest, size=record.size, name=record.name, created_at=timestamp(record.created_at)
+    )
+
+
+def event(record: EventRecord) -> types_pb2.Event:
+    import json
+
+    return types_pb2.Event(
+        seq=record.seq,
+        type=record.type,
+        run_id=record.run_id,
+        step=record.step,
+        attempt=record.attempt,
+        node=record.node,
+        data_json=json.dumps(record.data, sort_keys=True),
+        time=timestamp(record.time),
+    )
+
+
+def attempt_ref(key: AttemptKey) -> node_pb2.AttemptRef:
+    return node_pb2.AttemptRef(run_id=key.run_id, step=key.step, attempt=key.attempt)
+
+
+def attempt_key(ref: node_pb2.AttemptRef) -> AttemptKey:
+    if not ref.run_id or not ref.step or ref.attempt < 1:
+        raise InvalidArgument("attempt: run_id, step and a positive attempt are required")
+    return AttemptKey(run_id=ref.run_id, step=ref.step, attempt=ref.attempt)
+
+
+def to_node(message: ToNode) -> node_pb2.ControlMessage:
+    match message:
+        case AssignStep():
+            caps = message.capabilities
+            return node_pb2.ControlMessage(
+                assign=types_pb2.Assignment(
+                    run_id=message.key.run_id,
+                    step=message.key.step,
+                    attempt=message.key.attempt,
+                    module_digest=message.module_digest,
+                    stdin_json=message.stdin_json,
+                    resources=resources(message.resources),
+                    timeout=duration(message.timeout),
+                    workflow_name=message.workflow_name,
+                    capabilities=types_pb2.Capabilities(
+                        llm=caps.llm,
+                        http_allowed_hosts=list(caps.http_allowed_hosts),
+                        allowed_paths=list(caps.allowed_paths),
+                    ),
+                )
+            )
+        case CancelAttempt():
+            return node_pb2.ControlMessage(cancel=attempt_ref(message.key))
+        case AckResult():
+            return node_pb2.ControlMessage(
+                ack=node_pb2.ResultAck(attempt=attempt_ref(message.key), stale=message.stale)
+            )
+    raise TypeError(f"not a message for nodes: {message!r}")
+
+
+def registration(request: node_pb2.RegisterRequest) -> NodeRegistration:
+    cap = request.capacity
+    isolation = ISOLATION_FROM_PB.get(request.isolation)
+    if isolation is None:
+        raise InvalidArgument("isolation: must be ISOLATION_NONE, ISOLATION_CGROUP1 or ISOLATION_CGROUP2")
+    if not request.name:
+        raise InvalidArgument("name: required")
+    return NodeRegistration(
+        name=request.name,
+        node_id=request.node_id,
+        labels=dict(request.labels),
+        capacity=Resources(cpu_millis=cap.cpu_millis, memory_bytes=cap.memory_bytes, slots=cap.slots),
+        isolation=isolation.value,
+        version=request.version,
+    )
+
+
+def hello(message: node_pb2.Hello) -> NodeHello:
+    return NodeHello(
+        in_flight=tuple(attempt_key(r) for r in message.in_flight),
+        unacked=tuple(attempt_key(r) for r in message.unacked),
+    )
+
+
+def result(message: types_pb2.StepResult) -> StepResultReport:
+    outcome = OUTCOME_FROM_PB.get(message.outcome)
+    if outcome is None:
+        raise InvalidArgument("result.outcome: must be set")
+    return StepResultReport(
+        key=AttemptKey(run_id=message.run_id, step=message.step, attempt=message.attempt),
+        outcome=outcome,
+        output_json=message.output_json,
+        error=message.error,
+        exit_code=message.exit_code,
+        stderr=message.stderr,
+        duration=message.duration.ToTimedelta(),
+        failure_kind=message.failure_kind,
+        denied_host_calls=message.denied_host_calls,
+    )

@@ -1,0 +1,97 @@
+"""NodeGateway service: registration, the per-node Connect stream and module download."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from agentflow.v1 import node_pb2, node_pb2_grpc
+from controlplane.api import convert
+from controlplane.engine import Engine, NodeSession
+from controlplane.errors import InvalidArgument, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+NODE_ID_METADATA = "agentflow-node-id"
+
+
+class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def Register(
+        self, request: node_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.RegisterResponse:
+        node_id = await self._engine.nodes.register(convert.registration(request))
+        core = self._engine.core
+        return node_pb2.RegisterResponse(
+            node_id=node_id,
+            heartbeat_interval=convert.duration(core.heartbeat_interval),
+            heartbeat_ttl=convert.duration(core.node_ttl),
+        )
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[node_pb2.NodeMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[node_pb2.ControlMessage]:
+        metadata = dict(context.invocation_metadata() or ())
+        node_id = metadata.get(NODE_ID_METADATA, "")
+        if not node_id:
+            raise Unauthenticated(f"Connect needs the {NODE_ID_METADATA} metadata from Register")
+        nodes = self._engine.nodes
+        session = await nodes.open_session(node_id)
+        reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
+        try:
+            while not session.closed.is_set():
+                get = asyncio.ensure_future(session.outgoing.get())
+                closed = asyncio.ensure_future(session.closed.wait())
+                done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+                closed.cancel()
+                if get in done:
+                    yield convert.to_node(get.result())
+                else:
+                    get.cancel()
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await nodes.close_session(session)
+
+    async def _read(
+        self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]
+    ) -> None:
+        nodes = self._engine.nodes
+        try:
+            first = True
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if first and kind != "hello":
+                    raise InvalidArgument("Connect: the first message must be a hello")
+                first = False
+                if kind == "hello":
+                    await nodes.hello(session, convert.hello(message.hello))
+                elif kind == "heartbeat":
+                    await nodes.heartbeat(session)
+                elif kind == "started":
+                    await nodes.started(session, convert.attempt_key(message.started.attempt))
+                elif kind == "result":
+                    await nodes.result(session, convert.result(message.result))
+        finally:
+            session.closed.set()
+
+    async def FetchModule(
+        self, request: node_pb2.FetchModuleRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[node_pb2.ModuleChunk]:
+        first = True
+        async for chunk in self._engine.runs.module_chunks(request.digest):
+            if first:
+                record = await self._engine.core.store.read.module(request.digest)
+                yield node_pb2.ModuleChunk(data=chunk, total_size=record.size if record else 0)
+                first = False
+            else:
+                yield node_pb2.ModuleChunk(data=chunk)

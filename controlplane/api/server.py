@@ -1,0 +1,46 @@
+"""The control plane's gRPC server: both services, reflection and grpc.health.v1."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc
+from controlplane.api.admin import ControlPlaneServicer
+from controlplane.api.errors import ErrorMappingInterceptor
+from controlplane.api.gateway import NodeGatewayServicer
+from controlplane.engine import Engine
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVICES = (
+    controlplane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name,
+    node_pb2.DESCRIPTOR.services_by_name["NodeGateway"].full_name,
+)
+GRPC_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+
+def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
+    """Create the server bound to `listen` (port 0 picks one); answer it and the bound port."""
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=GRPC_OPTIONS)
+    controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
+    node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    for name in ("", *SERVICES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer

@@ -1,0 +1,35 @@
+"""The control plane's domain services; no gRPC in here."""
+
+from controlplane.engine.bus import EventBus, SubscriberLagged, Subscription
+from controlplane.engine.core import NodeSession
+from controlplane.engine.engine import Engine
+from controlplane.engine.messages import (
+    AckResult,
+    AssignStep,
+    AttemptKey,
+    CancelAttempt,
+    NodeHello,
+    NodeRegistration,
+    StepResultReport,
+    ToNode,
+)
+from controlplane.engine.nodes import NodeInfo
+from controlplane.engine.runs import RunView
+
+__all__ = [
+    "AckResult",
+    "AssignStep",
+    "AttemptKey",
+    "CancelAttempt",
+    "Engine",
+    "EventBus",
+    "NodeHello",
+    "NodeInfo",
+    "NodeRegistration",
+    "NodeSession",
+    "RunView",
+    "StepResultReport",
+    "SubscriberLagged",
+    "Subscription",
+    "ToNode",
+]

@@ -1,0 +1,76 @@
+"""Domain messages between the engine and a node session (converted to protobuf at the edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from agentflow.spec import Capabilities
+from controlplane.domain import Resources
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptKey:
+    run_id: str
+    step: str
+    attempt: int
+
+
+# down: control plane -> node
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssignStep:
+    key: AttemptKey
+    workflow_name: str
+    module_digest: str
+    stdin_json: str
+    resources: Resources
+    timeout: timedelta
+    capabilities: Capabilities
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAttempt:
+    key: AttemptKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckResult:
+    key: AttemptKey
+    stale: bool
+
+
+ToNode = AssignStep | CancelAttempt | AckResult
+
+
+# up: node -> control plane
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeHello:
+    in_flight: tuple[AttemptKey, ...]
+    unacked: tuple[AttemptKey, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResultReport:
+    key: AttemptKey
+    outcome: str  # "succeeded", "failed", "cancelled"
+    output_json: str
+    error: str
+    exit_code: int
+    stderr: str
+    duration: timedelta
+    failure_kind: str
+    denied_host_calls: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRegistration:
+    name: str
+    node_id: str
+    labels: dict[str, str]
+    capacity: Resources
+    isolation: str
+    version: str

@@ -1,0 +1,226 @@
+"""The node-facing side: registration, streams, heartbeats, reconciliation and liveness."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from controlplane.domain import Isolation, NodeStatus, Resources, StepStatus
+from controlplane.engine.core import Core, Liveness, NodeSession
+from controlplane.engine.messages import (
+    AckResult,
+    AttemptKey,
+    CancelAttempt,
+    NodeHello,
+    NodeRegistration,
+    StepResultReport,
+)
+from controlplane.engine.transitions import apply_result, requeue_lost
+from controlplane.errors import AlreadyExists, InvalidArgument, NotFound
+from controlplane.store import NodeRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeInfo:
+    record: NodeRecord
+    status: NodeStatus
+    allocated: Resources
+    running: int
+
+
+class NodeService:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def load(self) -> None:
+        """After a restart every known node is disconnected until it reconnects or its TTL ends."""
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            for node in await tx.nodes():
+                status = NodeStatus.DOWN if node.status is NodeStatus.DOWN else NodeStatus.DISCONNECTED
+                if status is not node.status:
+                    await tx.set_node_status(node.id, status)
+                self._core.liveness[node.id] = Liveness(status=status, last_seen=now)
+
+    async def register(self, reg: NodeRegistration) -> str:
+        if reg.capacity.slots < 1 or reg.capacity.cpu_millis < 1 or reg.capacity.memory_bytes < 1:
+            raise InvalidArgument("capacity: cpu, memory and slots must all be positive")
+        try:
+            isolation = Isolation(reg.isolation)
+        except ValueError:
+            raise InvalidArgument(f'isolation: unknown mode "{reg.isolation}"') from None
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            existing = await tx.node_by_name(reg.name)
+            if existing is not None:
+                session = self._core.sessions.get(existing.id)
+                if existing.id != reg.node_id and session is not None and not session.closed.is_set():
+                    raise AlreadyExists(f'node name "{reg.name}" is held by a connected node')
+                node_id = existing.id
+                registered_at = existing.registered_at
+            else:
+                node_id = reg.node_id or str(uuid.uuid4())
+                registered_at = now
+            await tx.upsert_node(
+                NodeRecord(
+                    id=node_id,
+                    name=reg.name,
+                    status=NodeStatus.DISCONNECTED,
+                    isolation=isolation,
+                    labels=dict(reg.labels),
+                    capacity=reg.capacity,
+                    version=reg.version,
+                    registered_at=registered_at,
+                    last_heartbeat=now,
+                )
+            )
+            await tx.add_event("node.registered", now=now, node=reg.name, data={"id": node_id})
+        previous = self._core.liveness.get(node_id)
+        if previous is None or previous.status is not NodeStatus.READY:
+            self._core.liveness[node_id] = Liveness(status=NodeStatus.DISCONNECTED, last_seen=now)
+        return node_id
+
+    async def open_session(self, node_id: str) -> NodeSession:
+        record = await self._core.store.read.node(node_id)
+        if record is None:
+            raise NotFound(f'node id "{node_id}" is not registered; call Register first')
+        old = self._core.sessions.get(node_id)
+        if old is not None:
+            old.closed.set()
+        session = NodeSession(node_id, record.name)
+        self._core.sessions[node_id] = session
+        return session
+
+    async def hello(self, session: NodeSession, hello: NodeHello) -> None:
+        """Reconcile: requeue what the node lost, cancel what it runs but should not."""
+        now = self._core.clock.now()
+        known = set(hello.in_flight) | set(hello.unacked)
+        cancels: list[CancelAttempt] = []
+        async with self._core.tx() as tx:
+            for step in await tx.steps_on_node(session.node_id):
+                key = AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt)
+                if key not in known:
+                    await requeue_lost(
+                        tx,
+                        step,
+                        reason=f"node {session.node_name} no longer has the attempt",
+                        node_name=session.node_name,
+                        now=now,
+                    )
+            for key in hello.in_flight:
+                step = await tx.step(key.run_id, key.step)
+                current = (
+                    step is not None
+                    and step.attempt == key.attempt
+                    and step.status.on_node
+                    and step.node_id == session.node_id
+                )
+                if not current:
+                    cancels.append(CancelAttempt(key=key))
+            await tx.set_node_status(session.node_id, NodeStatus.READY)
+            await tx.touch_node(session.node_id, now=now)
+            await tx.add_event("node.ready", now=now, node=session.node_name)
+        self._core.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now)
+        session.hello_done = True
+        for cancel in cancels:
+            self._core.send(session.node_id, cancel)
+        self._core.wake()
+
+    async def heartbeat(self, session: NodeSession) -> None:
+        now = self._core.clock.now()
+        state = self._core.liveness.get(session.node_id)
+        if state is None or self._core.sessions.get(session.node_id) is not session:
+            return
+        state.last_seen = now
+        async with self._core.store.transaction() as tx:
+            await tx.touch_node(session.node_id, now=now)
+
+    async def started(self, session: NodeSession, key: AttemptKey) -> None:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            step = await tx.step(key.run_id, key.step)
+            if step is None or step.attempt != key.attempt or step.status is not StepStatus.ASSIGNED:
+                return
+            await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
+            await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING)
+            await tx.add_event(
+                "agent.started",
+                now=now,
+                run_id=key.run_id,
+                step=key.step,
+                attempt=key.attempt,
+                node=session.node_name,
+            )
+
+    async def result(self, session: NodeSession, report: StepResultReport) -> None:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            applied = await apply_result(tx, report, node_name=session.node_name, now=now, rng=self._core.rng)
+        # Ack only after the commit: the node keeps the result in its outbox until then.
+        self._core.send(session.node_id, AckResult(key=report.key, stale=not applied))
+
+    async def close_session(self, session: NodeSession) -> None:
+        session.closed.set()
+        if self._core.sessions.get(session.node_id) is not session:
+            return
+        del self._core.sessions[session.node_id]
+        state = self._core.liveness.get(session.node_id)
+        if state is None or state.status is NodeStatus.DOWN:
+            return
+        state.status = NodeStatus.DISCONNECTED
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            await tx.set_node_status(session.node_id, NodeStatus.DISCONNECTED)
+            await tx.add_event("node.disconnected", now=now, node=session.node_name)
+
+    async def reap(self) -> None:
+        """Mark nodes silent past the TTL down and requeue their steps."""
+        now = self._core.clock.now()
+        for node_id, state in list(self._core.liveness.items()):
+            if state.status is NodeStatus.DOWN or now - state.last_seen <= self._core.node_ttl:
+                continue
+            state.status = NodeStatus.DOWN
+            session = self._core.sessions.pop(node_id, None)
+            if session is not None:
+                session.closed.set()
+            async with self._core.tx() as tx:
+                record = await tx.node(node_id)
+                name = record.name if record else node_id
+                await tx.set_node_status(node_id, NodeStatus.DOWN)
+                silent = (now - state.last_seen).total_seconds()
+                await tx.add_event("node.down", now=now, node=name, data={"silent_s": round(silent, 1)})
+                for step in await tx.steps_on_node(node_id):
+                    await requeue_lost(
+                        tx,
+                        step,
+                        reason=f"node {name} went down (no heartbeat for {silent:.0f}s)",
+                        node_name=name,
+                        now=now,
+                    )
+
+    async def list(self) -> list[NodeInfo]:
+        read = self._core.store.read
+        nodes = await read.nodes()
+        on_node = [s for _, s in await read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
+        infos = []
+        for node in nodes:
+            mine = [s for s in on_node if s.node_id == node.id]
+            allocated = Resources()
+            for s in mine:
+                allocated = allocated + s.request
+            state = self._core.liveness.get(node.id)
+            infos.append(
+                NodeInfo(
+                    record=node,
+                    status=state.status if state else node.status,
+                    allocated=allocated,
+                    running=len(mine),
+                )
+            )
+        return infos
+
+    async def get(self, name: str) -> NodeInfo:
+        for info in await self.list():
+            if info.record.name == name:
+                return info
+        raise NotFound(f'node "{name}" not found')

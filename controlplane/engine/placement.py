@@ -1,0 +1,147 @@
+"""One scheduling pass: snapshot → pure `plan()` → commit placements → hand out assignments.
+
+Placements are committed (step ASSIGNED with its new attempt number, an `attempts` row) in the
+same transaction that read the snapshot; only after the commit are assignments sent, so a
+node can never run an attempt the database does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agentflow.spec import ReferenceMissing, evaluate
+from controlplane.domain import NodeStatus, Resources, StepStatus
+from controlplane.engine.messages import AssignStep, AttemptKey
+from controlplane.engine.transitions import fail_step
+from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan
+from controlplane.store import NodeRecord, RunRecord, StepRecord, Tx
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassResult:
+    assignments: list[tuple[str, AssignStep]]  # (node id, message)
+    next_wakeup: datetime | None
+
+
+async def schedule_pass(
+    tx: Tx, *, nodes: list[NodeRecord], live_status: Mapping[str, NodeStatus], now: datetime
+) -> PassResult:
+    on_node = [s for _, s in await tx.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
+    allocated: dict[str, Resources] = defaultdict(Resources)
+    run_counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in on_node:
+        if s.node_id:
+            allocated[s.node_id] = allocated[s.node_id] + s.request
+            run_counts[s.node_id][s.run_id] += 1
+    snapshot = ClusterSnapshot(
+        nodes=tuple(
+            NodeView(
+                node_id=n.id,
+                name=n.name,
+                status=live_status.get(n.id, NodeStatus.DOWN),
+                labels=n.labels,
+                capacity=n.capacity,
+                allocated=allocated[n.id],
+                run_counts=dict(run_counts[n.id]),
+            )
+            for n in nodes
+        )
+    )
+    ready_rows = await tx.steps_with_status(StepStatus.READY)
+    ready = [
+        ReadyStep(
+            run_id=s.run_id,
+            step=s.name,
+            attempt=s.attempt + 1,
+            request=s.request,
+            node_selector=s.node_selector,
+            not_before=s.not_before,
+            order=(seq, s.idx),
+            avoid_nodes=await tx.failed_nodes(s.run_id, s.name),
+        )
+        for seq, s in ready_rows
+    ]
+    if not ready:
+        return PassResult(assignments=[], next_wakeup=None)
+    result = plan(snapshot, ready, now=now)
+
+    by_key = {(s.run_id, s.name): s for _, s in ready_rows}
+    names = {n.id: n.name for n in nodes}
+    assignments: list[tuple[str, AssignStep]] = []
+    for p in result.placements:
+        step = by_key[(p.run_id, p.step)]
+        run = await tx.run(p.run_id)
+        if run is None:
+            continue
+        message = await _assignment(tx, run, step, attempt=p.attempt, now=now)
+        if message is None:
+            continue
+        await tx.update_step(
+            run.id,
+            step.name,
+            status=StepStatus.ASSIGNED,
+            attempt=p.attempt,
+            node_id=p.node_id,
+            blocked="",
+            not_before=None,
+            started_at=step.started_at or now,
+        )
+        await tx.insert_attempt(run_id=run.id, step=step.name, attempt=p.attempt, node_id=p.node_id, now=now)
+        await tx.add_event(
+            "agent.scheduled",
+            now=now,
+            run_id=run.id,
+            step=step.name,
+            attempt=p.attempt,
+            node=names.get(p.node_id, p.node_id),
+        )
+        assignments.append((p.node_id, message))
+    for b in result.blocked:
+        step = by_key[(b.run_id, b.step)]
+        if step.blocked != b.reason:
+            await tx.update_step(b.run_id, b.step, blocked=b.reason)
+    return PassResult(assignments=assignments, next_wakeup=result.next_wakeup)
+
+
+async def _assignment(
+    tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime
+) -> AssignStep | None:
+    """Build the ABI v1 stdin document; a broken input mapping fails the step instead."""
+    spec = await tx.spec(run.workflow_id)
+    agent = spec.agent(step.name)
+    run_input = json.loads(run.input_json)
+    upstream: dict[str, Any] = {}
+    for dep in step.depends_on:
+        dep_step = await tx.step(run.id, dep)
+        upstream[dep] = json.loads(dep_step.output_json) if dep_step and dep_step.output_json else None
+    try:
+        step_input = (
+            run_input
+            if agent.input is None
+            else evaluate(agent.input, run_input=run_input, upstream=upstream)
+        )
+    except ReferenceMissing as exc:
+        await fail_step(tx, run, step, error=f"input mapping: {exc}", now=now)
+        return None
+    document = {
+        "input": step_input,
+        "upstream": upstream,
+        "step": {"run": run.id, "name": step.name, "attempt": attempt, "workflow": run.workflow_name},
+    }
+    if agent.module.digest is None:  # resolved at submission; a stored spec always has digests
+        await fail_step(tx, run, step, error="module has no digest", now=now)
+        return None
+    return AssignStep(
+        key=AttemptKey(run_id=run.id, step=step.name, attempt=attempt),
+        workflow_name=run.workflow_name,
+        module_digest=agent.module.digest,
+        stdin_json=json.dumps(document, separators=(",", ":")),
+        resources=step.request,
+        timeout=agent.timeout,
+        capabilities=agent.capabilities,
+    )

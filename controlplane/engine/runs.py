@@ -1,0 +1,222 @@
+"""Admin operations on workflows, runs and modules."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from agentflow.spec import (
+    InvalidWorkflow,
+    Problem,
+    load_workflow,
+    resolve_modules,
+    workflow_digest,
+)
+from controlplane.dag import retry_reset
+from controlplane.domain import RunStatus, StepStatus
+from controlplane.engine.core import Core
+from controlplane.engine.transitions import cancel_run, settle_run
+from controlplane.errors import FailedPrecondition, InvalidArgument, NotFound
+from controlplane.store import ModuleRecord, RunRecord, StepRecord
+
+MAX_INPUT_BYTES = 1024 * 1024
+MAX_WORKFLOW_BYTES = 1024 * 1024
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunView:
+    run: RunRecord
+    steps: list[StepRecord]
+    node_names: dict[str, str]
+
+
+class RunService:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def submit(
+        self, *, workflow_yaml: str, source: str, input_json: str, module_digests: Mapping[str, str]
+    ) -> tuple[str, str]:
+        """Validate and store a workflow and a new run of it; answer (run id, workflow id)."""
+        source = source or "workflow.yaml"
+        if len(workflow_yaml.encode()) > MAX_WORKFLOW_BYTES:
+            raise InvalidArgument(f"{source}: workflow is larger than {MAX_WORKFLOW_BYTES} bytes")
+        try:
+            spec = resolve_modules(load_workflow(workflow_yaml, source=source), module_digests)
+        except InvalidWorkflow as exc:
+            raise InvalidArgument(str(exc)) from None
+        run_input = _parse_input(input_json)
+        store = self._core.store
+        missing = [
+            Problem(
+                path=f"agents[{i}].module", reason=f"module {a.module.digest} is not stored (push it first)"
+            )
+            for i, a in enumerate(spec.agents)
+            if a.module.digest and await store.read.module(a.module.digest) is None
+        ]
+        if missing:
+            raise InvalidArgument(str(InvalidWorkflow(source=source, problems=tuple(missing))))
+
+        digest = workflow_digest(spec)
+        now = self._core.clock.now()
+        run_id = f"{spec.name}-{secrets.token_hex(5)}"
+        async with self._core.tx() as tx:
+            workflow = await tx.workflow_by_digest(digest)
+            if workflow is None:
+                workflow = await tx.insert_workflow(
+                    workflow_id="wf-" + digest.removeprefix("sha256:")[:16],
+                    spec=spec,
+                    digest=digest,
+                    source_yaml=workflow_yaml,
+                    now=now,
+                )
+                await tx.add_event(
+                    "workflow.created",
+                    now=now,
+                    data={"workflow": spec.name, "version": spec.version, "id": workflow.id},
+                )
+            await tx.insert_run(
+                run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now
+            )
+            for idx, agent in enumerate(spec.agents):
+                await tx.insert_step(
+                    run_id=run_id,
+                    name=agent.name,
+                    idx=idx,
+                    depends_on=agent.depends_on,
+                    max_attempts=agent.retry.max_attempts,
+                    request=_request(agent.resources.cpu_millis, agent.resources.memory_bytes),
+                    node_selector=dict(agent.node_selector),
+                )
+            await tx.add_event(
+                "workflow.started",
+                now=now,
+                run_id=run_id,
+                data={"workflow": spec.name, "version": spec.version},
+            )
+            run = await tx.run(run_id)
+            assert run is not None
+            await settle_run(tx, run, now=now)
+        return run_id, workflow.id
+
+    async def view(self, run_id: str) -> RunView:
+        read = self._core.store.read
+        run = await read.run(run_id)
+        if run is None:
+            raise NotFound(f'run "{run_id}" not found')
+        steps = await read.steps(run_id)
+        return RunView(run=run, steps=steps, node_names=await self._node_names())
+
+    async def list(self, *, limit: int, workflow_name: str) -> list[RunView]:
+        if limit < 0:
+            raise InvalidArgument("limit: must not be negative")
+        limit = min(limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        read = self._core.store.read
+        names = await self._node_names()
+        runs = await read.runs(limit=limit, workflow_name=workflow_name)
+        return [RunView(run=r, steps=await read.steps(r.id), node_names=names) for r in runs]
+
+    async def cancel(self, run_id: str) -> RunView:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            run = await tx.run(run_id)
+            if run is None:
+                raise NotFound(f'run "{run_id}" not found')
+            if run.status.terminal:
+                raise FailedPrecondition(f'run "{run_id}" already {run.status.value}')
+            cancels = await cancel_run(tx, run, now=now)
+        for node_id, message in cancels:
+            self._core.send(node_id, message)
+        return await self.view(run_id)
+
+    async def retry(self, run_id: str) -> RunView:
+        """Run again every failed, skipped or cancelled step of a finished run."""
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            run = await tx.run(run_id)
+            if run is None:
+                raise NotFound(f'run "{run_id}" not found')
+            if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+                raise FailedPrecondition(
+                    f'run "{run_id}" is {run.status.value}; only failed or cancelled runs retry'
+                )
+            from controlplane.dag import StepState
+
+            steps = await tx.steps(run_id)
+            reset = retry_reset(
+                [StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps]
+            )
+            for name in reset:
+                await tx.update_step(
+                    run_id,
+                    name,
+                    status=StepStatus.PENDING,
+                    failures=0,
+                    losses=0,
+                    error="",
+                    blocked="",
+                    not_before=None,
+                    finished_at=None,
+                    output_json=None,
+                )
+            await tx.set_run_status(run_id, RunStatus.RUNNING)
+            await tx.add_event(
+                "workflow.started",
+                now=now,
+                run_id=run_id,
+                data={"workflow": run.workflow_name, "retry": True},
+            )
+            run = await tx.run(run_id)
+            assert run is not None
+            await settle_run(tx, run, now=now)
+        return await self.view(run_id)
+
+    async def push_module(
+        self, *, name: str, expected_digest: str, chunks: AsyncIterable[bytes]
+    ) -> ModuleRecord:
+        blob = await self._core.blobs.write(chunks, expected_digest=expected_digest)
+        record = ModuleRecord(
+            digest=blob.digest, size=blob.size, name=name[:255], created_at=self._core.clock.now()
+        )
+        async with self._core.tx() as tx:
+            existing = await tx.module(blob.digest)
+            if existing is not None:
+                return existing
+            await tx.insert_module(record)
+            await tx.add_event(
+                "module.pushed", now=record.created_at, data={"digest": blob.digest, "name": name}
+            )
+        return record
+
+    async def modules(self) -> list[ModuleRecord]:
+        return await self._core.store.read.modules()
+
+    async def module_chunks(self, digest: str) -> AsyncIterator[bytes]:
+        if await self._core.store.read.module(digest) is None:
+            raise NotFound(f"module {digest} is not stored")
+        async for chunk in self._core.blobs.read(digest):
+            yield chunk
+
+    async def _node_names(self) -> dict[str, str]:
+        return {n.id: n.name for n in await self._core.store.read.nodes()}
+
+
+def _parse_input(input_json: str) -> object:
+    if not input_json.strip():
+        return None
+    if len(input_json.encode()) > MAX_INPUT_BYTES:
+        raise InvalidArgument(f"input: larger than {MAX_INPUT_BYTES} bytes")
+    try:
+        return json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"input: not valid JSON: {exc}") from None
+
+
+def _request(cpu_millis: int, memory_bytes: int):  # type: ignore[no-untyped-def]
+    from controlplane.domain import Resources
+
+    return Resources(cpu_millis=cpu_millis, memory_bytes=memory_bytes, slots=1)

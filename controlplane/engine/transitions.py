@@ -1,0 +1,200 @@
+"""State transitions of runs and steps, each applied inside one transaction.
+
+Every function here takes an open `Tx` and the current time; none sends anything. Messages for
+nodes are returned to the caller, which sends them after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+
+from controlplane.backoff import retry_delay
+from controlplane.dag import StepState, advance
+from controlplane.domain import RunStatus, StepStatus
+from controlplane.engine.messages import AttemptKey, CancelAttempt, StepResultReport
+from controlplane.store import RunRecord, StepRecord, Tx
+
+# A step whose attempts keep getting lost with their node fails after this many losses, so a
+# module that takes down whole nodes cannot circle the cluster forever.
+MAX_LOST_ATTEMPTS = 5
+
+
+async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
+    """Move pending steps to ready/skipped and finish the run once every step is terminal."""
+    if run.status.terminal:
+        return
+    steps = await tx.steps(run.id)
+    result = advance([StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps])
+    for name in result.ready:
+        await tx.update_step(run.id, name, status=StepStatus.READY)
+    for name, reason in result.skipped:
+        await tx.update_step(run.id, name, status=StepStatus.SKIPPED, error=reason, finished_at=now)
+        await tx.add_event("agent.skipped", now=now, run_id=run.id, step=name, data={"reason": reason})
+    if result.outcome is None:
+        return
+    data: dict[str, object] = {
+        "workflow": run.workflow_name,
+        "duration_s": max(0.0, (now - run.created_at).total_seconds()),
+    }
+    if result.outcome is RunStatus.SUCCEEDED:
+        await tx.set_run_status(run.id, RunStatus.SUCCEEDED, now=now)
+        await tx.add_event("workflow.completed", now=now, run_id=run.id, data=data)
+    else:
+        failed = [s.name for s in await tx.steps(run.id) if s.status is StepStatus.FAILED]
+        error = f"step {', '.join(failed)} failed" if failed else "a step did not succeed"
+        await tx.set_run_status(run.id, RunStatus.FAILED, error=error, now=now)
+        await tx.add_event("workflow.failed", now=now, run_id=run.id, data={**data, "error": error})
+
+
+async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
+    """Fail a step for good (no retry) and settle its run."""
+    await tx.update_step(
+        run.id, step.name, status=StepStatus.FAILED, error=error, finished_at=now, blocked="", not_before=None
+    )
+    await tx.add_event(
+        "agent.failed",
+        now=now,
+        run_id=run.id,
+        step=step.name,
+        attempt=step.attempt,
+        data={"workflow": run.workflow_name, "error": error, "retrying": False},
+    )
+    await settle_run(tx, run, now=now)
+
+
+async def requeue_lost(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime) -> None:
+    """The attempt on a node is gone (node down, restarted or never got it): place it again."""
+    run = await tx.run(step.run_id)
+    if run is None or not step.status.on_node:
+        return
+    await tx.finish_attempt(step.run_id, step.name, step.attempt, status="lost", error=reason, now=now)
+    losses = step.losses + 1
+    if losses >= MAX_LOST_ATTEMPTS:
+        await tx.update_step(run.id, step.name, losses=losses)
+        await fail_step(tx, run, step, error=f"lost {losses} times, last: {reason}", now=now)
+        return
+    await tx.update_step(run.id, step.name, status=StepStatus.READY, losses=losses, error=reason)
+    await tx.add_event(
+        "agent.requeued",
+        now=now,
+        run_id=run.id,
+        step=step.name,
+        attempt=step.attempt,
+        node=node_name,
+        data={"reason": reason},
+    )
+
+
+async def apply_result(
+    tx: Tx, report: StepResultReport, *, node_name: str, now: datetime, rng: random.Random
+) -> bool:
+    """Record a node's result. Returns False when it is stale (fenced off) and was dropped.
+
+    A result is applied only while its attempt is the step's open attempt; a repeat of an
+    applied result is acknowledged without change (True), and any other attempt is stale.
+    """
+    key = report.key
+    attempt = await tx.attempt(key.run_id, key.step, key.attempt)
+    if attempt is None:
+        return False
+    if not attempt.open:
+        return attempt.status in ("succeeded", "failed")
+    step = await tx.step(key.run_id, key.step)
+    run = await tx.run(key.run_id)
+    if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
+        return False
+
+    base = {"workflow": run.workflow_name, "duration_s": report.duration.total_seconds()}
+    if report.outcome == "succeeded":
+        await tx.finish_attempt(run.id, step.name, key.attempt, status="succeeded", now=now)
+        await tx.update_step(
+            run.id,
+            step.name,
+            status=StepStatus.SUCCEEDED,
+            output_json=report.output_json,
+            error="",
+            exit_code=report.exit_code,
+            stderr=report.stderr,
+            finished_at=now,
+        )
+        await tx.add_event(
+            "agent.completed",
+            now=now,
+            run_id=run.id,
+            step=step.name,
+            attempt=key.attempt,
+            node=node_name,
+            data=base,
+        )
+        await settle_run(tx, run, now=now)
+        return True
+
+    if report.outcome == "cancelled":
+        # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
+        await requeue_lost(
+            tx, step, reason=report.error or "cancelled on the node", node_name=node_name, now=now
+        )
+        return True
+
+    await tx.finish_attempt(run.id, step.name, key.attempt, status="failed", error=report.error, now=now)
+    failures = step.failures + 1
+    common = {
+        "exit_code": report.exit_code,
+        "stderr": report.stderr,
+        "error": report.error,
+        "failures": failures,
+    }
+    data = {
+        **base,
+        "error": report.error,
+        "kind": report.failure_kind,
+        "denied_host_calls": report.denied_host_calls,
+    }
+    if failures < step.max_attempts:
+        spec = await tx.spec(run.workflow_id)
+        policy = spec.agent(step.name).retry
+        delay = retry_delay(
+            failures=failures, base=policy.backoff, cap=policy.max_backoff, jitter=rng.uniform(0.8, 1.2)
+        )
+        await tx.update_step(run.id, step.name, status=StepStatus.READY, not_before=now + delay, **common)
+        await tx.add_event(
+            "agent.failed",
+            now=now,
+            run_id=run.id,
+            step=step.name,
+            attempt=key.attempt,
+            node=node_name,
+            data={**data, "retrying": True, "retry_in_s": round(delay.total_seconds(), 3)},
+        )
+        return True
+    await tx.update_step(run.id, step.name, status=StepStatus.FAILED, finished_at=now, **common)
+    await tx.add_event(
+        "agent.failed",
+        now=now,
+        run_id=run.id,
+        step=step.name,
+        attempt=key.attempt,
+        node=node_name,
+        data={**data, "retrying": False},
+    )
+    await settle_run(tx, run, now=now)
+    return True
+
+
+async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:
+    """Cancel every unfinished step; return the cancels to send to nodes (node id, message)."""
+    cancels: list[tuple[str, CancelAttempt]] = []
+    for step in await tx.steps(run.id):
+        if step.status.terminal:
+            continue
+        if step.status.on_node and step.node_id:
+            await tx.finish_attempt(run.id, step.name, step.attempt, status="cancelled", now=now)
+            key = AttemptKey(run_id=run.id, step=step.name, attempt=step.attempt)
+            cancels.append((step.node_id, CancelAttempt(key=key)))
+        await tx.update_step(
+            run.id, step.name, status=StepStatus.CANCELLED, finished_at=now, blocked="", not_before=None
+        )
+    await tx.set_run_status(run.id, RunStatus.CANCELLED, error="cancelled by request", now=now)
+    await tx.add_event("workflow.cancelled", now=now, run_id=run.id, data={"workflow": run.workflow_name})
+    return cancels

@@ -1,0 +1,72 @@
+"""Prometheus metrics of the control plane, fed by the committed-event bus."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from controlplane.engine import Engine, SubscriberLagged
+from controlplane.store import EventRecord
+
+DURATION_BUCKETS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 300, 900, 3600)
+
+
+class ControlPlaneMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.workflow_executions = Counter(
+            "agentflow_workflow_executions_total",
+            "Workflow executions that finished, by outcome",
+            ["workflow", "status"],
+            registry=registry,
+        )
+        self.workflow_duration = Histogram(
+            "agentflow_workflow_execution_duration_seconds",
+            "Workflow execution duration in seconds",
+            ["workflow"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.agent_executions = Counter(
+            "agentflow_agent_executions_total",
+            "Agent (step) attempts that finished, by outcome",
+            ["workflow", "agent", "status"],
+            registry=registry,
+        )
+        self.workflows_started = Counter(
+            "agentflow_workflow_starts_total", "Runs started or retried", ["workflow"], registry=registry
+        )
+        self.node_events = Counter(
+            "agentflow_node_events_total", "Node lifecycle events", ["event"], registry=registry
+        )
+        self.connected_nodes = Gauge(
+            "agentflow_nodes_connected", "Nodes with a live stream", registry=registry
+        )
+
+    def observe(self, event: EventRecord) -> None:
+        workflow = str(event.data.get("workflow", ""))
+        match event.type:
+            case "workflow.started":
+                self.workflows_started.labels(workflow).inc()
+            case "workflow.completed" | "workflow.failed" | "workflow.cancelled":
+                status = {"workflow.completed": "succeeded", "workflow.failed": "failed"}.get(
+                    event.type, "cancelled"
+                )
+                self.workflow_executions.labels(workflow, status).inc()
+                if "duration_s" in event.data:
+                    self.workflow_duration.labels(workflow).observe(float(event.data["duration_s"]))
+            case "agent.completed":
+                self.agent_executions.labels(workflow, event.step, "succeeded").inc()
+            case "agent.failed":
+                self.agent_executions.labels(workflow, event.step, "failed").inc()
+            case "node.ready" | "node.disconnected" | "node.down" | "node.registered":
+                self.node_events.labels(event.type).inc()
+
+    async def follow(self, engine: Engine) -> None:
+        """Consume every committed event until cancelled."""
+        with engine.core.bus.subscribe() as sub:
+            while True:
+                try:
+                    event = await sub.get()
+                except SubscriberLagged:
+                    continue
+                self.observe(event)
+                self.connected_nodes.set(len(engine.core.sessions))

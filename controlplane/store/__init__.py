@@ -1,0 +1,30 @@
+"""Durable state of the control plane: SQLite records and content-addressed module blobs."""
+
+from controlplane.store.blobs import ModuleBlobs, StoredBlob
+from controlplane.store.database import Database
+from controlplane.store.records import (
+    AttemptRecord,
+    EventRecord,
+    ModuleRecord,
+    NodeRecord,
+    RunRecord,
+    StepRecord,
+    WorkflowRecord,
+)
+from controlplane.store.store import Reader, StateStore, Tx
+
+__all__ = [
+    "AttemptRecord",
+    "Database",
+    "EventRecord",
+    "ModuleBlobs",
+    "ModuleRecord",
+    "NodeRecord",
+    "Reader",
+    "RunRecord",
+    "StateStore",
+    "StepRecord",
+    "StoredBlob",
+    "Tx",
+    "WorkflowRecord",
+]

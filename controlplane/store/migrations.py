@@ -1,0 +1,106 @@
+"""Versioned schema migrations. Append new versions; never edit a released one."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: workflows, runs (workflow executions), steps (agent executions), attempts (placements),
+    #    nodes, modules, events.
+    """
+    CREATE TABLE workflows (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        digest      TEXT NOT NULL UNIQUE,
+        spec_json   TEXT NOT NULL,
+        source_yaml TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX workflows_name ON workflows(name, version);
+
+    CREATE TABLE runs (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        workflow_id TEXT NOT NULL REFERENCES workflows(id),
+        status      TEXT NOT NULL,
+        input_json  TEXT NOT NULL,
+        error       TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_status ON runs(status);
+
+    CREATE TABLE steps (
+        run_id        TEXT NOT NULL REFERENCES runs(id),
+        name          TEXT NOT NULL,
+        idx           INTEGER NOT NULL,
+        depends_on    TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        attempt       INTEGER NOT NULL DEFAULT 0,
+        max_attempts  INTEGER NOT NULL,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        losses        INTEGER NOT NULL DEFAULT 0,
+        cpu_millis    INTEGER NOT NULL,
+        memory_bytes  INTEGER NOT NULL,
+        node_selector TEXT NOT NULL,
+        node_id       TEXT,
+        output_json   TEXT,
+        error         TEXT NOT NULL DEFAULT '',
+        exit_code     INTEGER NOT NULL DEFAULT 0,
+        stderr        TEXT NOT NULL DEFAULT '',
+        blocked       TEXT NOT NULL DEFAULT '',
+        not_before    TEXT,
+        started_at    TEXT,
+        finished_at   TEXT,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE INDEX steps_status ON steps(status);
+    CREATE INDEX steps_node ON steps(node_id, status);
+
+    CREATE TABLE attempts (
+        run_id      TEXT NOT NULL,
+        step        TEXT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        node_id     TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        error       TEXT NOT NULL DEFAULT '',
+        assigned_at TEXT NOT NULL,
+        started_at  TEXT,
+        finished_at TEXT,
+        PRIMARY KEY (run_id, step, attempt),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, name)
+    );
+
+    CREATE TABLE nodes (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        status         TEXT NOT NULL,
+        isolation      TEXT NOT NULL,
+        labels         TEXT NOT NULL,
+        cpu_millis     INTEGER NOT NULL,
+        memory_bytes   INTEGER NOT NULL,
+        slots          INTEGER NOT NULL,
+        version        TEXT NOT NULL,
+        registered_at  TEXT NOT NULL,
+        last_heartbeat TEXT
+    );
+
+    CREATE TABLE modules (
+        digest     TEXT PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        name       TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE events (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        type      TEXT NOT NULL,
+        run_id    TEXT NOT NULL DEFAULT '',
+        step      TEXT NOT NULL DEFAULT '',
+        attempt   INTEGER NOT NULL DEFAULT 0,
+        node      TEXT NOT NULL DEFAULT '',
+        data_json TEXT NOT NULL DEFAULT '{}',
+        time      TEXT NOT NULL
+    );
+    CREATE INDEX events_run ON events(run_id, seq);
+    """,
+)

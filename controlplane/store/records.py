@@ -1,0 +1,105 @@
+"""Rows of the state store as frozen domain records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agentflow.spec import WorkflowSpec
+from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    version: str
+    digest: str
+    spec: WorkflowSpec
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    seq: int
+    id: str
+    workflow_id: str
+    workflow_name: str
+    workflow_version: str
+    status: RunStatus
+    input_json: str
+    error: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRecord:
+    run_id: str
+    name: str
+    idx: int
+    depends_on: tuple[str, ...]
+    status: StepStatus
+    attempt: int
+    max_attempts: int
+    failures: int
+    losses: int
+    request: Resources
+    node_selector: dict[str, str]
+    node_id: str | None
+    output_json: str | None
+    error: str
+    exit_code: int
+    stderr: str
+    blocked: str
+    not_before: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    run_id: str
+    step: str
+    attempt: int
+    node_id: str
+    status: str  # assigned, running, succeeded, failed, cancelled, lost
+    error: str
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("assigned", "running")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    id: str
+    name: str
+    status: NodeStatus
+    isolation: Isolation
+    labels: dict[str, str]
+    capacity: Resources
+    version: str
+    registered_at: datetime
+    last_heartbeat: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleRecord:
+    digest: str
+    size: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    seq: int
+    type: str
+    run_id: str = ""
+    step: str = ""
+    attempt: int = 0
+    node: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    time: datetime

@@ -1,0 +1,483 @@
+"""Typed queries over the state database.
+
+`Reader` answers from committed data; `Tx` (from `StateStore.transaction()`) adds the writes and
+reads its own uncommitted changes, so a read-modify-write inside one transaction is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
+from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+from controlplane.store.database import Database
+from controlplane.store.records import (
+    AttemptRecord,
+    EventRecord,
+    ModuleRecord,
+    NodeRecord,
+    RunRecord,
+    StepRecord,
+    WorkflowRecord,
+)
+
+_RUN_COLUMNS = (
+    "r.seq, r.id, r.workflow_id, w.name AS workflow_name, w.version AS workflow_version, "
+    "r.status, r.input_json, r.error, r.created_at, r.finished_at"
+)
+
+
+def ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _required_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class Reader:
+    """Read queries; shared by the committed-data reader and transactions."""
+
+    def __init__(self, conn: aiosqlite.Connection, specs: dict[str, WorkflowSpec]) -> None:
+        self._conn = conn
+        self._specs = specs  # workflow id -> spec; workflows are immutable, so caching is safe
+
+    async def _one(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    # workflows ------------------------------------------------------------------------------
+
+    async def workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = await self._one("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
+        return None if row is None else self._workflow(row)
+
+    async def workflow_by_digest(self, digest: str) -> WorkflowRecord | None:
+        row = await self._one("SELECT * FROM workflows WHERE digest = ?", (digest,))
+        return None if row is None else self._workflow(row)
+
+    async def spec(self, workflow_id: str) -> WorkflowSpec:
+        cached = self._specs.get(workflow_id)
+        if cached is not None:
+            return cached
+        record = await self.workflow(workflow_id)
+        if record is None:
+            raise KeyError(workflow_id)
+        return record.spec
+
+    def _workflow(self, row: aiosqlite.Row) -> WorkflowRecord:
+        spec = self._specs.get(row["id"])
+        if spec is None:
+            spec = spec_from_dict(json.loads(row["spec_json"]))
+            self._specs[row["id"]] = spec
+        return WorkflowRecord(
+            id=row["id"],
+            name=row["name"],
+            version=row["version"],
+            digest=row["digest"],
+            spec=spec,
+            created_at=_required_ts(row["created_at"]),
+        )
+
+    # runs ------------------------------------------------------------------------------------
+
+    async def run(self, run_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = ?",
+            (run_id,),
+        )
+        return None if row is None else _run(row)
+
+    async def runs(self, *, limit: int, workflow_name: str = "") -> list[RunRecord]:
+        where, args = ("WHERE w.name = ?", [workflow_name]) if workflow_name else ("", [])
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id {where} "
+            "ORDER BY r.seq DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_run(r) for r in rows]
+
+    async def active_runs(self) -> list[RunRecord]:
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id "
+            "WHERE r.status = ? ORDER BY r.seq",
+            (RunStatus.RUNNING.value,),
+        )
+        return [_run(r) for r in rows]
+
+    # steps -----------------------------------------------------------------------------------
+
+    async def steps(self, run_id: str) -> list[StepRecord]:
+        rows = await self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
+        return [_step(r) for r in rows]
+
+    async def step(self, run_id: str, name: str) -> StepRecord | None:
+        row = await self._one("SELECT * FROM steps WHERE run_id = ? AND name = ?", (run_id, name))
+        return None if row is None else _step(row)
+
+    async def steps_with_status(self, *statuses: StepStatus) -> list[tuple[int, StepRecord]]:
+        """Steps in any of the statuses with their run's sequence number, oldest run first."""
+        marks = ",".join("?" * len(statuses))
+        rows = await self._all(
+            f"SELECT s.*, r.seq AS run_seq FROM steps s JOIN runs r ON r.id = s.run_id "
+            f"WHERE s.status IN ({marks}) ORDER BY r.seq, s.idx",
+            [s.value for s in statuses],
+        )
+        return [(int(r["run_seq"]), _step(r)) for r in rows]
+
+    async def steps_on_node(self, node_id: str) -> list[StepRecord]:
+        rows = await self._all(
+            "SELECT * FROM steps WHERE node_id = ? AND status IN (?, ?)",
+            (node_id, StepStatus.ASSIGNED.value, StepStatus.RUNNING.value),
+        )
+        return [_step(r) for r in rows]
+
+    async def attempt(self, run_id: str, step: str, attempt: int) -> AttemptRecord | None:
+        row = await self._one(
+            "SELECT * FROM attempts WHERE run_id = ? AND step = ? AND attempt = ?", (run_id, step, attempt)
+        )
+        if row is None:
+            return None
+        return AttemptRecord(
+            run_id=row["run_id"],
+            step=row["step"],
+            attempt=row["attempt"],
+            node_id=row["node_id"],
+            status=row["status"],
+            error=row["error"],
+        )
+
+    async def failed_nodes(self, run_id: str, step: str) -> frozenset[str]:
+        rows = await self._all(
+            "SELECT DISTINCT node_id FROM attempts WHERE run_id = ? AND step = ? AND status IN ('failed', 'lost')",
+            (run_id, step),
+        )
+        return frozenset(r["node_id"] for r in rows)
+
+    # nodes -----------------------------------------------------------------------------------
+
+    async def nodes(self) -> list[NodeRecord]:
+        return [_node(r) for r in await self._all("SELECT * FROM nodes ORDER BY name")]
+
+    async def node(self, node_id: str) -> NodeRecord | None:
+        row = await self._one("SELECT * FROM nodes WHERE id = ?", (node_id,))
+        return None if row is None else _node(row)
+
+    async def node_by_name(self, name: str) -> NodeRecord | None:
+        row = await self._one("SELECT * FROM nodes WHERE name = ?", (name,))
+        return None if row is None else _node(row)
+
+    # modules ---------------------------------------------------------------------------------
+
+    async def module(self, digest: str) -> ModuleRecord | None:
+        row = await self._one("SELECT * FROM modules WHERE digest = ?", (digest,))
+        return None if row is None else _module(row)
+
+    async def modules(self) -> list[ModuleRecord]:
+        return [_module(r) for r in await self._all("SELECT * FROM modules ORDER BY created_at, digest")]
+
+    # events ----------------------------------------------------------------------------------
+
+    async def events(self, *, run_id: str, after_seq: int = 0) -> list[EventRecord]:
+        rows = await self._all(
+            "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq)
+        )
+        return [_event(r) for r in rows]
+
+
+class Tx(Reader):
+    """Writes inside one BEGIN IMMEDIATE transaction. Events are collected for publishing."""
+
+    def __init__(self, conn: aiosqlite.Connection, specs: dict[str, WorkflowSpec]) -> None:
+        super().__init__(conn, specs)
+        self.events: list[EventRecord] = []
+
+    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self._conn.execute(sql, args) as cur:
+            return cur.rowcount
+
+    async def insert_workflow(
+        self, *, workflow_id: str, spec: WorkflowSpec, digest: str, source_yaml: str, now: datetime
+    ) -> WorkflowRecord:
+        await self._exec(
+            "INSERT INTO workflows (id, name, version, digest, spec_json, source_yaml, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                workflow_id,
+                spec.name,
+                spec.version,
+                digest,
+                json.dumps(spec_to_dict(spec), separators=(",", ":")),
+                source_yaml,
+                ts(now),
+            ),
+        )
+        self._specs[workflow_id] = spec
+        return WorkflowRecord(
+            id=workflow_id, name=spec.name, version=spec.version, digest=digest, spec=spec, created_at=now
+        )
+
+    async def insert_run(self, *, run_id: str, workflow_id: str, input_json: str, now: datetime) -> None:
+        await self._exec(
+            "INSERT INTO runs (id, workflow_id, status, input_json, created_at) VALUES (?, ?, ?, ?, ?)",
+            (run_id, workflow_id, RunStatus.RUNNING.value, input_json, ts(now)),
+        )
+
+    async def set_run_status(
+        self, run_id: str, status: RunStatus, *, error: str = "", now: datetime | None = None
+    ) -> None:
+        await self._exec(
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+            (status.value, error, ts(now) if status.terminal else None, run_id),
+        )
+
+    async def insert_step(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        idx: int,
+        depends_on: Iterable[str],
+        max_attempts: int,
+        request: Resources,
+        node_selector: dict[str, str],
+    ) -> None:
+        await self._exec(
+            "INSERT INTO steps (run_id, name, idx, depends_on, status, max_attempts, cpu_millis, "
+            "memory_bytes, node_selector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                name,
+                idx,
+                json.dumps(list(depends_on)),
+                StepStatus.PENDING.value,
+                max_attempts,
+                request.cpu_millis,
+                request.memory_bytes,
+                json.dumps(node_selector, sort_keys=True),
+            ),
+        )
+
+    async def update_step(self, run_id: str, name: str, **fields: Any) -> None:
+        """Set the given columns of one step; enums and datetimes are converted."""
+        if not fields:
+            return
+        names = sorted(fields)
+        values = [_column_value(fields[n]) for n in names]
+        assignments = ", ".join(f"{n} = ?" for n in names)
+        await self._exec(
+            f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name)
+        )
+
+    async def insert_attempt(
+        self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime
+    ) -> None:
+        await self._exec(
+            "INSERT INTO attempts (run_id, step, attempt, node_id, status, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, step, attempt, node_id, "assigned", ts(now)),
+        )
+
+    async def finish_attempt(
+        self, run_id: str, step: str, attempt: int, *, status: str, error: str = "", now: datetime
+    ) -> None:
+        await self._exec(
+            "UPDATE attempts SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
+            (status, error, ts(now), run_id, step, attempt),
+        )
+
+    async def start_attempt(self, run_id: str, step: str, attempt: int, *, now: datetime) -> None:
+        await self._exec(
+            "UPDATE attempts SET status = 'running', started_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
+            (ts(now), run_id, step, attempt),
+        )
+
+    async def upsert_node(self, node: NodeRecord) -> None:
+        await self._exec(
+            "INSERT INTO nodes (id, name, status, isolation, labels, cpu_millis, memory_bytes, slots, version, "
+            "registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET name = excluded.name, status = excluded.status, "
+            "isolation = excluded.isolation, labels = excluded.labels, cpu_millis = excluded.cpu_millis, "
+            "memory_bytes = excluded.memory_bytes, slots = excluded.slots, version = excluded.version, "
+            "last_heartbeat = excluded.last_heartbeat",
+            (
+                node.id,
+                node.name,
+                node.status.value,
+                node.isolation.value,
+                json.dumps(node.labels, sort_keys=True),
+                node.capacity.cpu_millis,
+                node.capacity.memory_bytes,
+                node.capacity.slots,
+                node.version,
+                ts(node.registered_at),
+                ts(node.last_heartbeat),
+            ),
+        )
+
+    async def set_node_status(self, node_id: str, status: NodeStatus) -> None:
+        await self._exec("UPDATE nodes SET status = ? WHERE id = ?", (status.value, node_id))
+
+    async def touch_node(self, node_id: str, *, now: datetime) -> None:
+        await self._exec("UPDATE nodes SET last_heartbeat = ? WHERE id = ?", (ts(now), node_id))
+
+    async def insert_module(self, module: ModuleRecord) -> None:
+        await self._exec(
+            "INSERT OR IGNORE INTO modules (digest, size, name, created_at) VALUES (?, ?, ?, ?)",
+            (module.digest, module.size, module.name, ts(module.created_at)),
+        )
+
+    async def add_event(
+        self,
+        type: str,
+        *,
+        now: datetime,
+        run_id: str = "",
+        step: str = "",
+        attempt: int = 0,
+        node: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> EventRecord:
+        payload = data or {}
+        async with self._conn.execute(
+            "INSERT INTO events (type, run_id, step, attempt, node, data_json, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (type, run_id, step, attempt, node, json.dumps(payload, sort_keys=True), ts(now)),
+        ) as cur:
+            seq = cur.lastrowid
+        event = EventRecord(
+            seq=int(seq or 0),
+            type=type,
+            run_id=run_id,
+            step=step,
+            attempt=attempt,
+            node=node,
+            data=payload,
+            time=now,
+        )
+        self.events.append(event)
+        return event
+
+
+class StateStore:
+    """The control plane's durable state: one SQLite file in WAL mode."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._specs: dict[str, WorkflowSpec] = {}
+        self.read = Reader(db.reader, self._specs)
+
+    @classmethod
+    async def open(cls, path: Path) -> StateStore:
+        return cls(await Database.open(path))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def schema_version(self) -> int:
+        return await self._db.schema_version()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._db.transaction() as conn:
+            yield Tx(conn, self._specs)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, StepStatus | RunStatus | NodeStatus):
+        return value.value
+    return value
+
+
+def _run(row: aiosqlite.Row) -> RunRecord:
+    return RunRecord(
+        seq=row["seq"],
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"],
+        workflow_version=row["workflow_version"],
+        status=RunStatus(row["status"]),
+        input_json=row["input_json"],
+        error=row["error"],
+        created_at=_required_ts(row["created_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+    )
+
+
+def _step(row: aiosqlite.Row) -> StepRecord:
+    return StepRecord(
+        run_id=row["run_id"],
+        name=row["name"],
+        idx=row["idx"],
+        depends_on=tuple(json.loads(row["depends_on"])),
+        status=StepStatus(row["status"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        failures=row["failures"],
+        losses=row["losses"],
+        request=Resources(cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=1),
+        node_selector=json.loads(row["node_selector"]),
+        node_id=row["node_id"],
+        output_json=row["output_json"],
+        error=row["error"],
+        exit_code=row["exit_code"],
+        stderr=row["stderr"],
+        blocked=row["blocked"],
+        not_before=parse_ts(row["not_before"]),
+        started_at=parse_ts(row["started_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+    )
+
+
+def _node(row: aiosqlite.Row) -> NodeRecord:
+    return NodeRecord(
+        id=row["id"],
+        name=row["name"],
+        status=NodeStatus(row["status"]),
+        isolation=Isolation(row["isolation"]),
+        labels=json.loads(row["labels"]),
+        capacity=Resources(
+            cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=row["slots"]
+        ),
+        version=row["version"],
+        registered_at=_required_ts(row["registered_at"]),
+        last_heartbeat=parse_ts(row["last_heartbeat"]),
+    )
+
+
+def _module(row: aiosqlite.Row) -> ModuleRecord:
+    return ModuleRecord(
+        digest=row["digest"], size=row["size"], name=row["name"], created_at=_required_ts(row["created_at"])
+    )
+
+
+def _event(row: aiosqlite.Row) -> EventRecord:
+    return EventRecord(
+        seq=row["seq"],
+        type=row["type"],
+        run_id=row["run_id"],
+        step=row["step"],
+        attempt=row["attempt"],
+        node=row["node"],
+        data=json.loads(row["data_json"]),
+        time=_required_ts(row["time"]),
+    )

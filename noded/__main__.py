@@ -1,0 +1,5 @@
+import sys
+
+from noded.app import main
+
+sys.exit(main())

@@ -1,0 +1,169 @@
+"""The node daemon: worker pool + step runner + control-plane link + metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from agentflow.config import ConfigError
+from agentflow.config.parsers import split_address
+from agentflow.daemon import run_daemon, stop_on_signals, write_state_file
+from agentflow.telemetry import configure_logging, serve_metrics
+from agentflow.v1 import types_pb2
+from noded import capacity, isolation
+from noded.config import NodedConfig
+from noded.errors import RegistrationError
+from noded.link import ControlPlaneLink, Registration
+from noded.metrics import NodeMetrics
+from noded.modules import ModuleStore
+from noded.runner import StepRunner
+from noded.state import SqliteNodeState
+from noded.workers import WorkerPool
+
+log = logging.getLogger("noded")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+ISOLATION_PB = {
+    isolation.IsolationMode.NONE: types_pb2.ISOLATION_NONE,
+    isolation.IsolationMode.CGROUP1: types_pb2.ISOLATION_CGROUP1,
+    isolation.IsolationMode.CGROUP2: types_pb2.ISOLATION_CGROUP2,
+}
+
+
+def _version() -> str:
+    try:
+        return version("agentflow")
+    except PackageNotFoundError:
+        return "dev"
+
+
+async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mode = _isolation(config)
+    slots = config.slots or capacity.default_slots()
+    offered = types_pb2.Resources(
+        cpu_millis=config.cpu or capacity.host_cpu_millis(),
+        memory_bytes=config.memory or capacity.host_memory_bytes(),
+        slots=slots,
+    )
+    registry = CollectorRegistry()
+    metrics = NodeMetrics(registry)
+    state = await SqliteNodeState.open(data_dir / "noded.db")
+    channel = grpc.aio.insecure_channel(
+        config.server,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+        ],
+    )
+    pool = WorkerPool(data_dir / "compiled", warm=min(config.warm_workers, slots), max_workers=slots)
+    link: ControlPlaneLink | None = None
+
+    async def fetch(digest: str) -> AsyncIterator[bytes]:
+        assert link is not None
+        async for chunk in link.fetch_module(digest):
+            yield chunk.data
+
+    modules = ModuleStore(data_dir / "modules", fetch)
+    runner = StepRunner(
+        pool=pool,
+        modules=modules,
+        state=state,
+        scratch_root=data_dir / "scratch",
+        send=lambda message: link.send(message) if link is not None else False,
+        metrics=metrics,
+    )
+    link = ControlPlaneLink(
+        channel,
+        registration=Registration(
+            name=config.name,
+            labels=config.labels,
+            capacity=offered,
+            isolation=ISOLATION_PB[mode],
+            version=_version(),
+        ),
+        state=state,
+        handlers=runner,
+        on_connection=lambda up: metrics.connected.set(1 if up else 0),
+    )
+    stop_metrics = None
+    link_task: asyncio.Task[None] | None = None
+    try:
+        await runner.load_outbox()
+        await pool.start()
+        metrics_port, stop_metrics = serve_metrics(registry, config.metrics_listen)
+        metrics_host, _ = split_address(config.metrics_listen)
+        link_task = asyncio.create_task(link.run(stop), name="control-plane-link")
+        write_state_file(
+            config.state_file,
+            {
+                "name": config.name,
+                "server": config.server,
+                "metrics": f"{metrics_host}:{metrics_port}",
+                "isolation": mode.value,
+                "slots": slots,
+            },
+        )
+        log.info(
+            "node ready",
+            extra={"node": config.name, "server": config.server, "isolation": mode.value, "slots": slots},
+        )
+        done, _ = await asyncio.wait({link_task, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED")
+        if link_task in done and link_task.exception() is not None:
+            raise link_task.exception()  # type: ignore[misc]
+        log.info("node stopping")
+    finally:
+        stop.set()
+        if link_task is not None:
+            link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await link_task
+        await runner.shutdown()
+        await pool.shutdown()
+        await channel.close()
+        await state.close()
+        if stop_metrics is not None:
+            stop_metrics()
+        config.state_file.unlink(missing_ok=True)
+        log.info("node stopped")
+
+
+def _isolation(config: NodedConfig) -> isolation.IsolationMode:
+    try:
+        found = isolation.resolve(config.isolation)
+    except ValueError as exc:
+        raise ConfigError(f"isolation: {exc}") from None
+    if found is not isolation.IsolationMode.NONE:
+        # Workers are not yet moved into per-step cgroups; report what is enforced today.
+        log.info(
+            "cgroups available but not used yet; steps are confined by wasmtime store limits only",
+            extra={"available": found.value},
+        )
+        return isolation.IsolationMode.NONE
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = NodedConfig.load(argv)
+    except ConfigError as exc:
+        print(f"agentflow noded: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("noded", config.log_level)
+    try:
+        return run_daemon(serve(config), prog="agentflow noded")
+    except RegistrationError as exc:
+        print(f"agentflow noded: {exc}", file=sys.stderr)
+        return 1

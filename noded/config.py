@@ -1,0 +1,71 @@
+"""Settings of the node daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentflow.config import ConfigError, Option, default_data_home, load_settings, parsers
+from agentflow.telemetry import LEVELS
+
+DEFAULT_SERVER = "127.0.0.1:7070"
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9471"
+DEFAULT_WARM_WORKERS = 2
+
+OPTIONS: tuple[Option, ...] = (
+    Option(name="server", parse=parsers.address, default=DEFAULT_SERVER,
+           help="control plane gRPC address", metavar="HOST:PORT"),
+    Option(name="data_dir", parse=parsers.path, default=default_data_home() / "noded",
+           help="directory of the node's identity, outbox, module cache and scratch space", metavar="DIR"),
+    Option(name="name", parse=parsers.node_name, default=None,
+           help="node name, unique in the cluster (default: the host name)"),
+    Option(name="labels", parse=parsers.labels, default={},
+           help="labels for nodeSelector, k=v,k2=v2", metavar="K=V,..."),
+    Option(name="metrics_listen", parse=parsers.address, default=DEFAULT_METRICS_LISTEN,
+           help="Prometheus /metrics address (port 0 picks a free port)", metavar="HOST:PORT"),
+    Option(name="slots", parse=parsers.positive_int, default=None,
+           help="most steps run at once, one worker process each (default: 2 per core, at least 4)"),
+    Option(name="warm_workers", parse=parsers.positive_int, default=DEFAULT_WARM_WORKERS,
+           help="idle worker processes kept started ahead"),
+    Option(name="cpu", parse=parsers.optional_cpu, default=None,
+           help="CPU offered to steps, e.g. 4 or 3500m (default: all cores)"),
+    Option(name="memory", parse=parsers.optional_memory, default=None,
+           help="memory offered to steps, e.g. 8Gi (default: 90%% of RAM)"),
+    Option(name="isolation", parse=parsers.choice("auto", "cgroup2", "cgroup1", "none"), default="auto",
+           help="how workers are confined"),
+    Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodedConfig:
+    data_dir: Path
+    server: str = DEFAULT_SERVER
+    name: str = field(default_factory=parsers.default_node_name)
+    labels: dict[str, str] = field(default_factory=dict)
+    metrics_listen: str = DEFAULT_METRICS_LISTEN
+    slots: int | None = None
+    warm_workers: int = DEFAULT_WARM_WORKERS
+    cpu: int | None = None
+    memory: int | None = None
+    isolation: str = "auto"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.slots is not None and self.warm_workers > self.slots:
+            raise ConfigError(f"warm_workers ({self.warm_workers}) must not exceed slots ({self.slots})")
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "noded.json"
+
+    @classmethod
+    def load(cls, argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> NodedConfig:
+        values: dict[str, Any] = load_settings(
+            OPTIONS, argv, prog="agentflow noded", description="AgentFlow node daemon", environ=environ
+        )
+        if values["name"] is None:
+            del values["name"]
+        return cls(**values)

@@ -1,0 +1,13 @@
+"""Errors of the node daemon."""
+
+
+class Error(Exception):
+    """Root of every noded error."""
+
+
+class ModuleFetchError(Error):
+    """A module could not be fetched or did not match its digest."""
+
+
+class RegistrationError(Error):
+    """The control plane refused this node (e.g. its name is taken)."""

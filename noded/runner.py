@@ -1,0 +1,202 @@
+"""Runs assigned step attempts: fetch module → scratch dir → worker → outbox → report.
+
+Each phase is safe after a failure of the one before: a module that cannot be fetched becomes
+a failed result, a worker that dies becomes a `worker_lost` result, and the scratch directory
+is removed whatever happened. A result goes into the outbox before it is sent and leaves it
+only when the control plane acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from google.protobuf.duration_pb2 import Duration
+
+from agentflow.v1 import node_pb2, types_pb2
+from noded.errors import ModuleFetchError
+from noded.metrics import NodeMetrics
+from noded.modules import ModuleStore
+from noded.sandbox import ExecResult, StepJob
+from noded.state import NodeState, ResultKey
+from noded.workers import PoolClosed, StepCancelled, WorkerPool
+
+log = logging.getLogger(__name__)
+
+CAPABILITY_LLM = "llm.complete"
+CAPABILITY_HTTP = "http.fetch"
+
+
+class StepRunner:
+    def __init__(
+        self,
+        *,
+        pool: WorkerPool,
+        modules: ModuleStore,
+        state: NodeState,
+        scratch_root: Path,
+        send: Callable[[node_pb2.NodeMessage], bool],
+        metrics: NodeMetrics,
+    ) -> None:
+        self._pool = pool
+        self._modules = modules
+        self._state = state
+        self._scratch_root = scratch_root
+        self._send = send
+        self._metrics = metrics
+        self._running: dict[ResultKey, asyncio.Task[None]] = {}
+        self._cancel_requested: set[ResultKey] = set()
+        self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
+
+    async def load_outbox(self) -> None:
+        """Take over results a previous run of the daemon finished but never got acked."""
+        for key, blob in await self._state.pending_results():
+            self._unacked[key] = blob
+
+    # LinkHandlers -------------------------------------------------------------------------
+
+    def in_flight(self) -> list[ResultKey]:
+        return sorted(self._running)
+
+    def unacked(self) -> list[tuple[ResultKey, bytes]]:
+        return sorted(self._unacked.items())
+
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def on_assign(self, assignment: types_pb2.Assignment) -> None:
+        key = ResultKey(assignment.run_id, assignment.step, assignment.attempt)
+        if key in self._running:
+            return  # delivered twice; already running
+        if key in self._unacked:
+            self._send(node_pb2.NodeMessage(result=types_pb2.StepResult.FromString(self._unacked[key])))
+            return
+        task = asyncio.create_task(self._execute(key, assignment), name=f"step-{key.run_id}-{key.step}-{key.attempt}")
+        self._running[key] = task
+        self._metrics.running.set(len(self._running))
+
+    def on_cancel(self, key: ResultKey) -> None:
+        if key not in self._running:
+            return
+        self._cancel_requested.add(key)
+        asyncio.get_running_loop().create_task(self._pool.cancel(_pool_key(key)))
+
+    async def on_ack(self, key: ResultKey, stale: bool) -> None:
+        if self._unacked.pop(key, None) is None:
+            return
+        if stale:
+            log.info("control plane dropped a stale result", extra={"run": key.run_id, "step": key.step})
+        try:
+            await self._state.delete_result(key)
+        except OSError as exc:
+            log.error("cannot delete an acked result from the outbox", extra={"error": str(exc)})
+
+    # execution ----------------------------------------------------------------------------
+
+    async def _execute(self, key: ResultKey, a: types_pb2.Assignment) -> None:
+        scratch = self._scratch_root / key.run_id / key.step / str(key.attempt)
+        started = time.monotonic()
+        try:
+            result = await self._attempt(key, a, scratch)
+        except asyncio.CancelledError:
+            raise  # the daemon is stopping; the control plane requeues the attempt
+        finally:
+            self._running.pop(key, None)
+            self._metrics.running.set(len(self._running))
+            shutil.rmtree(scratch, ignore_errors=True)
+        result.duration.CopyFrom(_duration(time.monotonic() - started))
+        await self._report(key, result)
+
+    async def _attempt(self, key: ResultKey, a: types_pb2.Assignment, scratch: Path) -> types_pb2.StepResult:
+        base = types_pb2.StepResult(run_id=key.run_id, step=key.step, attempt=key.attempt)
+        try:
+            module_path = await self._modules.ensure(a.module_digest)
+        except (ModuleFetchError, OSError) as exc:
+            return _failed(base, "module", f"module {a.module_digest}: {exc}")
+        except Exception as exc:  # an RPC error while downloading
+            return _failed(base, "module", f"module {a.module_digest}: download failed: {exc}")
+        scratch.mkdir(parents=True, exist_ok=True)
+        capabilities = set()
+        if a.capabilities.llm:
+            capabilities.add(CAPABILITY_LLM)
+        if a.capabilities.http_allowed_hosts:
+            capabilities.add(CAPABILITY_HTTP)
+        job = StepJob(
+            digest=a.module_digest,
+            module_path=str(module_path),
+            stdin=a.stdin_json.encode(),
+            timeout_s=max(a.timeout.ToTimedelta().total_seconds(), 0.001),
+            memory_limit_bytes=a.resources.memory_bytes,
+            scratch_dir=str(scratch),
+            allowed_paths=tuple(a.capabilities.allowed_paths),
+            capabilities=frozenset(capabilities),
+        )
+
+        def started(pid: int) -> None:
+            ref = node_pb2.AttemptRef(run_id=key.run_id, step=key.step, attempt=key.attempt)
+            self._send(node_pb2.NodeMessage(started=node_pb2.StepStarted(attempt=ref)))
+
+        try:
+            if key in self._cancel_requested:
+                raise StepCancelled(_pool_key(key))
+            outcome = await self._pool.run(job, key=_pool_key(key), on_start=started)
+        except StepCancelled:
+            base.outcome = types_pb2.STEP_OUTCOME_CANCELLED
+            base.error = "cancelled by the control plane"
+            return base
+        except PoolClosed:
+            raise asyncio.CancelledError() from None
+        finally:
+            self._cancel_requested.discard(key)
+        self._metrics.observe(outcome, workflow=a.workflow_name)
+        return _from_exec(base, outcome)
+
+    async def _report(self, key: ResultKey, result: types_pb2.StepResult) -> None:
+        blob = result.SerializeToString()
+        self._unacked[key] = blob
+        try:
+            await self._state.put_result(key, blob)
+        except OSError as exc:
+            # Keep it in memory and send it anyway; only a crash before the ack would lose it.
+            self._metrics.outbox_errors.inc()
+            log.error("cannot write the result to the outbox", extra={"error": str(exc), "step": key.step})
+        self._send(node_pb2.NodeMessage(result=result))
+
+    async def shutdown(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _pool_key(key: ResultKey) -> str:
+    return f"{key.run_id}/{key.step}/{key.attempt}"
+
+
+def _duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromTimedelta(timedelta(seconds=seconds))
+    return d
+
+
+def _failed(base: types_pb2.StepResult, kind: str, error: str) -> types_pb2.StepResult:
+    base.outcome = types_pb2.STEP_OUTCOME_FAILED
+    base.failure_kind = kind
+    base.error = error
+    return base
+
+
+def _from_exec(base: types_pb2.StepResult, outcome: ExecResult) -> types_pb2.StepResult:
+    base.exit_code = outcome.exit_code or 0
+    base.stderr = outcome.stderr
+    base.denied_host_calls = outcome.denied_host_calls
+    if outcome.failure_kind is None and outcome.output_json is not None:
+        base.outcome = types_pb2.STEP_OUTCOME_SUCCEEDED
+        base.output_json = outcome.output_json
+        return base
+    return _failed(base, str(outcome.failure_kind or "exit"), outcome.error)

@@ -1,0 +1,345 @@
+"""Runs one agent step (a WASI preview1 command module) in wasmtime, synchronously.
+
+``run_step`` never raises for anything the guest does: a failing, trapping, looping,
+memory-hungry or chatty agent yields an ``ExecResult`` whose ``failure_kind`` says why.
+It raises only for host-side problems (no epoch ticker, missing scratch directory,
+unreadable module file).
+
+The guest sees: stdin = ``job.stdin``; stdout captured up to ``max_stdout_bytes`` and
+validated as one JSON value; stderr kept as a tail of ``max_stderr_bytes`` together with
+host-call log lines; ``/scratch`` (read-write) and each of ``allowed_paths`` (read-only, at
+the same path); no environment, no arguments; the ``agentflow`` host-call imports.
+Used in-process by unit tests and by ``noded.workers.worker_main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import wasmtime
+
+from noded.sandbox.engine import deadline_ticks, has_running_ticker
+from noded.sandbox.hostcalls import KNOWN_CAPABILITIES, HostCalls, define_imports
+from noded.sandbox.module_cache import CompiledModuleCache
+
+DEFAULT_MAX_STDOUT_BYTES = 1024 * 1024
+DEFAULT_MAX_STDERR_BYTES = 64 * 1024
+SCRATCH_GUEST_PATH = "/scratch"
+WASM_PAGE_BYTES = 64 * 1024
+
+# A failed guest whose memory ends this close to its limit is taken to have died of a
+# denied memory.grow (the store limiter makes the grow return -1 and malloc fail; wasmtime's
+# C API gives no callback for the denial itself).
+_MEMORY_HEADROOM_MIN_BYTES = 2 * 1024 * 1024
+_MEMORY_HEADROOM_FRACTION = 16
+
+
+class FailureKind(StrEnum):
+    """Why a step failed. ``ExecResult.failure_kind`` holds one of these values."""
+
+    EXIT = "exit"  # exited with a non-zero code
+    TRAP = "trap"  # wasm trap (unreachable, out-of-bounds access, stack overflow, ...)
+    TIMEOUT = "timeout"  # wall-clock deadline passed
+    MEMORY = "memory"  # memory limit reached
+    OUTPUT_LIMIT = "output_limit"  # stdout over max_stdout_bytes
+    INVALID_OUTPUT = "invalid_output"  # stdout is not exactly one JSON value
+    MODULE = "module"  # module does not compile, link or instantiate, or has no _start
+    WORKER_LOST = "worker_lost"  # the worker process died mid-job (set by the pool)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepJob:
+    """Everything a worker needs to run one step attempt."""
+
+    digest: str
+    module_path: str
+    stdin: bytes
+    timeout_s: float
+    memory_limit_bytes: int
+    scratch_dir: str
+    allowed_paths: tuple[str, ...] = ()
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    max_stdout_bytes: int = DEFAULT_MAX_STDOUT_BYTES
+    max_stderr_bytes: int = DEFAULT_MAX_STDERR_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if self.memory_limit_bytes <= 0:
+            raise ValueError(f"memory_limit_bytes must be positive, got {self.memory_limit_bytes}")
+        if self.max_stdout_bytes <= 0 or self.max_stderr_bytes <= 0:
+            raise ValueError("max_stdout_bytes and max_stderr_bytes must be positive")
+        if not isinstance(self.capabilities, frozenset):
+            raise TypeError("capabilities must be a frozenset")
+        unknown = self.capabilities - KNOWN_CAPABILITIES
+        if unknown:
+            raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}")
+        for path in self.allowed_paths:
+            if not os.path.isabs(path):
+                raise ValueError(f"allowed_paths: {path!r} is not an absolute path")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecResult:
+    """The outcome of one step attempt. ``failure_kind`` is None exactly on success."""
+
+    exit_code: int | None
+    trap: str | None
+    failure_kind: str | None
+    error: str
+    output_json: str | None
+    stderr: str
+    duration_s: float
+    denied_host_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure_kind is None
+
+
+def format_bytes(n: int) -> str:
+    """``64Mi``, ``1Gi``, ``512Ki``; bytes that are not a whole unit get one decimal."""
+    for unit, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n >= size:
+            return f"{n // size}{unit}" if n % size == 0 else f"{n / size:.1f}{unit}"
+    return f"{n}B"
+
+
+class _TailBuffer:
+    """Keeps the last ``limit`` bytes written; counts what it dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buf = bytearray()
+        self._dropped = 0
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > 2 * self._limit:  # trim in batches, not on every write
+            self._trim()
+
+    def line(self, text: str) -> None:
+        """Appends a whole line, starting a new one if the guest left one open."""
+        if self._buf and not self._buf.endswith(b"\n"):
+            self._buf += b"\n"
+        self.write(text.encode("utf-8", "replace") + b"\n")
+
+    def text(self) -> str:
+        self._trim()
+        body = self._buf.decode("utf-8", "replace")
+        if self._dropped:
+            return f"[… {self._dropped} bytes truncated]\n{body}"
+        return body
+
+    def _trim(self) -> None:
+        excess = len(self._buf) - self._limit
+        if excess <= 0:
+            return
+        # Do not start the kept tail in the middle of a UTF-8 sequence.
+        while excess < len(self._buf) and 0x80 <= self._buf[excess] < 0xC0:
+            excess += 1
+        del self._buf[:excess]
+        self._dropped += excess
+
+
+class _CappedOutput:
+    """Collects stdout up to ``limit`` bytes; anything beyond marks it overflowed."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    def write(self, data: bytes) -> None:
+        if self.overflowed:
+            return
+        if self._size + len(data) > self._limit:
+            self.overflowed = True
+            self._chunks.clear()
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+def _trap_reason(exc: BaseException) -> str:
+    """The one-line cause of a trap/error, without wasmtime's backtrace."""
+    text = str(exc).strip()
+    if "Caused by:" in text:
+        text = text.rsplit("Caused by:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(exc).__name__
+    # "0: wasm trap: ..." style chains: keep the innermost cause.
+    if len(reason) > 3 and reason[0].isdigit() and ": " in reason:
+        reason = reason.split(": ", 1)[1]
+    return reason.removeprefix("wasm trap: ")
+
+
+def _initial_memory_bytes(module: wasmtime.Module) -> int:
+    types = [e.type for e in module.exports] + [i.type for i in module.imports]
+    pages = [ty.limits.min for ty in types if isinstance(ty, wasmtime.MemoryType)]
+    return max(pages, default=0) * WASM_PAGE_BYTES
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _near_memory_limit(used: int, limit: int) -> bool:
+    headroom = max(_MEMORY_HEADROOM_MIN_BYTES, limit // _MEMORY_HEADROOM_FRACTION)
+    return used + headroom > limit
+
+
+def _validate_output(raw: bytes) -> tuple[str | None, str]:
+    """(compact JSON, "") for exactly one JSON value, else (None, reason)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"output is not valid UTF-8: {exc}"
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        return None, "output is not valid JSON: nested too deeply"
+    except ValueError as exc:  # JSONDecodeError, out-of-range numbers
+        return None, f"output is not valid JSON: {exc}"
+    try:
+        compact.encode("utf-8")
+    except UnicodeEncodeError:  # a \ud800-style lone surrogate: keep it escaped
+        compact = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return compact, ""
+
+
+def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCache) -> ExecResult:
+    """Runs ``job`` to completion and classifies the outcome. See the module docstring."""
+    if not has_running_ticker(engine):
+        raise RuntimeError("the engine has no running EpochTicker; step timeouts would not fire")
+    if not os.path.isdir(job.scratch_dir):
+        raise FileNotFoundError(f"scratch_dir {job.scratch_dir!r} is not a directory")
+    for path in job.allowed_paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"allowed path {path!r} does not exist")
+
+    started = time.perf_counter()
+    stdout = _CappedOutput(job.max_stdout_bytes)
+    stderr = _TailBuffer(job.max_stderr_bytes)
+    calls = HostCalls(capabilities=job.capabilities, log=stderr.line)
+
+    def result(
+        failure_kind: FailureKind | None,
+        error: str = "",
+        *,
+        exit_code: int | None = None,
+        trap: str | None = None,
+        output_json: str | None = None,
+    ) -> ExecResult:
+        return ExecResult(
+            exit_code=exit_code,
+            trap=trap,
+            failure_kind=None if failure_kind is None else str(failure_kind),
+            error=error,
+            output_json=output_json,
+            stderr=stderr.text(),
+            duration_s=time.perf_counter() - started,
+            denied_host_calls=calls.denied,
+        )
+
+    try:
+        module = cache.load(engine, job.module_path, job.digest)
+    except wasmtime.WasmtimeError as exc:
+        return result(FailureKind.MODULE, f"module does not compile: {_trap_reason(exc)}")
+    initial_memory = _initial_memory_bytes(module)
+    if initial_memory > job.memory_limit_bytes:
+        return result(
+            FailureKind.MEMORY,
+            f"memory limit of {format_bytes(job.memory_limit_bytes)} is below the module's initial "
+            f"memory of {format_bytes(initial_memory)}",
+        )
+
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    try:
+        store.set_limits(memory_size=job.memory_limit_bytes, instances=1)
+        # With epoch interruption on, a store without a deadline traps at once.
+        store.set_epoch_deadline(deadline_ticks(job.timeout_s))
+        _configure_wasi(store, job, stdout, stderr)
+        linker.define_wasi()
+        define_imports(linker, calls)
+
+        try:
+            instance = linker.instantiate(store, module)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            return result(FailureKind.MODULE, f"module does not instantiate: {_trap_reason(exc)}")
+        exports = instance.exports(store)
+        start = exports.get("_start")
+        if not isinstance(start, wasmtime.Func):
+            return result(FailureKind.MODULE, "module has no _start export (not a WASI command)")
+
+        exit_code: int | None = 0
+        failure: BaseException | None = None
+        try:
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            exit_code, failure = None, exc
+
+        memory = exports.get("memory")
+        used = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
+    finally:
+        linker.close()
+        store.close()  # frees the guest's memory now rather than at the next GC
+
+    if failure is not None:
+        reason = _trap_reason(failure)
+        code = failure.trap_code if isinstance(failure, wasmtime.Trap) else None
+        if code is wasmtime.TrapCode.INTERRUPT or (code is None and reason == "interrupt"):
+            return result(FailureKind.TIMEOUT, f"timed out after {job.timeout_s:g}s", trap=reason)
+        if _near_memory_limit(used, job.memory_limit_bytes):
+            return result(
+                FailureKind.MEMORY, f"memory limit of {format_bytes(job.memory_limit_bytes)} reached", trap=reason
+            )
+        return result(FailureKind.TRAP, f"trap: {reason}", trap=reason)
+    if exit_code:
+        if _near_memory_limit(used, job.memory_limit_bytes):
+            return result(
+                FailureKind.MEMORY,
+                f"memory limit of {format_bytes(job.memory_limit_bytes)} reached",
+                exit_code=exit_code,
+            )
+        return result(FailureKind.EXIT, f"exited with code {exit_code}", exit_code=exit_code)
+    if stdout.overflowed:
+        return result(FailureKind.OUTPUT_LIMIT, f"stdout exceeded {job.max_stdout_bytes} bytes", exit_code=exit_code)
+    output_json, problem = _validate_output(stdout.getvalue())
+    if output_json is None:
+        return result(FailureKind.INVALID_OUTPUT, problem, exit_code=exit_code)
+    return result(None, exit_code=exit_code, output_json=output_json)
+
+
+def _configure_wasi(store: wasmtime.Store, job: StepJob, stdout: _CappedOutput, stderr: _TailBuffer) -> None:
+    wasi = wasmtime.WasiConfig()
+    # WasiConfig reads stdin from a file, not bytes. The file is opened when it is set,
+    # so it can be unlinked right away and never outlives the step.
+    fd, stdin_path = tempfile.mkstemp(prefix="agentflow-stdin-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(job.stdin)
+        wasi.stdin_file = stdin_path
+    finally:
+        os.unlink(stdin_path)
+    # The callbacks must not raise: wasmtime-py prints such errors to stdout.
+    wasi.stdout_custom = stdout.write
+    wasi.stderr_custom = stderr.write
+    wasi.preopen_dir(job.scratch_dir, SCRATCH_GUEST_PATH, True)
+    for path in job.allowed_paths:
+        wasi.preopen_dir(path, path, False)
+    store.set_wasi(wasi)

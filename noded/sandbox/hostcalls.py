@@ -1,0 +1,254 @@
+"""Host calls: the ``agentflow`` import module of agent ABI v1.
+
+The guest calls ``host_call(op, req)`` and gets back the length of a JSON response that
+is then pending until it collects it with ``host_result(buf)``. Failures are negative
+``HostCallError`` codes. Operations live in a table of ``HostOperation`` entries; a new
+operation (the router's ``llm.complete``, ``http.fetch``) plugs in by adding an entry with
+its handler, and capability gating, size limits, JSON parsing and error mapping stay here.
+
+``HostCalls`` is the per-step dispatcher and is pure Python (no wasm); ``define_imports``
+binds it to a ``wasmtime.Linker``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import wasmtime
+
+IMPORT_MODULE = "agentflow"
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Largest request or response crossing the host-call boundary."""
+MAX_OP_NAME_BYTES = 256
+
+CAP_LLM_COMPLETE = "llm.complete"
+CAP_HTTP_FETCH = "http.fetch"
+KNOWN_CAPABILITIES = frozenset({CAP_LLM_COMPLETE, CAP_HTTP_FETCH})
+
+LOG_LEVELS = frozenset({"debug", "info", "warn", "error"})
+
+
+class HostCallError(IntEnum):
+    """Negative return codes of ``host_call`` and ``host_result`` (see agentflow.h)."""
+
+    UNKNOWN_OP = -1
+    DENIED = -2
+    BAD_REQUEST = -3
+    UNAVAILABLE = -4
+    NO_PENDING = -5
+    TOO_LARGE = -6
+    INTERNAL = -7
+
+
+class HostCallRefused(Exception):
+    """Raised by a handler to fail a call with ``code``; ``log`` (if any) goes to the step log."""
+
+    def __init__(self, code: HostCallError, log: str | None = None) -> None:
+        super().__init__(log or code.name)
+        self.code = code
+        self.log = log
+
+
+StepLogger = Callable[[str], None]
+"""Appends one line (without newline) to the step's log."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostCallContext:
+    """What a handler may know about the calling step."""
+
+    capabilities: frozenset[str]
+    log: StepLogger
+
+
+Handler = Callable[[HostCallContext, Any], Any]
+"""Takes the parsed JSON request, returns a JSON-serialisable response or raises HostCallRefused."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostOperation:
+    """One entry of the dispatch table. ``capability`` None means always allowed."""
+
+    name: str
+    handler: Handler
+    capability: str | None = None
+
+
+def handle_log(ctx: HostCallContext, request: Any) -> Any:
+    """``log``: ``{"level": "info", "message": "..."}`` → ``{"ok": true}``."""
+    if not isinstance(request, dict):
+        raise HostCallRefused(HostCallError.BAD_REQUEST, "bad log request: not a JSON object")
+    level = request.get("level", "info")
+    message = request.get("message")
+    if level not in LOG_LEVELS or not isinstance(message, str):
+        raise HostCallRefused(
+            HostCallError.BAD_REQUEST,
+            'bad log request: needs "message" (string) and "level" in debug|info|warn|error',
+        )
+    # One entry per line, whatever the guest put in the message.
+    ctx.log(f"[{level}] " + message.replace("\r", "\\r").replace("\n", "\\n"))
+    return {"ok": True}
+
+
+def not_available_yet(op: str) -> Handler:
+    """A handler for an operation that is allowed but not served on this node yet."""
+
+    def handler(ctx: HostCallContext, request: Any) -> Any:
+        raise HostCallRefused(HostCallError.UNAVAILABLE, f"{op} is not available on this node yet")
+
+    return handler
+
+
+DEFAULT_OPERATIONS: Mapping[str, HostOperation] = {
+    op.name: op
+    for op in (
+        HostOperation(name="log", handler=handle_log),
+        HostOperation(name=CAP_LLM_COMPLETE, handler=not_available_yet(CAP_LLM_COMPLETE), capability=CAP_LLM_COMPLETE),
+        HostOperation(name=CAP_HTTP_FETCH, handler=not_available_yet(CAP_HTTP_FETCH), capability=CAP_HTTP_FETCH),
+    )
+}
+
+
+class HostCalls:
+    """Per-step dispatcher: capability checks, the pending response, the denied counter."""
+
+    def __init__(
+        self,
+        *,
+        capabilities: frozenset[str],
+        log: StepLogger,
+        operations: Mapping[str, HostOperation] = DEFAULT_OPERATIONS,
+    ) -> None:
+        self._ctx = HostCallContext(capabilities=capabilities, log=log)
+        self._operations = operations
+        self._pending: bytes | None = None
+        self.denied = 0
+        self.calls = 0
+
+    @property
+    def pending(self) -> bytes | None:
+        return self._pending
+
+    def call(self, op: str, request: bytes) -> int:
+        """Runs ``op``; returns the response length (now pending) or a negative code.
+
+        A new call replaces a response the guest never collected.
+        """
+        self.calls += 1
+        self._pending = None
+        operation = self._operations.get(op)
+        if operation is None:
+            return HostCallError.UNKNOWN_OP
+        if operation.capability is not None and operation.capability not in self._ctx.capabilities:
+            self.denied += 1
+            self._ctx.log(f"[host] denied host call {op}: capability not granted")
+            return HostCallError.DENIED
+        if len(request) > MAX_MESSAGE_BYTES:
+            return HostCallError.TOO_LARGE
+        try:
+            parsed = json.loads(request)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return HostCallError.BAD_REQUEST
+        try:
+            response = operation.handler(self._ctx, parsed)
+            encoded = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode()
+        except HostCallRefused as refused:
+            if refused.log:
+                self._ctx.log(f"[host] {refused.log}")
+            return refused.code
+        except Exception as exc:  # a broken handler must not crash the step
+            self._ctx.log(f"[host] host call {op} failed: {type(exc).__name__}: {exc}")
+            return HostCallError.INTERNAL
+        if len(encoded) > MAX_MESSAGE_BYTES:
+            return HostCallError.TOO_LARGE
+        self._pending = encoded
+        return len(encoded)
+
+    def take_result(self, capacity: int) -> bytes | HostCallError:
+        """Hands out (at most ``capacity`` bytes of) the pending response and clears it."""
+        if self._pending is None:
+            return HostCallError.NO_PENDING
+        data, self._pending = self._pending[:capacity], None
+        return data
+
+
+# ---- binding to wasm ------------------------------------------------------------------
+
+_U32 = 0xFFFFFFFF
+
+
+def _guest_memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
+    memory = caller.get("memory")
+    return memory if isinstance(memory, wasmtime.Memory) else None
+
+
+def _read_guest(caller: wasmtime.Caller, memory: wasmtime.Memory, ptr: int, length: int) -> bytes | None:
+    """Bytes [ptr, ptr+length) of guest memory, or None if out of bounds.
+
+    ``Memory.read`` silently shortens out-of-range reads, so bounds are checked here.
+    """
+    if ptr + length > memory.data_len(caller):
+        return None
+    return bytes(memory.read(caller, ptr, ptr + length)) if length else b""
+
+
+def define_imports(linker: wasmtime.Linker, calls: HostCalls) -> None:
+    """Defines ``agentflow.host_call`` and ``agentflow.host_result`` on ``linker`` for one step."""
+    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+
+    def host_call(caller: wasmtime.Caller, op_ptr: int, op_len: int, req_ptr: int, req_len: int) -> int:
+        return int(_host_call(caller, op_ptr, op_len, req_ptr, req_len))
+
+    def host_result(caller: wasmtime.Caller, buf_ptr: int, buf_len: int) -> int:
+        return int(_host_result(caller, buf_ptr, buf_len))
+
+    def _host_call(caller: wasmtime.Caller, op_ptr: int, op_len: int, req_ptr: int, req_len: int) -> int:
+        try:
+            # i32 arguments arrive signed; pointers and lengths are unsigned.
+            op_ptr, op_len, req_ptr, req_len = op_ptr & _U32, op_len & _U32, req_ptr & _U32, req_len & _U32
+            if req_len > MAX_MESSAGE_BYTES:
+                return HostCallError.TOO_LARGE
+            memory = _guest_memory(caller)
+            if memory is None or op_len > MAX_OP_NAME_BYTES:
+                return HostCallError.BAD_REQUEST
+            op_raw = _read_guest(caller, memory, op_ptr, op_len)
+            request = _read_guest(caller, memory, req_ptr, req_len)
+            if op_raw is None or request is None:
+                return HostCallError.BAD_REQUEST
+            try:
+                op = op_raw.decode()
+            except UnicodeDecodeError:
+                return HostCallError.BAD_REQUEST
+            return calls.call(op, request)
+        except Exception:  # an exception here would surface as an opaque trap
+            return HostCallError.INTERNAL
+
+    def _host_result(caller: wasmtime.Caller, buf_ptr: int, buf_len: int) -> int:
+        try:
+            buf_ptr, buf_len = buf_ptr & _U32, buf_len & _U32
+            pending = calls.pending
+            if pending is None:
+                return HostCallError.NO_PENDING
+            memory = _guest_memory(caller)
+            count = min(buf_len, len(pending))
+            if memory is None or buf_ptr + count > memory.data_len(caller):
+                return HostCallError.BAD_REQUEST  # the response stays pending
+            data = calls.take_result(count)
+            if isinstance(data, HostCallError):
+                return data
+            if data:
+                memory.write(caller, data, buf_ptr)
+            return len(data)
+        except Exception:
+            return HostCallError.INTERNAL
+
+    linker.define_func(
+        IMPORT_MODULE, "host_call", wasmtime.FuncType([i32, i32, i32, i32], [i64]), host_call, access_caller=True
+    )
+    linker.define_func(
+        IMPORT_MODULE, "host_result", wasmtime.FuncType([i32, i32], [i32]), host_result, access_caller=True
+    )

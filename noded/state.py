@@ -1,0 +1,121 @@
+"""The node's local state: its identity and the outbox of results not yet acknowledged.
+
+A result is written here before it is sent and deleted when the control plane acks it, so a
+node that restarts, or a stream that breaks, never loses a finished step. Three
+implementations: SQLite (the daemon's), in-memory (tests) and failing (fault injection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    run_id  TEXT NOT NULL,
+    step    TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    result  BLOB NOT NULL,
+    PRIMARY KEY (run_id, step, attempt)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ResultKey:
+    run_id: str
+    step: str
+    attempt: int
+
+
+class NodeState(Protocol):
+    async def node_id(self) -> str | None: ...
+    async def set_node_id(self, node_id: str) -> None: ...
+    async def put_result(self, key: ResultKey, result: bytes) -> None: ...
+    async def delete_result(self, key: ResultKey) -> None: ...
+    async def pending_results(self) -> list[tuple[ResultKey, bytes]]: ...
+    async def close(self) -> None: ...
+
+
+class SqliteNodeState:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteNodeState:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn)
+
+    async def node_id(self) -> str | None:
+        async with self._conn.execute("SELECT value FROM identity WHERE key = 'node_id'") as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_node_id(self, node_id: str) -> None:
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO identity (key, value) VALUES ('node_id', ?)",
+            (node_id,),
+        )
+
+    async def put_result(self, key: ResultKey, result: bytes) -> None:
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO outbox (run_id, step, attempt, result) VALUES (?, ?, ?, ?)",
+            (key.run_id, key.step, key.attempt, result),
+        )
+
+    async def delete_result(self, key: ResultKey) -> None:
+        await self._conn.execute(
+            "DELETE FROM outbox WHERE run_id = ? AND step = ? AND attempt = ?", (key.run_id, key.step, key.attempt)
+        )
+
+    async def pending_results(self) -> list[tuple[ResultKey, bytes]]:
+        async with self._conn.execute("SELECT run_id, step, attempt, result FROM outbox ORDER BY rowid") as cur:
+            rows = await cur.fetchall()
+        return [(ResultKey(r[0], r[1], int(r[2])), bytes(r[3])) for r in rows]
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class MemoryNodeState:
+    def __init__(self) -> None:
+        self._node_id: str | None = None
+        self._outbox: dict[ResultKey, bytes] = {}
+
+    async def node_id(self) -> str | None:
+        return self._node_id
+
+    async def set_node_id(self, node_id: str) -> None:
+        self._node_id = node_id
+
+    async def put_result(self, key: ResultKey, result: bytes) -> None:
+        self._outbox[key] = result
+
+    async def delete_result(self, key: ResultKey) -> None:
+        self._outbox.pop(key, None)
+
+    async def pending_results(self) -> list[tuple[ResultKey, bytes]]:
+        return list(self._outbox.items())
+
+    async def close(self) -> None:
+        return None
+
+
+class FailingNodeState(MemoryNodeState):
+    """Like MemoryNodeState, but writes of results fail as on a full disk."""
+
+    async def put_result(self, key: ResultKey, result: bytes) -> None:
+        raise OSError(28, "No space left on device")

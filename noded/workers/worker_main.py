@@ -1,0 +1,118 @@
+"""A worker process: runs one step at a time for ``WorkerPool``.
+
+    python -m noded.workers.worker_main --cache-dir DIR [--parent-pid PID]
+
+Pipes. Job frames arrive on stdin and result frames leave on stdout (see ``protocol``).
+Before anything else the worker moves both pipes to private descriptors and points fd 0
+at /dev/null and fd 1 at stderr, so that nothing but ``write_frame_sync`` can ever reach
+the result pipe — not ``print``, not C libraries, not wasmtime-py (which prints errors
+raised in WASI output callbacks to stdout). stderr stays the parent's stderr (the log).
+
+Signals. SIGINT is ignored: the parent owns shutdown and sends SIGTERM/SIGKILL, or
+closes stdin, which makes the worker exit cleanly after the current job. On Linux the
+worker also asks to be SIGKILLed if its parent dies, so a crashed noded leaves no
+workers behind. Core dumps are disabled (RLIMIT_CORE 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import resource
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from noded.sandbox import CompiledModuleCache, EpochTicker, create_engine, run_step
+from noded.workers.errors import ProtocolError
+from noded.workers.protocol import (
+    ERROR,
+    JOB,
+    READY,
+    RESULT,
+    job_from_dict,
+    read_frame_sync,
+    result_to_dict,
+    write_frame_sync,
+)
+
+log = logging.getLogger("noded.workers.worker")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _take_pipes() -> tuple[int, int]:
+    """Moves stdin/stdout to private fds; fd 0 becomes /dev/null, fd 1 a copy of stderr."""
+    job_fd = os.dup(0)
+    result_fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return job_fd, result_fd
+
+
+def _die_with_parent(parent_pid: int | None) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(0)  # the parent died before the request took effect
+
+
+def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
+    """The worker loop: ready, then job → result until EOF. Returns the exit status."""
+    engine = create_engine()
+    EpochTicker(engine).start()
+    cache = CompiledModuleCache(cache_dir)
+    write_frame_sync(result_fd, {"type": READY, "pid": os.getpid(), "fingerprint": cache.fingerprint})
+    while True:
+        message = read_frame_sync(job_fd)
+        if message is None:
+            return 0
+        if message["type"] != JOB or not isinstance(message.get("job"), dict):
+            raise ProtocolError(f"expected a job frame, got {message['type']!r}")
+        job = job_from_dict(message["job"])
+        reply: dict[str, Any]
+        try:
+            result = run_step(job, engine=engine, cache=cache)
+        except Exception as exc:  # host-side problem: report it, keep serving
+            log.exception("job for module %s failed on the host side", job.digest)
+            reply = {"type": ERROR, "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            reply = {"type": RESULT, "result": result_to_dict(result)}
+        write_frame_sync(result_fd, reply)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="noded.workers.worker_main", description=__doc__.split("\n")[0])
+    parser.add_argument("--cache-dir", required=True, help="compiled-module cache directory")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit at once if this is not the parent")
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    job_fd, result_fd = _take_pipes()
+    _die_with_parent(args.parent_pid)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format=f"worker[{os.getpid()}] %(levelname)s %(message)s"
+    )
+    try:
+        return serve(job_fd, result_fd, args.cache_dir)
+    except BrokenPipeError:
+        return 0  # the pool went away
+    except ProtocolError as exc:
+        log.error("protocol error: %s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

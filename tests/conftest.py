@@ -1,0 +1,30 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def built_agents() -> Path:
+    """Builds every example and test agent (``make -f mk/agents.mk agents``); returns the repo root.
+
+    The .wasm files sit next to their sources: ``examples/agents/NAME.wasm``,
+    ``tests/agents/NAME.wasm``.
+    """
+    cmd = ["make", "-f", "mk/agents.mk", f"-j{os.cpu_count() or 2}", "agents", f"PYTHON={sys.executable}"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"building the agents failed ({' '.join(cmd)} exited with {proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return REPO_ROOT

@@ -1,0 +1,91 @@
+"""Fixtures for the in-process executor: one engine with its ticker, a cache, job builders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+
+from noded.sandbox import CompiledModuleCache, EpochTicker, ExecResult, StepJob, create_engine, run_step
+
+MiB = 1024 * 1024
+
+
+def _step_stdin(
+    input: Any = None, upstream: dict[str, Any] | None = None, *, name: str = "step", attempt: int = 1
+) -> bytes:
+    doc = {
+        "input": {} if input is None else input,
+        "upstream": upstream or {},
+        "step": {"run": "run-1", "name": name, "attempt": attempt},
+    }
+    return json.dumps(doc).encode()
+
+
+def _job_for(path: Path, stdin: bytes = b"{}", *, scratch: Path, **overrides: Any) -> StepJob:
+    fields: dict[str, Any] = {
+        "digest": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "module_path": str(path),
+        "stdin": stdin,
+        "timeout_s": 10.0,
+        "memory_limit_bytes": 64 * MiB,
+        "scratch_dir": str(scratch),
+    }
+    fields.update(overrides)
+    return StepJob(**fields)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[wasmtime.Engine]:
+    engine = create_engine()
+    with EpochTicker(engine):
+        yield engine
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CompiledModuleCache:
+    return CompiledModuleCache(tmp_path / "compiled")
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    path = tmp_path / "scratch"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def step_stdin() -> Callable[..., bytes]:
+    """step_stdin(input, upstream, name=..., attempt=...) -> the stdin document the control plane sends."""
+    return _step_stdin
+
+
+@pytest.fixture
+def make_job(scratch: Path) -> Callable[..., StepJob]:
+    """make_job(wasm_path, stdin, **StepJob overrides) -> StepJob with the right digest."""
+
+    def make(path: Path, stdin: bytes = b"{}", **overrides: Any) -> StepJob:
+        return _job_for(path, stdin, scratch=scratch, **overrides)
+
+    return make
+
+
+RunAgent = Callable[..., ExecResult]
+
+
+@pytest.fixture
+def run_agent(
+    built_agents: Path, engine: wasmtime.Engine, cache: CompiledModuleCache, scratch: Path
+) -> RunAgent:
+    """run_agent("tests/agents/echo", stdin, **StepJob overrides) -> ExecResult."""
+
+    def run(agent: str, stdin: bytes = b"{}", **overrides: Any) -> ExecResult:
+        job = _job_for(built_agents / f"{agent}.wasm", stdin, scratch=scratch, **overrides)
+        return run_step(job, engine=engine, cache=cache)
+
+    return run
