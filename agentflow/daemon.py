@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -14,6 +15,22 @@ from typing import Any
 from agentflow.config import ConfigError
 
 STATE_FILE_SUFFIX = ".json"
+_PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send `sig` to this process when its parent dies; False where unsupported.
+
+    Used as a `preexec_fn` for daemons started by `agentflow up`, so that killing `up` (even
+    with SIGKILL) never leaves orphaned daemons holding ports and databases.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:

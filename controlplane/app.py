@@ -36,7 +36,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
     registry = CollectorRegistry()
     metrics = ControlPlaneMetrics(registry)
     metrics_task = asyncio.create_task(metrics.follow(engine), name="metrics")
-    server, port, health = build_server(engine, config.listen)
+    server, port, health = await build_server(engine, config.listen)
     stop_metrics = None
     try:
         await server.start()
@@ -56,7 +56,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
         await stop.wait()
         log.info("control plane stopping")
     finally:
-        health.enter_graceful_shutdown()
+        await health.enter_graceful_shutdown()
         await server.stop(SHUTDOWN_GRACE_S)
         metrics_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

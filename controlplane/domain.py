@@ -37,9 +37,7 @@ class StepStatus(enum.StrEnum):
         return self in (StepStatus.ASSIGNED, StepStatus.RUNNING)
 
 
-_TERMINAL_STEP = frozenset(
-    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.SKIPPED}
-)
+_TERMINAL_STEP = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.SKIPPED})
 
 
 class NodeStatus(enum.StrEnum):

@@ -34,12 +34,8 @@ class ControlPlaneMetrics:
         self.workflows_started = Counter(
             "agentflow_workflow_starts_total", "Runs started or retried", ["workflow"], registry=registry
         )
-        self.node_events = Counter(
-            "agentflow_node_events_total", "Node lifecycle events", ["event"], registry=registry
-        )
-        self.connected_nodes = Gauge(
-            "agentflow_nodes_connected", "Nodes with a live stream", registry=registry
-        )
+        self.node_events = Counter("agentflow_node_events_total", "Node lifecycle events", ["event"], registry=registry)
+        self.connected_nodes = Gauge("agentflow_nodes_connected", "Nodes with a live stream", registry=registry)
 
     def observe(self, event: EventRecord) -> None:
         workflow = str(event.data.get("workflow", ""))
@@ -47,9 +43,7 @@ class ControlPlaneMetrics:
             case "workflow.started":
                 self.workflows_started.labels(workflow).inc()
             case "workflow.completed" | "workflow.failed" | "workflow.cancelled":
-                status = {"workflow.completed": "succeeded", "workflow.failed": "failed"}.get(
-                    event.type, "cancelled"
-                )
+                status = {"workflow.completed": "succeeded", "workflow.failed": "failed"}.get(event.type, "cancelled")
                 self.workflow_executions.labels(workflow, status).inc()
                 if "duration_s" in event.data:
                     self.workflow_duration.labels(workflow).observe(float(event.data["duration_s"]))

@@ -174,9 +174,7 @@ def _size_key(request: Resources, n: NodeView) -> tuple[int, int, int, int, str,
     """Rank nodes that can never fit `request`, for `min`: most dimensions that fit, then biggest."""
     c = n.capacity
     fitting = (
-        (request.cpu_millis <= c.cpu_millis)
-        + (request.memory_bytes <= c.memory_bytes)
-        + (request.slots <= c.slots)
+        (request.cpu_millis <= c.cpu_millis) + (request.memory_bytes <= c.memory_bytes) + (request.slots <= c.slots)
     )
     return (-fitting, -c.cpu_millis, -c.memory_bytes, -c.slots, n.name, n.node_id)
 

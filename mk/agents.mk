@@ -10,7 +10,9 @@
 PYTHON ?= .venv/bin/python
 AGENT_INCLUDE := examples/agents/include
 AGENT_HEADER := $(AGENT_INCLUDE)/agentflow.h
-AGENT_CC = $(PYTHON) -m ziglang cc --target=wasm32-wasi -O2 -s -I $(AGENT_INCLUDE)
+# A 256 KiB stack instead of zig's default 16 MiB keeps a small agent's initial memory near 1 MiB,
+# so steps can ask for little memory.
+AGENT_CC = $(PYTHON) -m ziglang cc --target=wasm32-wasi -O2 -s -Wl,-z,stack-size=262144 -I $(AGENT_INCLUDE)
 
 AGENT_SOURCES := $(wildcard examples/agents/*.c tests/agents/*.c)
 AGENT_MODULES := $(AGENT_SOURCES:.c=.wasm)

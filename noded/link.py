@@ -38,7 +38,7 @@ class Registration:
     name: str
     labels: dict[str, str]
     capacity: types_pb2.Resources
-    isolation: types_pb2.Isolation.ValueType
+    isolation: types_pb2.Isolation
     version: str
 
 

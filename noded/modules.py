@@ -36,18 +36,29 @@ class ModuleStore:
     async def ensure(self, digest: str) -> Path:
         """The verified module file, downloading it once even when many steps ask at once."""
         path = self.path(digest)
-        if path.is_file():
-            self.hits += 1
-            return path
-        pending = self._inflight.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while True:
+            if path.is_file():
+                self.hits += 1
+                return path
+            pending = self._inflight.get(digest)
+            if pending is None:
+                break
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The task downloading it was cancelled, not this one: fetch it ourselves.
         self.misses += 1
         future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         self._inflight[digest] = future
         try:
             await self._download(digest, path)
             future.set_result(path)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters (if any) re-raise it themselves

@@ -24,7 +24,7 @@ from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.sandbox import ExecResult, StepJob
 from noded.state import NodeState, ResultKey
-from noded.workers import PoolClosed, StepCancelled, WorkerPool
+from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,9 @@ class StepRunner:
             return base
         except PoolClosed:
             raise asyncio.CancelledError() from None
+        except WorkerError as exc:  # host-side trouble (e.g. the scratch dir vanished): not the agent's fault
+            log.error("worker failed to run the step", extra={"step": key.step, "error": str(exc)})
+            return _failed(base, "worker_lost", f"node error: {exc}")
         finally:
             self._cancel_requested.discard(key)
         self._metrics.observe(outcome, workflow=a.workflow_name)

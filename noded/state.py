@@ -102,6 +102,7 @@ class MemoryNodeState:
         self._node_id = node_id
 
     async def put_result(self, key: ResultKey, result: bytes) -> None:
+        self._outbox.pop(key, None)  # a rewritten result moves to the end, as in SQLite
         self._outbox[key] = result
 
     async def delete_result(self, key: ResultKey) -> None:

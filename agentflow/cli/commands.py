@@ -97,9 +97,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     input_json = _read_input(args)
     with Client(args.server) as client:
         digests = _push_local_modules(client, spec, path.parent, quiet=args.json)
-        response = client.submit(
-            workflow_yaml=text, source=str(path), input_json=input_json, module_digests=digests
-        )
+        response = client.submit(workflow_yaml=text, source=str(path), input_json=input_json, module_digests=digests)
         if not args.wait:
             if args.json:
                 print(json.dumps({"run_id": response.run_id}), file=out)
@@ -263,8 +261,9 @@ def cmd_module_list(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     handler: Any = args.handler
+    out = sys.stdout if out is None else out  # looked up per call: sys.stdout may be replaced
     try:
         return int(handler(args, out))
     except CommandError as exc:

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"control plane address (env AGENTFLOW_SERVER; default {DEFAULT_SERVER})",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Client commands also take --server after the command name; it overrides one given before.
+    server_after = argparse.ArgumentParser(add_help=False)
+    server_after.add_argument("--server", default=argparse.SUPPRESS, metavar="HOST:PORT",
+                              help="control plane address (may also come before the command)")  # fmt: skip
 
     up = sub.add_parser("up", help="run a control plane and a local node in the foreground")
     up.add_argument("--data-dir", type=Path, default=default_data_home(), metavar="DIR",
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("workflow", metavar="WORKFLOW.yaml")
     validate.set_defaults(handler=commands.cmd_validate)
 
-    run = sub.add_parser("run", help="submit a workflow (uploading its local modules)")
+    run = sub.add_parser("run", help="submit a workflow (uploading its local modules)", parents=[server_after])
     run.add_argument("workflow", metavar="WORKFLOW.yaml")
     run.add_argument("--input", metavar="JSON", help="run input as JSON")
     run.add_argument("--input-file", metavar="FILE", help="run input from a JSON file ('-' for stdin)")
@@ -63,40 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="machine-readable output")
     run.set_defaults(handler=commands.cmd_run)
 
-    status = sub.add_parser("status", help="show a run")
+    status = sub.add_parser("status", help="show a run", parents=[server_after])
     status.add_argument("run_id", metavar="RUN_ID")
     status.add_argument("--wait", action="store_true", help="follow the run to its end")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=commands.cmd_status)
 
-    runs = sub.add_parser("runs", help="list recent runs")
+    runs = sub.add_parser("runs", help="list recent runs", parents=[server_after])
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(handler=commands.cmd_runs)
 
-    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel = sub.add_parser("cancel", help="cancel a run", parents=[server_after])
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(handler=commands.cmd_cancel)
 
-    retry = sub.add_parser("retry", help="run the failed and skipped steps of a finished run again")
+    retry = sub.add_parser(
+        "retry", help="run the failed and skipped steps of a finished run again", parents=[server_after]
+    )
     retry.add_argument("run_id", metavar="RUN_ID")
     retry.add_argument("--wait", action="store_true")
     retry.add_argument("--json", action="store_true")
     retry.set_defaults(handler=commands.cmd_retry)
 
-    nodes = sub.add_parser("nodes", help="list nodes")
+    nodes = sub.add_parser("nodes", help="list nodes", parents=[server_after])
     nodes.add_argument("--json", action="store_true")
     nodes.set_defaults(handler=commands.cmd_nodes)
 
     module = sub.add_parser("module", help="manage WebAssembly modules")
     module_sub = module.add_subparsers(dest="module_command", metavar="ACTION", required=True)
-    push = module_sub.add_parser("push", help="upload a module; prints its sha256 digest")
+    push = module_sub.add_parser("push", help="upload a module; prints its sha256 digest", parents=[server_after])
     push.add_argument("file", metavar="FILE.wasm")
     push.add_argument("--json", action="store_true")
     push.set_defaults(handler=commands.cmd_module_push)
-    mlist = module_sub.add_parser("list", help="list stored modules")
+    mlist = module_sub.add_parser("list", help="list stored modules", parents=[server_after])
     mlist.add_argument("--json", action="store_true")
     mlist.set_defaults(handler=commands.cmd_module_list)
     return parser

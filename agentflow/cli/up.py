@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO, TextIO
 
-from agentflow.daemon import read_state_file
+from agentflow.daemon import read_state_file, set_parent_death_signal
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -34,6 +34,7 @@ class Child:
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
+            preexec_fn=set_parent_death_signal,  # and if `up` dies, they stop too
         )
 
     def stop(self) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.spec.duration import parse_duration
+from agentflow.spec.errors import kind_of
 from agentflow.spec.quantity import parse_cpu, parse_memory
 
 
@@ -17,8 +18,14 @@ def address(value: Any) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise ValueError(f'"{text}" is not an address (expected host:port, e.g. 127.0.0.1:7070)')
-    if not port.isdigit() or int(port) > 65535:
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f'"{text}": port must be a number from 0 to 65535')
+    bracketed = host.startswith("[") and host.endswith("]")
+    inner = host[1:-1] if bracketed else host
+    if not inner or any(c.isspace() or c in "[]" for c in inner):
+        raise ValueError(f'"{text}": "{host}" is not a host name or IP address')
+    if ":" in inner and not bracketed:
+        raise ValueError(f'"{text}": write an IPv6 address in brackets, e.g. [::1]:7070')
     return text
 
 
@@ -61,7 +68,11 @@ def optional_memory(value: Any) -> int | None:
 def labels(value: Any) -> dict[str, str]:
     """`k=v,k2=v2` or a TOML table."""
     if isinstance(value, dict):
-        items = [(str(k), str(v)) for k, v in value.items()]
+        items = []
+        for key, val in value.items():
+            if not isinstance(val, str):
+                raise ValueError(f'label "{key}" must be a string, got {kind_of(val)}')
+            items.append((str(key), val))
     else:
         items = []
         for part in str(value).split(","):
@@ -73,7 +84,8 @@ def labels(value: Any) -> dict[str, str]:
                 raise ValueError(f'label "{part}" is not key=value')
             items.append((key.strip(), val.strip()))
     for key, _ in items:
-        if not key.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
+        bare = key.replace("-", "").replace("_", "").replace(".", "").replace("/", "")
+        if not (bare.isascii() and bare.isalnum()):
             raise ValueError(f'label key "{key}" may only hold letters, digits, "-", "_", "." and "/"')
     return dict(items)
 
@@ -90,7 +102,7 @@ def choice(*allowed: str) -> Any:
 
 def node_name(value: Any) -> str:
     text = str(value).strip()
-    if not text or len(text) > 63 or not all(c.isalnum() or c in "-_." for c in text):
+    if not text or len(text) > 63 or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in text):
         raise ValueError(f'"{text}" is not a node name (1-63 letters, digits, "-", "_", ".")')
     return text
 

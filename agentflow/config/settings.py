@@ -51,10 +51,8 @@ def load_settings(
 ) -> dict[str, Any]:
     """Parse argv, the environment and the TOML file; return {option name: typed value}."""
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--config", metavar="FILE", help=f"TOML file with these settings (env {ENV_PREFIX}CONFIG)"
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    parser.add_argument("--config", metavar="FILE", help=f"TOML file with these settings (env {ENV_PREFIX}CONFIG)")
     for opt in options:
         parser.add_argument(
             opt.flag,

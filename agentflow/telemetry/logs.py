@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 LEVELS = ("debug", "info", "warning", "error")
+# Libraries whose debug output is about their own internals, not about AgentFlow.
+QUIET_LIBRARIES = ("aiosqlite", "grpc", "asyncio", "httpx", "httpcore")
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -40,3 +42,5 @@ def configure_logging(component: str, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for noisy in QUIET_LIBRARIES:
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

@@ -11,6 +11,9 @@ from controlplane.api import convert
 from controlplane.engine import Engine, SubscriberLagged
 from controlplane.errors import InvalidArgument
 
+# The events that finish a run; WatchRun ends after sending one of them.
+RUN_END_EVENTS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
+
 
 class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
     def __init__(self, engine: Engine) -> None:
@@ -27,15 +30,13 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         )
         return controlplane_pb2.SubmitWorkflowResponse(run_id=run_id, workflow_id=workflow_id)
 
-    async def GetRun(
-        self, request: controlplane_pb2.GetRunRequest, context: grpc.aio.ServicerContext
-    ) -> types_pb2.Run:
+    async def GetRun(self, request: controlplane_pb2.GetRunRequest, context: grpc.aio.ServicerContext) -> types_pb2.Run:
         return convert.run(await self._engine.runs.view(request.run_id))
 
     async def ListRuns(
         self, request: controlplane_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> controlplane_pb2.ListRunsResponse:
-        views = await self._engine.runs.list(limit=request.limit, workflow_name=request.workflow_name)
+        views = await self._engine.runs.list_runs(limit=request.limit, workflow_name=request.workflow_name)
         return controlplane_pb2.ListRunsResponse(runs=[convert.run(v) for v in views])
 
     async def WatchRun(
@@ -45,15 +46,20 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         with self._engine.core.bus.subscribe(request.run_id) as sub:
             view = await runs.view(request.run_id)
             yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
-            while not view.run.status.terminal:
+            # Stop after the run's end event, not at the first finished view: a view read right
+            # after the finishing commit comes before that commit's events are delivered.
+            finished = view.run.status.terminal
+            while not finished:
                 try:
                     event = await sub.get()
                 except SubscriberLagged:
                     view = await runs.view(request.run_id)
                     yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
+                    finished = view.run.status.terminal
                     continue
                 view = await runs.view(request.run_id)
                 yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=convert.run(view))
+                finished = event.type in RUN_END_EVENTS
 
     async def CancelRun(
         self, request: controlplane_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
@@ -69,7 +75,7 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         self, request: controlplane_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> controlplane_pb2.ListNodesResponse:
         return controlplane_pb2.ListNodesResponse(
-            nodes=[convert.node(n) for n in await self._engine.nodes.list()]
+            nodes=[convert.node(n) for n in await self._engine.nodes.list_nodes()]
         )
 
     async def GetNode(

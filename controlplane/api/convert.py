@@ -74,9 +74,7 @@ def duration(value: timedelta) -> Duration:
 
 
 def resources(value: Resources) -> types_pb2.Resources:
-    return types_pb2.Resources(
-        cpu_millis=value.cpu_millis, memory_bytes=value.memory_bytes, slots=value.slots
-    )
+    return types_pb2.Resources(cpu_millis=value.cpu_millis, memory_bytes=value.memory_bytes, slots=value.slots)
 
 
 def run(view: RunView) -> types_pb2.Run:
@@ -98,8 +96,7 @@ def run(view: RunView) -> types_pb2.Run:
                 attempt=s.attempt,
                 max_attempts=s.max_attempts,
                 node=view.node_names.get(s.node_id, s.node_id) if s.node_id else "",
-                error=s.error
-                or (f"waiting: {s.blocked}" if s.blocked and s.status is StepStatus.READY else ""),
+                error=s.error or (f"waiting: {s.blocked}" if s.blocked and s.status is StepStatus.READY else ""),
                 output_json=s.output_json or "",
                 exit_code=s.exit_code,
                 stderr=s.stderr,

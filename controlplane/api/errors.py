@@ -76,9 +76,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        if handler.unary_unary is not None:
+        # Only the asyncio handlers of our servicers are wrapped; others pass through as they are.
+        if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
             return handler._replace(unary_unary=_wrap_unary_response(handler.unary_unary))
-        if handler.stream_unary is not None:
+        if handler.stream_unary is not None and inspect.iscoroutinefunction(handler.stream_unary):
             return handler._replace(stream_unary=_wrap_unary_response(handler.stream_unary))
         if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
             return handler._replace(unary_stream=_wrap_stream_response(handler.unary_stream))

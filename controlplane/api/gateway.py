@@ -11,7 +11,7 @@ import grpc
 
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from controlplane.api import convert
-from controlplane.engine import Engine, NodeSession
+from controlplane.engine import Engine, NodeSession, ToNode
 from controlplane.errors import InvalidArgument, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -44,27 +44,27 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
         nodes = self._engine.nodes
         session = await nodes.open_session(node_id)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
+        closed = asyncio.ensure_future(session.closed.wait())
+        get: asyncio.Future[ToNode] | None = None
         try:
             while not session.closed.is_set():
                 get = asyncio.ensure_future(session.outgoing.get())
-                closed = asyncio.ensure_future(session.closed.wait())
-                done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
-                closed.cancel()
-                if get in done:
-                    yield convert.to_node(get.result())
-                else:
-                    get.cancel()
+                await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    break
+                yield convert.to_node(get.result())
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
         finally:
+            for pending in (get, closed):
+                if pending is not None:
+                    pending.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await nodes.close_session(session)
 
-    async def _read(
-        self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]
-    ) -> None:
+    async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
         nodes = self._engine.nodes
         try:
             first = True

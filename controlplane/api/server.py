@@ -27,12 +27,12 @@ GRPC_OPTIONS = (
 )
 
 
-def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
+async def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server bound to `listen` (port 0 picks one); answer it and the bound port."""
     server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=GRPC_OPTIONS)
     controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
     node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -42,5 +42,5 @@ def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, hea
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     for name in ("", *SERVICES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, health_servicer

@@ -22,13 +22,19 @@ class Subscription:
         self.lagged = False
 
     def _offer(self, event: EventRecord) -> None:
+        if self.lagged:
+            return  # dropped until the subscriber has seen the gap
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True
 
     async def get(self) -> EventRecord:
-        """The next event; raises SubscriberLagged once after events were dropped."""
+        """The next event; raises SubscriberLagged once where events were dropped.
+
+        Events queued before the overflow come first, then SubscriberLagged, then events
+        published after it was raised: nothing after the gap arrives before the gap is reported.
+        """
         if self.lagged and self._queue.empty():
             self.lagged = False
             raise SubscriberLagged()

@@ -68,8 +68,8 @@ class Core:
         """A transaction whose events are published (and the scheduler woken) after commit."""
         async with self.store.transaction() as tx:
             yield tx
-        if tx.events:
-            self.bus.publish(tx.events)
+        if tx.emitted:
+            self.bus.publish(tx.emitted)
             self.wake()
 
     def send(self, node_id: str, message: ToNode) -> bool:

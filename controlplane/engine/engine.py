@@ -110,6 +110,8 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Closed here, while the store is open: a stream handler that ends later finds its
+        # session already gone and leaves the (then closed) store alone.
         for session in list(self.core.sessions.values()):
-            session.closed.set()
+            await self.nodes.close_session(session)
         await self.core.store.close()

@@ -59,7 +59,9 @@ class NodeService:
                 node_id = existing.id
                 registered_at = existing.registered_at
             else:
-                node_id = reg.node_id or str(uuid.uuid4())
+                # A node may keep its id across a rename, but never take over another's.
+                holder = await tx.node(reg.node_id) if reg.node_id else None
+                node_id = reg.node_id if reg.node_id and holder is None else str(uuid.uuid4())
                 registered_at = now
             await tx.upsert_node(
                 NodeRecord(
@@ -89,10 +91,16 @@ class NodeService:
             old.closed.set()
         session = NodeSession(node_id, record.name)
         self._core.sessions[node_id] = session
+        # Nothing is placed on the node until its hello has been reconciled.
+        state = self._core.liveness.get(node_id)
+        if state is not None and state.status is NodeStatus.READY:
+            state.status = NodeStatus.DISCONNECTED
         return session
 
     async def hello(self, session: NodeSession, hello: NodeHello) -> None:
         """Reconcile: requeue what the node lost, cancel what it runs but should not."""
+        if self._core.sessions.get(session.node_id) is not session or session.closed.is_set():
+            return  # replaced or reaped meanwhile
         now = self._core.clock.now()
         known = set(hello.in_flight) | set(hello.unacked)
         cancels: list[CancelAttempt] = []
@@ -108,12 +116,12 @@ class NodeService:
                         now=now,
                     )
             for key in hello.in_flight:
-                step = await tx.step(key.run_id, key.step)
+                held = await tx.step(key.run_id, key.step)
                 current = (
-                    step is not None
-                    and step.attempt == key.attempt
-                    and step.status.on_node
-                    and step.node_id == session.node_id
+                    held is not None
+                    and held.attempt == key.attempt
+                    and held.status.on_node
+                    and held.node_id == session.node_id
                 )
                 if not current:
                     cancels.append(CancelAttempt(key=key))
@@ -139,7 +147,12 @@ class NodeService:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
             step = await tx.step(key.run_id, key.step)
-            if step is None or step.attempt != key.attempt or step.status is not StepStatus.ASSIGNED:
+            if (
+                step is None
+                or step.attempt != key.attempt
+                or step.status is not StepStatus.ASSIGNED
+                or step.node_id != session.node_id
+            ):
                 return
             await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
             await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING)
@@ -155,7 +168,9 @@ class NodeService:
     async def result(self, session: NodeSession, report: StepResultReport) -> None:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            applied = await apply_result(tx, report, node_name=session.node_name, now=now, rng=self._core.rng)
+            applied = await apply_result(
+                tx, report, node_id=session.node_id, node_name=session.node_name, now=now, rng=self._core.rng
+            )
         # Ack only after the commit: the node keeps the result in its outbox until then.
         self._core.send(session.node_id, AckResult(key=report.key, stale=not applied))
 
@@ -198,7 +213,7 @@ class NodeService:
                         now=now,
                     )
 
-    async def list(self) -> list[NodeInfo]:
+    async def list_nodes(self) -> list[NodeInfo]:
         read = self._core.store.read
         nodes = await read.nodes()
         on_node = [s for _, s in await read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
@@ -220,7 +235,7 @@ class NodeService:
         return infos
 
     async def get(self, name: str) -> NodeInfo:
-        for info in await self.list():
+        for info in await self.list_nodes():
             if info.record.name == name:
                 return info
         raise NotFound(f'node "{name}" not found')

@@ -88,6 +88,7 @@ async def schedule_pass(
             attempt=p.attempt,
             node_id=p.node_id,
             blocked="",
+            error="",
             not_before=None,
             started_at=step.started_at or now,
         )
@@ -108,9 +109,7 @@ async def schedule_pass(
     return PassResult(assignments=assignments, next_wakeup=result.next_wakeup)
 
 
-async def _assignment(
-    tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime
-) -> AssignStep | None:
+async def _assignment(tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime) -> AssignStep | None:
     """Build the ABI v1 stdin document; a broken input mapping fails the step instead."""
     spec = await tx.spec(run.workflow_id)
     agent = spec.agent(step.name)
@@ -120,11 +119,7 @@ async def _assignment(
         dep_step = await tx.step(run.id, dep)
         upstream[dep] = json.loads(dep_step.output_json) if dep_step and dep_step.output_json else None
     try:
-        step_input = (
-            run_input
-            if agent.input is None
-            else evaluate(agent.input, run_input=run_input, upstream=upstream)
-        )
+        step_input = run_input if agent.input is None else evaluate(agent.input, run_input=run_input, upstream=upstream)
     except ReferenceMissing as exc:
         await fail_step(tx, run, step, error=f"input mapping: {exc}", now=now)
         return None

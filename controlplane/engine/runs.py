@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from agentflow.spec import (
     InvalidWorkflow,
@@ -14,8 +15,8 @@ from agentflow.spec import (
     resolve_modules,
     workflow_digest,
 )
-from controlplane.dag import retry_reset
-from controlplane.domain import RunStatus, StepStatus
+from controlplane.dag import StepState, retry_reset
+from controlplane.domain import Resources, RunStatus, StepStatus
 from controlplane.engine.core import Core
 from controlplane.engine.transitions import cancel_run, settle_run
 from controlplane.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -46,15 +47,13 @@ class RunService:
         if len(workflow_yaml.encode()) > MAX_WORKFLOW_BYTES:
             raise InvalidArgument(f"{source}: workflow is larger than {MAX_WORKFLOW_BYTES} bytes")
         try:
-            spec = resolve_modules(load_workflow(workflow_yaml, source=source), module_digests)
+            spec = resolve_modules(load_workflow(workflow_yaml, source=source), module_digests, source=source)
         except InvalidWorkflow as exc:
             raise InvalidArgument(str(exc)) from None
         run_input = _parse_input(input_json)
         store = self._core.store
         missing = [
-            Problem(
-                path=f"agents[{i}].module", reason=f"module {a.module.digest} is not stored (push it first)"
-            )
+            Problem(path=f"agents[{i}].module", reason=f"module {a.module.digest} is not stored (push it first)")
             for i, a in enumerate(spec.agents)
             if a.module.digest and await store.read.module(a.module.digest) is None
         ]
@@ -79,9 +78,7 @@ class RunService:
                     now=now,
                     data={"workflow": spec.name, "version": spec.version, "id": workflow.id},
                 )
-            await tx.insert_run(
-                run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now
-            )
+            await tx.insert_run(run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now)
             for idx, agent in enumerate(spec.agents):
                 await tx.insert_step(
                     run_id=run_id,
@@ -111,7 +108,7 @@ class RunService:
         steps = await read.steps(run_id)
         return RunView(run=run, steps=steps, node_names=await self._node_names())
 
-    async def list(self, *, limit: int, workflow_name: str) -> list[RunView]:
+    async def list_runs(self, *, limit: int, workflow_name: str) -> list[RunView]:
         if limit < 0:
             raise InvalidArgument("limit: must not be negative")
         limit = min(limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
@@ -141,15 +138,9 @@ class RunService:
             if run is None:
                 raise NotFound(f'run "{run_id}" not found')
             if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-                raise FailedPrecondition(
-                    f'run "{run_id}" is {run.status.value}; only failed or cancelled runs retry'
-                )
-            from controlplane.dag import StepState
-
+                raise FailedPrecondition(f'run "{run_id}" is {run.status.value}; only failed or cancelled runs retry')
             steps = await tx.steps(run_id)
-            reset = retry_reset(
-                [StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps]
-            )
+            reset = retry_reset([StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps])
             for name in reset:
                 await tx.update_step(
                     run_id,
@@ -162,6 +153,8 @@ class RunService:
                     not_before=None,
                     finished_at=None,
                     output_json=None,
+                    exit_code=0,
+                    stderr="",
                 )
             await tx.set_run_status(run_id, RunStatus.RUNNING)
             await tx.add_event(
@@ -175,21 +168,15 @@ class RunService:
             await settle_run(tx, run, now=now)
         return await self.view(run_id)
 
-    async def push_module(
-        self, *, name: str, expected_digest: str, chunks: AsyncIterable[bytes]
-    ) -> ModuleRecord:
+    async def push_module(self, *, name: str, expected_digest: str, chunks: AsyncIterable[bytes]) -> ModuleRecord:
         blob = await self._core.blobs.write(chunks, expected_digest=expected_digest)
-        record = ModuleRecord(
-            digest=blob.digest, size=blob.size, name=name[:255], created_at=self._core.clock.now()
-        )
+        record = ModuleRecord(digest=blob.digest, size=blob.size, name=name[:255], created_at=self._core.clock.now())
         async with self._core.tx() as tx:
             existing = await tx.module(blob.digest)
             if existing is not None:
                 return existing
             await tx.insert_module(record)
-            await tx.add_event(
-                "module.pushed", now=record.created_at, data={"digest": blob.digest, "name": name}
-            )
+            await tx.add_event("module.pushed", now=record.created_at, data={"digest": blob.digest, "name": name})
         return record
 
     async def modules(self) -> list[ModuleRecord]:
@@ -211,12 +198,14 @@ def _parse_input(input_json: str) -> object:
     if len(input_json.encode()) > MAX_INPUT_BYTES:
         raise InvalidArgument(f"input: larger than {MAX_INPUT_BYTES} bytes")
     try:
-        return json.loads(input_json)
-    except json.JSONDecodeError as exc:
+        return json.loads(input_json, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"input: not valid JSON: {exc}") from None
 
 
-def _request(cpu_millis: int, memory_bytes: int):  # type: ignore[no-untyped-def]
-    from controlplane.domain import Resources
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
 
+
+def _request(cpu_millis: int, memory_bytes: int) -> Resources:
     return Resources(cpu_millis=cpu_millis, memory_bytes=memory_bytes, slots=1)

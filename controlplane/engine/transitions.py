@@ -6,8 +6,11 @@ nodes are returned to the caller, which sends them after the transaction commits
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from datetime import datetime
+from typing import NoReturn
 
 from controlplane.backoff import retry_delay
 from controlplane.dag import StepState, advance
@@ -87,16 +90,17 @@ async def requeue_lost(tx: Tx, step: StepRecord, *, reason: str, node_name: str,
 
 
 async def apply_result(
-    tx: Tx, report: StepResultReport, *, node_name: str, now: datetime, rng: random.Random
+    tx: Tx, report: StepResultReport, *, node_id: str, node_name: str, now: datetime, rng: random.Random
 ) -> bool:
     """Record a node's result. Returns False when it is stale (fenced off) and was dropped.
 
-    A result is applied only while its attempt is the step's open attempt; a repeat of an
-    applied result is acknowledged without change (True), and any other attempt is stale.
+    A result is applied only while its attempt is the step's open attempt and comes from the
+    node it was placed on; a repeat of an applied result is acknowledged without change (True),
+    and anything else is stale.
     """
     key = report.key
     attempt = await tx.attempt(key.run_id, key.step, key.attempt)
-    if attempt is None:
+    if attempt is None or attempt.node_id != node_id:
         return False
     if not attempt.open:
         return attempt.status in ("succeeded", "failed")
@@ -104,6 +108,11 @@ async def apply_result(
     run = await tx.run(key.run_id)
     if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
         return False
+    if report.outcome == "succeeded" and (problem := _output_problem(report.output_json)):
+        # Dependents get this output as JSON on stdin: an invalid one fails the attempt here.
+        report = dataclasses.replace(
+            report, outcome="failed", output_json="", error=problem, failure_kind="invalid_output"
+        )
 
     base = {"workflow": run.workflow_name, "duration_s": report.duration.total_seconds()}
     if report.outcome == "succeeded":
@@ -132,9 +141,7 @@ async def apply_result(
 
     if report.outcome == "cancelled":
         # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
-        await requeue_lost(
-            tx, step, reason=report.error or "cancelled on the node", node_name=node_name, now=now
-        )
+        await requeue_lost(tx, step, reason=report.error or "cancelled on the node", node_name=node_name, now=now)
         return True
 
     await tx.finish_attempt(run.id, step.name, key.attempt, status="failed", error=report.error, now=now)
@@ -180,6 +187,19 @@ async def apply_result(
     )
     await settle_run(tx, run, now=now)
     return True
+
+
+def _output_problem(output_json: str) -> str | None:
+    """Why a reported output is not exactly one standard JSON value; None when it is."""
+    try:
+        json.loads(output_json, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        return f"output is not valid JSON: {exc}"
+    return None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,9 +57,7 @@ class Database:
         for version in range(current + 1, len(MIGRATIONS) + 1):
             script = MIGRATIONS[version - 1]
             # executescript commits on its own, so the version bump lives inside the script.
-            await self._conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
-            )
+            await self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
 
     async def schema_version(self) -> int:
         async with self._conn.execute("PRAGMA user_version") as cur:
@@ -67,28 +66,47 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (cancellation included)."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (cancellation included).
+
+        The statements that open and close a transaction always run to their end, even when
+        the awaiting task is cancelled: aiosqlite executes them on its own thread anyway, and
+        a BEGIN that completed unseen would leave the connection inside a transaction.
+        """
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._statement("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._statement("ROLLBACK")
                 raise
-            else:
-                try:
-                    await self._conn.execute("COMMIT")
-                except sqlite3.Error as exc:
+            try:
+                await self._statement("COMMIT")
+            except sqlite3.Error as exc:
+                await self._statement("ROLLBACK")
+                raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+
+    async def _statement(self, sql: str) -> None:
+        """Run a transaction-control statement to completion, then deliver any cancellation."""
+        done = asyncio.ensure_future(self._conn.execute(sql))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await done
+            if sql.startswith("BEGIN") and done.done() and not done.cancelled() and done.exception() is None:
+                with contextlib.suppress(Exception):
                     await self._conn.execute("ROLLBACK")
-                    raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+            raise
 
     @property
     def reader(self) -> aiosqlite.Connection:
         return self._reader
 
     async def close(self) -> None:
-        await self._reader.close()
-        await self._conn.close()
+        """Close both connections once the transaction in progress, if any, has ended."""
+        async with self._write_lock:
+            await self._reader.close()
+            await self._conn.close()
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

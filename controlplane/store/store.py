@@ -194,9 +194,7 @@ class Reader:
     # events ----------------------------------------------------------------------------------
 
     async def events(self, *, run_id: str, after_seq: int = 0) -> list[EventRecord]:
-        rows = await self._all(
-            "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq)
-        )
+        rows = await self._all("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq))
         return [_event(r) for r in rows]
 
 
@@ -205,7 +203,7 @@ class Tx(Reader):
 
     def __init__(self, conn: aiosqlite.Connection, specs: dict[str, WorkflowSpec]) -> None:
         super().__init__(conn, specs)
-        self.events: list[EventRecord] = []
+        self.emitted: list[EventRecord] = []  # published once the transaction commits
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         async with self._conn.execute(sql, args) as cur:
@@ -280,13 +278,9 @@ class Tx(Reader):
         names = sorted(fields)
         values = [_column_value(fields[n]) for n in names]
         assignments = ", ".join(f"{n} = ?" for n in names)
-        await self._exec(
-            f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name)
-        )
+        await self._exec(f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name))
 
-    async def insert_attempt(
-        self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime
-    ) -> None:
+    async def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
         await self._exec(
             "INSERT INTO attempts (run_id, step, attempt, node_id, status, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, step, attempt, node_id, "assigned", ts(now)),
@@ -368,7 +362,7 @@ class Tx(Reader):
             data=payload,
             time=now,
         )
-        self.events.append(event)
+        self.emitted.append(event)
         return event
 
 
@@ -455,9 +449,7 @@ def _node(row: aiosqlite.Row) -> NodeRecord:
         status=NodeStatus(row["status"]),
         isolation=Isolation(row["isolation"]),
         labels=json.loads(row["labels"]),
-        capacity=Resources(
-            cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=row["slots"]
-        ),
+        capacity=Resources(cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=row["slots"]),
         version=row["version"],
         registered_at=_required_ts(row["registered_at"]),
         last_heartbeat=parse_ts(row["last_heartbeat"]),

@@ -303,7 +303,7 @@ def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCach
         reason = _trap_reason(failure)
         code = failure.trap_code if isinstance(failure, wasmtime.Trap) else None
         if code is wasmtime.TrapCode.INTERRUPT or (code is None and reason == "interrupt"):
-            return result(FailureKind.TIMEOUT, f"timed out after {job.timeout_s:g}s", trap=reason)
+            return result(FailureKind.TIMEOUT, f"timed out after {float(job.timeout_s)}s", trap=reason)
         if _near_memory_limit(used, job.memory_limit_bytes):
             return result(
                 FailureKind.MEMORY, f"memory limit of {format_bytes(job.memory_limit_bytes)} reached", trap=reason

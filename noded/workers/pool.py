@@ -414,6 +414,7 @@ class WorkerPool:
                     worker = await self._spawn()
                 finally:
                     self._starting -= 1
+                    self._notify()  # a waiter may now spawn in this slot if ours failed
                 self._busy += 1
                 self._replenish()
                 return worker
@@ -452,7 +453,7 @@ class WorkerPool:
             worker.kill()
             await worker.proc.wait()
             return _pool_failure(
-                FailureKind.TIMEOUT, f"worker did not answer within {guard_s:g}s and was killed", started
+                FailureKind.TIMEOUT, f"worker did not answer within {float(guard_s)}s and was killed", started
             )
         except ProtocolError as exc:
             # Usually a worker killed halfway through writing its answer.

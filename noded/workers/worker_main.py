@@ -17,7 +17,6 @@ workers behind. Core dumps are disabled (RLIMIT_CORE 0).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import resource
@@ -26,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from agentflow.daemon import set_parent_death_signal
 from noded.sandbox import CompiledModuleCache, EpochTicker, create_engine, run_step
 from noded.workers.errors import ProtocolError
 from noded.workers.protocol import (
@@ -41,8 +41,6 @@ from noded.workers.protocol import (
 
 log = logging.getLogger("noded.workers.worker")
 
-_PR_SET_PDEATHSIG = 1
-
 
 def _take_pipes() -> tuple[int, int]:
     """Moves stdin/stdout to private fds; fd 0 becomes /dev/null, fd 1 a copy of stderr."""
@@ -57,12 +55,7 @@ def _take_pipes() -> tuple[int, int]:
 
 
 def _die_with_parent(parent_pid: int | None) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
+    if not set_parent_death_signal(signal.SIGKILL):
         return
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(0)  # the parent died before the request took effect
@@ -93,7 +86,9 @@ def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="noded.workers.worker_main", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="noded.workers.worker_main", description="Runs agent steps for the noded worker pool."
+    )
     parser.add_argument("--cache-dir", required=True, help="compiled-module cache directory")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit at once if this is not the parent")
     args = parser.parse_args(argv)

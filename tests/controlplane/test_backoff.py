@@ -36,9 +36,7 @@ DELAY_CASES = {
 @pytest.mark.parametrize(
     ("failures", "base", "cap", "jitter", "expected"), DELAY_CASES.values(), ids=DELAY_CASES.keys()
 )
-def test_retry_delay(
-    failures: int, base: timedelta, cap: timedelta, jitter: float, expected: timedelta
-) -> None:
+def test_retry_delay(failures: int, base: timedelta, cap: timedelta, jitter: float, expected: timedelta) -> None:
     assert retry_delay(failures=failures, base=base, cap=cap, jitter=jitter) == expected
 
 
@@ -51,9 +49,7 @@ INVALID_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("failures", "base", "cap", "jitter"), INVALID_CASES.values(), ids=INVALID_CASES.keys()
-)
+@pytest.mark.parametrize(("failures", "base", "cap", "jitter"), INVALID_CASES.values(), ids=INVALID_CASES.keys())
 def test_invalid_arguments_raise(failures: int, base: timedelta, cap: timedelta, jitter: float) -> None:
     with pytest.raises(ValueError):
         retry_delay(failures=failures, base=base, cap=cap, jitter=jitter)
@@ -63,8 +59,7 @@ def test_seeded_jitter_is_reproducible_and_bounded() -> None:
     def delays(seed: int) -> list[timedelta]:
         rng = random.Random(seed)
         return [
-            retry_delay(failures=f, base=S, cap=MIN, jitter=rng.uniform(JITTER_MIN, JITTER_MAX))
-            for f in range(1, 12)
+            retry_delay(failures=f, base=S, cap=MIN, jitter=rng.uniform(JITTER_MIN, JITTER_MAX)) for f in range(1, 12)
         ]
 
     assert delays(7) == delays(7)

@@ -49,9 +49,7 @@ class Case:
     expect: Advance = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "expect", Advance(ready=self.ready, skipped=self.skipped, outcome=self.outcome)
-        )
+        object.__setattr__(self, "expect", Advance(ready=self.ready, skipped=self.skipped, outcome=self.outcome))
 
 
 ADVANCE_CASES = {
@@ -82,9 +80,7 @@ ADVANCE_CASES = {
     "fan-in-waits-for-all": Case(fan(OK, OK, OK, RUN)),
     "fan-in-waits-for-ready-sibling": Case(fan(OK, OK, R, OK)),
     "fan-in-after-all": Case(fan(OK, OK, OK, OK), ready=("sink",)),
-    "fan-in-one-failed-skips-at-once": Case(
-        fan(OK, RUN, FAIL, RUN), skipped=(("sink", 'dependency "m1" failed'),)
-    ),
+    "fan-in-one-failed-skips-at-once": Case(fan(OK, RUN, FAIL, RUN), skipped=(("sink", 'dependency "m1" failed'),)),
     "fan-in-names-first-bad-dependency": Case(
         fan(OK, OK, CANC, FAIL), skipped=(("sink", 'dependency "m1" cancelled'),), outcome=RunStatus.FAILED
     ),

@@ -74,9 +74,7 @@ def step(
     )
 
 
-def steps(
-    count: int, *, run: str = "r1", seq: int = 1, cpu: int = 100, mem: int = 64 * Mi
-) -> list[ReadyStep]:
+def steps(count: int, *, run: str = "r1", seq: int = 1, cpu: int = 100, mem: int = 64 * Mi) -> list[ReadyStep]:
     """`count` steps s0, s1, ... of one run in declaration order."""
     return [step(f"s{i}", run=run, seq=seq, index=i, cpu=cpu, mem=mem) for i in range(count)]
 
@@ -446,9 +444,7 @@ BLOCKED_CASES = {
     "request-exceeds-node-with-no-slots": Case(
         nodes=[node("a", slots=0)],
         ready=[step("s")],
-        blocked={
-            "s": "requests 100m cpu, 64Mi, 1 slot but the largest matching node has 4 cpu, 8Gi, 0 slots"
-        },
+        blocked={"s": "requests 100m cpu, 64Mi, 1 slot but the largest matching node has 4 cpu, 8Gi, 0 slots"},
     ),
     "largest-node-is-the-closest-fit": Case(
         # Neither fits; b at least fits on memory, so it is named although a has more cpu.

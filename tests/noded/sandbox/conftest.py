@@ -79,9 +79,7 @@ RunAgent = Callable[..., ExecResult]
 
 
 @pytest.fixture
-def run_agent(
-    built_agents: Path, engine: wasmtime.Engine, cache: CompiledModuleCache, scratch: Path
-) -> RunAgent:
+def run_agent(built_agents: Path, engine: wasmtime.Engine, cache: CompiledModuleCache, scratch: Path) -> RunAgent:
     """run_agent("tests/agents/echo", stdin, **StepJob overrides) -> ExecResult."""
 
     def run(agent: str, stdin: bytes = b"{}", **overrides: Any) -> ExecResult:

@@ -17,7 +17,6 @@ from noded.sandbox import (
     HostCallError,
     StepJob,
     create_engine,
-    format_bytes,
     run_step,
 )
 
@@ -163,9 +162,10 @@ def test_hog_hits_memory_limit(run_agent: RunAgent) -> None:
 
 
 def test_limit_below_initial_memory(run_agent: RunAgent) -> None:
-    result = run_agent("tests/agents/echo", memory_limit_bytes=8 * MiB)
+    # The agents link with a 256 KiB stack, so they start with a few hundred KiB of memory.
+    result = run_agent("tests/agents/echo", memory_limit_bytes=128 * 1024)
     assert result.failure_kind == "memory"
-    assert result.error.startswith("memory limit of 8Mi is below the module's initial memory of ")
+    assert result.error.startswith("memory limit of 128Ki is below the module's initial memory of ")
 
 
 def test_noisy_hits_output_limit(run_agent: RunAgent) -> None:
@@ -357,38 +357,3 @@ def test_engine_without_ticker_is_refused(
     job = make_job(built_agents / "tests/agents/echo.wasm")
     with pytest.raises(RuntimeError, match="EpochTicker"):
         run_step(job, engine=create_engine(), cache=cache)
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"timeout_s": 0}, "timeout_s"),
-        ({"memory_limit_bytes": 0}, "memory_limit_bytes"),
-        ({"capabilities": frozenset({"fs.write"})}, "unknown capabilities: fs.write"),
-        ({"allowed_paths": ("relative/dir",)}, "not an absolute path"),
-        ({"max_stdout_bytes": 0}, "max_stdout_bytes"),
-    ],
-    ids=["timeout", "memory", "capability", "relative-path", "stdout-cap"],
-)
-def test_step_job_validation(overrides: dict[str, Any], message: str) -> None:
-    fields: dict[str, Any] = {
-        "digest": "ab" * 32,
-        "module_path": "/m.wasm",
-        "stdin": b"",
-        "timeout_s": 1.0,
-        "memory_limit_bytes": MiB,
-        "scratch_dir": "/tmp",
-    }
-    with pytest.raises(ValueError, match=message):
-        StepJob(**(fields | overrides))
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [(64 * MiB, "64Mi"), (1 << 30, "1Gi"), (512 * 1024, "512Ki"), (16 * MiB + 64 * 1024, "16.1Mi"), (100, "100B")],
-    ids=str,
-)
-def test_format_bytes(n: int, text: str) -> None:
-    assert format_bytes(n) == text

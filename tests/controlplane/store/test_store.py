@@ -1,0 +1,176 @@
+"""The SQLite state store: versioned migrations, WAL mode, all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agentflow.spec import load_workflow, resolve_modules
+from controlplane.domain import Resources
+from controlplane.errors import StorageError
+from controlplane.store import ModuleRecord, StateStore, Tx
+from controlplane.store.migrations import MIGRATIONS
+
+pytestmark = pytest.mark.component
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "ab" * 32
+WORKFLOW = """
+apiVersion: agentflow/v1
+kind: Workflow
+name: one
+version: "1"
+agents:
+  - name: only
+    module: ./echo.wasm
+"""
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
+    store = await StateStore.open(tmp_path / "state.db")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def schema(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT type, name FROM sqlite_master ORDER BY type, name").fetchall()
+
+
+def count(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def module(digest: str = DIGEST) -> ModuleRecord:
+    return ModuleRecord(digest=digest, size=10, name="m.wasm", created_at=NOW)
+
+
+async def test_migrations_reach_the_latest_version_and_reopening_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = await StateStore.open(path)
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        async with store.transaction() as tx:
+            await tx.insert_module(module())
+    finally:
+        await store.close()
+    tables = schema(path)
+    assert {name for kind, name in tables if kind == "table"} >= {
+        "workflows", "runs", "steps", "attempts", "nodes", "modules", "events",
+    }  # fmt: skip
+
+    store = await StateStore.open(path)
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.read.module(DIGEST) == module()
+    finally:
+        await store.close()
+    assert schema(path) == tables
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_a_database_newer_than_the_build_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    await (await StateStore.open(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StorageError, match="newer than this build"):
+        await StateStore.open(path)
+
+
+async def test_the_database_is_in_wal_mode(store: StateStore) -> None:
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.path.with_name("state.db-wal").exists()
+
+
+async def seed(tx: Tx) -> None:
+    """A workflow, a run of it and its one step."""
+    spec = resolve_modules(load_workflow(WORKFLOW, source="one.yaml"), {"./echo.wasm": DIGEST})
+    await tx.insert_workflow(workflow_id="wf-1", spec=spec, digest="sha256:" + "cd" * 32, source_yaml="", now=NOW)
+    await tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW)
+    await tx.insert_step(
+        run_id="run-1", name="only", idx=0, depends_on=(), max_attempts=1,
+        request=Resources(cpu_millis=100, memory_bytes=1, slots=1), node_selector={},
+    )  # fmt: skip
+    await tx.add_event("workflow.started", now=NOW, run_id="run-1")
+
+
+async def test_a_transaction_that_raises_leaves_no_partial_writes(store: StateStore) -> None:
+    with pytest.raises(RuntimeError, match="half way"):
+        async with store.transaction() as tx:
+            await tx.insert_module(module())
+            await seed(tx)
+            # the transaction sees its own writes
+            assert await tx.module(DIGEST) is not None
+            assert [s.name for s in await tx.steps("run-1")] == ["only"]
+            raise RuntimeError("half way")
+
+    assert await store.read.module(DIGEST) is None
+    assert await store.read.run("run-1") is None
+    assert await store.read.events(run_id="run-1") == []
+    for table in ("modules", "workflows", "runs", "steps", "events"):
+        assert count(store.path, table) == 0, table
+
+    # the store is usable afterwards, and the same writes commit
+    async with store.transaction() as tx:
+        await tx.insert_module(module())
+        await seed(tx)
+    assert await store.read.module(DIGEST) == module()
+    assert [s.name for s in await store.read.steps("run-1")] == ["only"]
+
+
+async def test_a_cancelled_transaction_leaves_no_partial_writes(store: StateStore) -> None:
+    inside = asyncio.Event()
+
+    async def writer() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_module(module())
+            inside.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(writer())
+    async with asyncio.timeout(5):
+        await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.read.module(DIGEST) is None
+    async with asyncio.timeout(5), store.transaction() as tx:
+        await tx.insert_module(module("sha256:" + "ef" * 32))
+    assert [m.digest for m in await store.read.modules()] == ["sha256:" + "ef" * 32]
+
+
+async def test_readers_see_only_committed_data(store: StateStore) -> None:
+    async with store.transaction() as tx:
+        await tx.insert_module(module())
+        assert await store.read.module(DIGEST) is None  # not committed yet
+    assert await store.read.module(DIGEST) == module()
+
+
+async def test_transactions_are_serialised(store: StateStore) -> None:
+    """Concurrent read-modify-write transactions never lose an update."""
+    async with store.transaction() as tx:
+        await seed(tx)
+
+    async def increment() -> None:
+        async with store.transaction() as tx:
+            step = await tx.step("run-1", "only")
+            assert step is not None
+            await asyncio.sleep(0)  # let the others try to interleave
+            await tx.update_step("run-1", "only", failures=step.failures + 1)
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(increment() for _ in range(20)))
+    step = await store.read.step("run-1", "only")
+    assert step is not None and step.failures == 20

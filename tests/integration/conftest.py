@@ -1,0 +1,60 @@
+"""A real control plane and noded, as processes, for each test that asks for `cluster`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cluster import Daemon, nodes_ready, start_controlplane, start_noded, wait_for
+
+
+@dataclass
+class Cluster:
+    root: Path
+    controlplane: Daemon
+    nodes: list[Daemon] = field(default_factory=list)
+
+    @property
+    def server(self) -> str:
+        return str(self.controlplane.state["grpc"])
+
+    def add_node(self, name: str, **kwargs: object) -> Daemon:
+        node = start_noded(self.root / f"node-{name}", self.server, name=name, **kwargs)  # type: ignore[arg-type]
+        self.nodes.append(node)
+        wait_for(lambda: nodes_ready(self.server, len([n for n in self.nodes if n.proc.poll() is None])),
+                 timeout=30, what=f"node {name} to be ready")  # fmt: skip
+        return node
+
+    def logs(self) -> str:
+        parts = [f"--- {d.name} ---\n{d.log_tail(60)}" for d in [self.controlplane, *self.nodes]]
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.controlplane.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, built_agents: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Control plane (heartbeat 200ms, TTL 2s) and one node named `alpha` with 4 slots."""
+    cp = start_controlplane(tmp_path / "controlplane")
+    c = Cluster(root=tmp_path, controlplane=cp)
+    try:
+        c.add_node("alpha")
+        yield c
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(c.logs())
+        c.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report

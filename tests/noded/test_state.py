@@ -1,0 +1,131 @@
+"""The node-state contract, run against the SQLite and in-memory implementations alike."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey, SqliteNodeState
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+
+A1 = ResultKey("run-a", "fetch", 1)
+A2 = ResultKey("run-a", "fetch", 2)
+B1 = ResultKey("run-b", "count", 1)
+C1 = ResultKey("run-c", "shout", 1)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NodeState]:
+    impl: NodeState
+    if request.param == "sqlite":
+        impl = await SqliteNodeState.open(tmp_path / "state" / "noded.db")
+    else:
+        impl = MemoryNodeState()
+    try:
+        yield impl
+    finally:
+        await impl.close()
+
+
+async def test_node_id_starts_unset_and_round_trips(state: NodeState) -> None:
+    assert await state.node_id() is None
+    await state.set_node_id("node-123")
+    assert await state.node_id() == "node-123"
+    await state.set_node_id("node-456")
+    assert await state.node_id() == "node-456"
+
+
+async def test_outbox_starts_empty(state: NodeState) -> None:
+    assert await state.pending_results() == []
+
+
+async def test_pending_results_in_put_order(state: NodeState) -> None:
+    await state.put_result(C1, b"c")
+    await state.put_result(A1, b"a1")
+    await state.put_result(B1, b"b")
+    await state.put_result(A2, b"a2")
+    assert await state.pending_results() == [(C1, b"c"), (A1, b"a1"), (B1, b"b"), (A2, b"a2")]
+
+
+async def test_attempts_of_one_step_are_separate_results(state: NodeState) -> None:
+    await state.put_result(A1, b"first")
+    await state.put_result(A2, b"second")
+    await state.delete_result(A1)
+    assert await state.pending_results() == [(A2, b"second")]
+
+
+async def test_put_on_the_same_key_replaces_and_moves_to_the_end(state: NodeState) -> None:
+    await state.put_result(A1, b"old")
+    await state.put_result(B1, b"b")
+    await state.put_result(ResultKey("run-a", "fetch", 1), b"new")
+    assert await state.pending_results() == [(B1, b"b"), (A1, b"new")]
+
+
+async def test_delete_removes_only_that_result(state: NodeState) -> None:
+    for key in (A1, B1, C1):
+        await state.put_result(key, key.step.encode())
+    await state.delete_result(B1)
+    assert await state.pending_results() == [(A1, b"fetch"), (C1, b"shout")]
+
+
+async def test_delete_of_an_unknown_key_is_a_no_op(state: NodeState) -> None:
+    await state.put_result(A1, b"a")
+    await state.delete_result(ResultKey("run-x", "nope", 9))
+    await state.delete_result(A1)
+    await state.delete_result(A1)
+    assert await state.pending_results() == []
+
+
+async def test_results_are_bytes_exactly(state: NodeState) -> None:
+    payload = bytes(range(256)) * 64 + b"\x00"
+    await state.put_result(A1, payload)
+    await state.put_result(B1, b"")
+    [(key_a, got_a), (key_b, got_b)] = await state.pending_results()
+    assert (key_a, got_a, key_b, got_b) == (A1, payload, B1, b"")
+    assert type(got_a) is bytes and type(key_a.attempt) is int
+
+
+async def test_sqlite_state_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "noded.db"
+    first = await SqliteNodeState.open(path)
+    await first.set_node_id("node-abc")
+    await first.put_result(B1, b"b")
+    await first.put_result(A1, b"a")
+    await first.put_result(C1, b"c")
+    await first.delete_result(C1)
+    await first.close()
+
+    second = await SqliteNodeState.open(path)
+    try:
+        assert await second.node_id() == "node-abc"
+        assert await second.pending_results() == [(B1, b"b"), (A1, b"a")]
+        await second.put_result(C1, b"after")
+        assert [k for k, _ in await second.pending_results()] == [B1, A1, C1]
+    finally:
+        await second.close()
+
+
+async def test_sqlite_files_of_different_paths_are_independent(tmp_path: Path) -> None:
+    one = await SqliteNodeState.open(tmp_path / "one.db")
+    two = await SqliteNodeState.open(tmp_path / "two.db")
+    try:
+        await one.set_node_id("one")
+        await one.put_result(A1, b"a")
+        assert (await two.node_id(), await two.pending_results()) == (None, [])
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_failing_state_put_result_raises_enospc() -> None:
+    state = FailingNodeState()
+    with pytest.raises(OSError) as info:
+        await state.put_result(A1, b"a")
+    assert info.value.errno == errno.ENOSPC
+    assert await state.pending_results() == []
+    await state.set_node_id("still-works")  # only result writes fail
+    assert await state.node_id() == "still-works"
