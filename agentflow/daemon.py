@@ -8,11 +8,12 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from agentflow.config import ConfigError
+from agentflow.telemetry import configure_logging
 
 STATE_FILE_SUFFIX = ".json"
 _PR_SET_PDEATHSIG = 1
@@ -56,15 +57,42 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def run_daemon(main: Coroutine[Any, Any, None], *, prog: str) -> int:
-    """Run a daemon's main coroutine on uvloop; configuration errors exit 2 with the reason."""
+class FatalError(Exception):
+    """A condition the daemon cannot run past (e.g. the control plane refused the node)."""
+
+
+class HasLogLevel(Protocol):
+    @property
+    def log_level(self) -> str: ...
+
+
+C = TypeVar("C", bound=HasLogLevel)
+
+
+def daemon_main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    component: str,
+    load: Callable[[Sequence[str] | None], C],
+    serve: Callable[[C], Coroutine[Any, Any, None]],
+) -> int:
+    """Load settings, set up JSON logging and serve on uvloop until stopped.
+
+    Exit codes: 0 after a clean stop, 1 on a fatal error, 2 for bad settings.
+    """
     try:
+        config = load(argv)
+        configure_logging(component, config.log_level)
         import uvloop
 
-        uvloop.run(main)
+        uvloop.run(serve(config))
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    except FatalError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

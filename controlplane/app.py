@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
-from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
-from agentflow.daemon import run_daemon, stop_on_signals, write_state_file
-from agentflow.telemetry import configure_logging, serve_metrics
+from agentflow.daemon import daemon_main, stop_on_signals, write_state_file
+from agentflow.telemetry import serve_metrics
 from controlplane.api.server import build_server
 from controlplane.config import ControlPlaneConfig
 from controlplane.engine import Engine
@@ -69,13 +67,9 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = ControlPlaneConfig.load(argv)
-    except ConfigError as exc:
-        print(f"agentflow controlplane: {exc}", file=sys.stderr)
-        return 2
-    configure_logging("controlplane", config.log_level)
-    return run_daemon(serve(config), prog="agentflow controlplane")
+    return daemon_main(
+        argv, prog="agentflow controlplane", component="controlplane", load=ControlPlaneConfig.load, serve=serve
+    )
 
 
 __all__ = ["main", "serve"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -14,12 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
-from agentflow.daemon import run_daemon, stop_on_signals, write_state_file
-from agentflow.telemetry import configure_logging, serve_metrics
+from agentflow.daemon import daemon_main, stop_on_signals, write_state_file
+from agentflow.telemetry import serve_metrics
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
 from noded.config import NodedConfig
-from noded.errors import RegistrationError
 from noded.link import ControlPlaneLink, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -156,14 +154,4 @@ def _isolation(config: NodedConfig) -> isolation.IsolationMode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = NodedConfig.load(argv)
-    except ConfigError as exc:
-        print(f"agentflow noded: {exc}", file=sys.stderr)
-        return 2
-    configure_logging("noded", config.log_level)
-    try:
-        return run_daemon(serve(config), prog="agentflow noded")
-    except RegistrationError as exc:
-        print(f"agentflow noded: {exc}", file=sys.stderr)
-        return 1
+    return daemon_main(argv, prog="agentflow noded", component="noded", load=NodedConfig.load, serve=serve)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentflow.cli import commands
-from agentflow.config import default_data_home
+from agentflow.config import ENV_PREFIX, default_data_home
 from agentflow.telemetry import LEVELS
 
 DEFAULT_SERVER = "127.0.0.1:7070"
@@ -19,6 +19,10 @@ EPILOG = """\
 exit codes: 0 success; 1 run failed or cancelled (or the request was refused);
             2 invalid workflow, input or arguments; 3 control plane unreachable
 """
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(ENV_PREFIX + name, default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,14 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     server_after.add_argument("--server", default=argparse.SUPPRESS, metavar="HOST:PORT",
                               help="control plane address (may also come before the command)")  # fmt: skip
 
-    up = sub.add_parser("up", help="run a control plane and a local node in the foreground")
-    up.add_argument("--data-dir", type=Path, default=default_data_home(), metavar="DIR",
+    up = sub.add_parser(
+        "up",
+        help="run a control plane and a local node in the foreground",
+        description="Each flag also reads AGENTFLOW_<FLAG> (e.g. AGENTFLOW_DATA_DIR) from the environment; "
+        "other AGENTFLOW_* settings (e.g. AGENTFLOW_SLOTS) reach the daemons unchanged.",
+    )
+    up.add_argument("--data-dir", type=Path, default=_env("DATA_DIR", str(default_data_home())), metavar="DIR",
                     help=f"state directory (default {default_data_home()})")  # fmt: skip
-    up.add_argument("--port", type=int, default=7070, help="control plane gRPC port (0 picks one; default 7070)")
-    up.add_argument("--metrics-port", type=int, default=9470,
+    up.add_argument("--port", type=int, default=_env("PORT", "7070"),
+                    help="control plane gRPC port (0 picks one; default 7070)")  # fmt: skip
+    up.add_argument("--metrics-port", type=int, default=_env("METRICS_PORT", "9470"),
                     help="control plane /metrics port; the node uses the next one (0 picks; default 9470)")  # fmt: skip
-    up.add_argument("--name", default="", help="name of the local node (default: the host name)")
-    up.add_argument("--log-level", choices=LEVELS, default="info")
+    up.add_argument("--name", default=_env("NAME", ""), help="name of the local node (default: the host name)")
+    up.add_argument("--log-level", choices=LEVELS, default=_env("LOG_LEVEL", "info"))
     up.set_defaults(handler=_up)
 
     for daemon, text in (("controlplane", "run the control plane daemon"), ("noded", "run the node daemon")):

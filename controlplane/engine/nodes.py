@@ -155,7 +155,7 @@ class NodeService:
             ):
                 return
             await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
-            await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING)
+            await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
             await tx.add_event(
                 "agent.started",
                 now=now,

@@ -90,7 +90,6 @@ async def schedule_pass(
             blocked="",
             error="",
             not_before=None,
-            started_at=step.started_at or now,
         )
         await tx.insert_attempt(run_id=run.id, step=step.name, attempt=p.attempt, node_id=p.node_id, now=now)
         await tx.add_event(

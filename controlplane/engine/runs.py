@@ -155,6 +155,7 @@ class RunService:
                     output_json=None,
                     exit_code=0,
                     stderr="",
+                    started_at=None,
                 )
             await tx.set_run_status(run_id, RunStatus.RUNNING)
             await tx.add_event(
