@@ -18,6 +18,21 @@ from controlplane.store import ModuleBlobs, StateStore, Tx
 
 SESSION_QUEUE_SIZE = 4096
 
+# Events after which a scheduling pass may place something: a step became ready, capacity was
+# freed, or a node joined. Others (e.g. agent.started) leave the last plan as good as it was.
+SCHEDULER_EVENTS = frozenset(
+    {
+        "workflow.started",
+        "workflow.cancelled",
+        "agent.completed",
+        "agent.failed",
+        "agent.requeued",
+        "agent.skipped",
+        "node.ready",
+        "node.down",
+    }
+)
+
 
 class NodeSession:
     """One live Connect stream of a node: a bounded queue of messages to send down."""
@@ -70,7 +85,8 @@ class Core:
             yield tx
         if tx.emitted:
             self.bus.publish(tx.emitted)
-            self.wake()
+            if any(e.type in SCHEDULER_EVENTS for e in tx.emitted):
+                self.wake()
 
     def send(self, node_id: str, message: ToNode) -> bool:
         """Queue a message for a node's live stream; False when the node has none."""

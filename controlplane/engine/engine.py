@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from controlplane.clock import Clock, SystemClock
+from controlplane.domain import StepStatus
 from controlplane.engine.bus import EventBus
 from controlplane.engine.core import Core
 from controlplane.engine.nodes import NodeService
@@ -68,6 +69,8 @@ class Engine:
     async def schedule_once(self) -> timedelta | None:
         """One pass; answers how long until a backoff expires (None: nothing waits on time)."""
         core = self.core
+        if not await core.store.read.has_steps_with_status(StepStatus.READY):
+            return None  # nothing to place: no write transaction
         now = core.clock.now()
         async with core.tx() as tx:
             result = await schedule_pass(tx, nodes=await tx.nodes(), live_status=core.live_status(), now=now)

@@ -62,7 +62,7 @@ async def schedule_pass(
             node_selector=s.node_selector,
             not_before=s.not_before,
             order=(seq, s.idx),
-            avoid_nodes=await tx.failed_nodes(s.run_id, s.name),
+            avoid_nodes=await tx.failed_nodes(s.run_id, s.name) if s.attempt else frozenset(),
         )
         for seq, s in ready_rows
     ]

@@ -140,6 +140,9 @@ class Reader:
         )
         return [(int(r["run_seq"]), _step(r)) for r in rows]
 
+    async def has_steps_with_status(self, status: StepStatus) -> bool:
+        return await self._one("SELECT 1 FROM steps WHERE status = ? LIMIT 1", (status.value,)) is not None
+
     async def steps_on_node(self, node_id: str) -> list[StepRecord]:
         rows = await self._all(
             "SELECT * FROM steps WHERE node_id = ? AND status IN (?, ?)",
