@@ -14,6 +14,7 @@ demo: .venv/.installed-agents
 test: .venv/.installed-dev
 	$(MAKE) --no-print-directory agents
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy agentflow controlplane noded
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 venv: .venv/.installed-agents

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
-from agentflow.daemon import daemon_main, stop_on_signals, write_state_file
+from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.telemetry import serve_metrics
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
@@ -28,6 +28,12 @@ from noded.workers import WorkerPool
 log = logging.getLogger("noded")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+)
 ISOLATION_PB = {
     isolation.IsolationMode.NONE: types_pb2.ISOLATION_NONE,
     isolation.IsolationMode.CGROUP1: types_pb2.ISOLATION_CGROUP1,
@@ -56,86 +62,80 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
-    state = await SqliteNodeState.open(data_dir / "noded.db")
-    channel = grpc.aio.insecure_channel(
-        config.server,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 20_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-        ],
-    )
-    pool = WorkerPool(data_dir / "compiled", warm=min(config.warm_workers, slots), max_workers=slots)
-    link: ControlPlaneLink | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        state = await SqliteNodeState.open(data_dir / "noded.db")
+        stack.push_async_callback(state.close)
+        channel = grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
+        stack.push_async_callback(channel.close)
+        pool = WorkerPool(data_dir / "compiled", warm=min(config.warm_workers, slots), max_workers=slots)
+        link: ControlPlaneLink | None = None
 
-    async def fetch(digest: str) -> AsyncIterator[bytes]:
-        assert link is not None
-        async for chunk in link.fetch_module(digest):
-            yield chunk.data
+        async def fetch(digest: str) -> AsyncIterator[bytes]:
+            assert link is not None
+            async for chunk in link.fetch_module(digest):
+                yield chunk.data
 
-    modules = ModuleStore(data_dir / "modules", fetch)
-    runner = StepRunner(
-        pool=pool,
-        modules=modules,
-        state=state,
-        scratch_root=data_dir / "scratch",
-        send=lambda message: link.send(message) if link is not None else False,
-        metrics=metrics,
-    )
-    link = ControlPlaneLink(
-        channel,
-        registration=Registration(
-            name=config.name,
-            labels=config.labels,
-            capacity=offered,
-            isolation=ISOLATION_PB[mode],
-            version=_version(),
-        ),
-        state=state,
-        handlers=runner,
-        on_connection=lambda up: metrics.connected.set(1 if up else 0),
-    )
-    stop_metrics = None
-    link_task: asyncio.Task[None] | None = None
-    try:
+        runner = StepRunner(
+            pool=pool,
+            modules=ModuleStore(data_dir / "modules", fetch),
+            state=state,
+            scratch_root=data_dir / "scratch",
+            send=lambda message: link.send(message) if link is not None else False,
+            metrics=metrics,
+        )
+        link = ControlPlaneLink(
+            channel,
+            registration=Registration(
+                name=config.name,
+                labels=config.labels,
+                capacity=offered,
+                isolation=ISOLATION_PB[mode],
+                version=_version(),
+            ),
+            state=state,
+            handlers=runner,
+            on_connection=lambda up: metrics.connected.set(1 if up else 0),
+        )
         await runner.load_outbox()
+        stack.push_async_callback(pool.shutdown)
         await pool.start()
-        metrics_port, stop_metrics = serve_metrics(registry, config.metrics_listen)
-        metrics_host, _ = split_address(config.metrics_listen)
+        stack.push_async_callback(runner.shutdown)
+        try:
+            metrics_port, stop_metrics = serve_metrics(registry, config.metrics_listen)
+        except OSError as exc:
+            raise FatalError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
+        stack.callback(stop_metrics)
         link_task = asyncio.create_task(link.run(stop), name="control-plane-link")
+        stack.push_async_callback(_finish, link_task)
+        stack.callback(stop.set)  # runs before _finish: the link ends on it
+        metrics_host, _ = split_address(config.metrics_listen)
         write_state_file(
             config.state_file,
-            {
-                "name": config.name,
-                "server": config.server,
-                "metrics": f"{metrics_host}:{metrics_port}",
-                "isolation": mode.value,
-                "slots": slots,
-            },
-        )
+            {"name": config.name, "server": config.server, "metrics": f"{metrics_host}:{metrics_port}",
+             "isolation": mode.value, "slots": slots},
+        )  # fmt: skip
+        stack.callback(config.state_file.unlink, missing_ok=True)
         log.info(
             "node ready",
             extra={"node": config.name, "server": config.server, "isolation": mode.value, "slots": slots},
         )
-        done, _ = await asyncio.wait({link_task, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED")
-        if link_task in done and link_task.exception() is not None:
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({link_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if link_task.done() and not link_task.cancelled() and link_task.exception() is not None:
             raise link_task.exception()  # type: ignore[misc]
         log.info("node stopping")
-    finally:
-        stop.set()
-        if link_task is not None:
-            link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await link_task
-        await runner.shutdown()
-        await pool.shutdown()
-        await channel.close()
-        await state.close()
-        if stop_metrics is not None:
-            stop_metrics()
-        config.state_file.unlink(missing_ok=True)
-        log.info("node stopped")
+    log.info("node stopped")
+
+
+async def _finish(task: asyncio.Task[None]) -> None:
+    """Let the link end on the stop event; cancel it if it does not within a moment."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=2)
+    except (TimeoutError, Exception):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def _isolation(config: NodedConfig) -> isolation.IsolationMode:

@@ -24,6 +24,8 @@ GRPC_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Without this a second control plane could bind the same port and split the traffic.
+    ("grpc.so_reuseport", 0),
 )
 
 
