@@ -34,6 +34,12 @@ class ControlPlaneMetrics:
         self.workflows_started = Counter(
             "agentflow_workflow_starts_total", "Runs started or retried", ["workflow"], registry=registry
         )
+        self.limit_hits = Counter(
+            "agentflow_resource_limit_hits_total",
+            "Step attempts stopped by a limit (memory, timeout, output_limit)",
+            ["workflow", "limit"],
+            registry=registry,
+        )
         self.node_events = Counter("agentflow_node_events_total", "Node lifecycle events", ["event"], registry=registry)
         self.connected_nodes = Gauge("agentflow_nodes_connected", "Nodes with a live stream", registry=registry)
 
@@ -51,6 +57,8 @@ class ControlPlaneMetrics:
                 self.agent_executions.labels(workflow, event.step, "succeeded").inc()
             case "agent.failed":
                 self.agent_executions.labels(workflow, event.step, "failed").inc()
+            case "resource.limit_hit":
+                self.limit_hits.labels(workflow, str(event.data.get("limit", ""))).inc()
             case "node.ready" | "node.disconnected" | "node.down" | "node.registered":
                 self.node_events.labels(event.type).inc()
 

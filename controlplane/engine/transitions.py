@@ -22,6 +22,9 @@ from controlplane.store import RunRecord, StepRecord, Tx
 # module that takes down whole nodes cannot circle the cluster forever.
 MAX_LOST_ATTEMPTS = 5
 
+# Failure kinds that mean the step ran into one of its limits (memory, wall time, output size).
+LIMIT_KINDS = frozenset({"memory", "timeout", "output_limit"})
+
 
 async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
     """Move pending steps to ready/skipped and finish the run once every step is terminal."""
@@ -145,6 +148,16 @@ async def apply_result(
         return True
 
     await tx.finish_attempt(run.id, step.name, key.attempt, status="failed", error=report.error, now=now)
+    if report.failure_kind in LIMIT_KINDS:
+        await tx.add_event(
+            "resource.limit_hit",
+            now=now,
+            run_id=run.id,
+            step=step.name,
+            attempt=key.attempt,
+            node=node_name,
+            data={"workflow": run.workflow_name, "limit": report.failure_kind, "error": report.error},
+        )
     failures = step.failures + 1
     common = {
         "exit_code": report.exit_code,

@@ -14,7 +14,10 @@ Contract:
   also kills the worker, and the ``CancelledError`` propagates.
 - ``before_job(pid, job)`` (optional, async) is called after a worker is chosen and
   before the job is sent — the hook for moving the worker into the step's cgroup. If it
-  raises, the worker is discarded and the exception propagates. ``on_start(pid)`` (per
+  raises, the worker is discarded and the exception propagates. ``on_end(pid)`` (per call,
+  sync) runs once the job is over, whatever its outcome and whether the worker lives, before
+  the worker can take another job — the hook for moving it out of the step's cgroup.
+  ``on_start(pid)`` (per
   call, sync or async) reports which process runs the job.
 - ``shutdown()`` is idempotent: it closes idle workers' stdin and SIGTERMs every worker,
   SIGKILLs what is left after ``grace_s``, and awaits every exit, so no child outlives it
@@ -61,6 +64,7 @@ DEFAULT_START_TIMEOUT_S = 30.0
 
 BeforeJob = Callable[[int, StepJob], Awaitable[None]]
 OnStart = Callable[[int], Any]
+OnEnd = Callable[[int], None]
 
 
 class PoolState(Enum):
@@ -224,7 +228,14 @@ class WorkerPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
-    async def run(self, job: StepJob, *, key: str | None = None, on_start: OnStart | None = None) -> ExecResult:
+    async def run(
+        self,
+        job: StepJob,
+        *,
+        key: str | None = None,
+        on_start: OnStart | None = None,
+        on_end: OnEnd | None = None,
+    ) -> ExecResult:
         """Runs ``job`` on a worker. ``key`` makes it cancellable with ``cancel(key)``."""
         self._check_open()
         if key is not None and key in self._entries:
@@ -241,7 +252,11 @@ class WorkerPool:
                     return await self._run_on(worker, job, entry, on_start)
                 finally:
                     entry.worker = None
-                    self._checkin(worker)
+                    try:
+                        if on_end is not None:
+                            on_end(worker.pid)
+                    finally:
+                        self._checkin(worker)
         except asyncio.CancelledError:
             task = entry.task
             if entry.cancelled and task is not None and task.uncancel() == 0:

@@ -159,6 +159,40 @@ agents:
     step = steps_by_name(result.json())["spin"]
     assert step["status"] == "failed"
     assert "timed out" in step["error"]
+    assert 'agentflow_resource_limit_hits_total{limit="timeout",workflow="spin"} 1.0' in controlplane_metrics(cluster)
+
+
+def test_memory_limit_fails_only_that_step(cluster, tmp_path: Path):
+    wf = write_workflow(
+        tmp_path / "hog.yaml",
+        f"""\
+apiVersion: agentflow/v1
+kind: Workflow
+name: hog
+version: "1"
+agents:
+  - name: hog
+    module: {agent("hog")}
+    resources: {{memory: 32Mi}}
+  - name: bystander
+    module: {agent("echo")}
+""",
+    )
+    result = cli(cluster.server, "run", str(wf), "--wait", "--json")
+    assert result.code == 1
+    steps = steps_by_name(result.json())
+    assert steps["hog"]["status"] == "failed"
+    assert steps["hog"]["error"] == "memory limit of 32Mi reached"
+    assert steps["bystander"]["status"] == "succeeded"
+    assert 'agentflow_resource_limit_hits_total{limit="memory",workflow="hog"} 1.0' in controlplane_metrics(cluster)
+    # The node keeps serving.
+    assert cli(cluster.server, "run", "examples/diamond.yaml", "--wait").code == 0
+
+
+def controlplane_metrics(cluster) -> str:
+    import httpx
+
+    return httpx.get(f"http://{cluster.controlplane.state['metrics']}/metrics", timeout=10).text
 
 
 def test_input_mapping_from_run_input_and_upstream(cluster, tmp_path: Path):

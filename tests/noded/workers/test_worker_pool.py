@@ -230,3 +230,34 @@ async def test_worker_that_dies_at_start_is_reported(tmp_path: Path) -> None:
 def test_sizes_are_validated(warm: int, max_workers: int) -> None:
     with pytest.raises(ValueError):
         WorkerPool("/tmp", warm=warm, max_workers=max_workers)
+
+
+async def test_on_end_runs_before_the_worker_is_reused(tmp_path: Path, agent_job: MakeJob) -> None:
+    events: list[tuple[str, int]] = []
+    async with WorkerPool(tmp_path, warm=1, max_workers=1) as pool:
+
+        def start(pid: int) -> None:
+            events.append(("start", pid))
+
+        def end(pid: int) -> None:
+            events.append(("end", pid))
+
+        first = pool.run(agent_job("tests/agents/sleep", input={"ms": 100}), on_start=start, on_end=end)
+        second = pool.run(agent_job("tests/agents/echo", stdin=b"{}"), on_start=start, on_end=end)
+        results = await asyncio.gather(first, second)
+        assert all(r.ok for r in results)
+    pid = events[0][1]
+    assert events == [("start", pid), ("end", pid), ("start", pid), ("end", pid)]
+
+
+async def test_on_end_runs_when_the_worker_dies(tmp_path: Path, agent_job: MakeJob) -> None:
+    ended: list[int] = []
+    async with WorkerPool(tmp_path, warm=1, max_workers=1) as pool:
+        task = asyncio.create_task(
+            pool.run(
+                agent_job("tests/agents/spin"), on_start=lambda pid: os.kill(pid, signal.SIGKILL), on_end=ended.append
+            )
+        )
+        result = await task
+    assert result.failure_kind == "worker_lost"
+    assert len(ended) == 1
