@@ -17,6 +17,7 @@ from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_sta
 from agentflow.telemetry import serve_metrics
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
+from noded.cgroups import CgroupDriver, CgroupError, open_driver
 from noded.config import NodedConfig
 from noded.link import ControlPlaneLink, Registration
 from noded.metrics import NodeMetrics
@@ -53,7 +54,8 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     stop_on_signals(stop)
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    mode = _isolation(config)
+    cgroups = _cgroup_driver(config)
+    mode = cgroups.mode
     slots = config.slots or capacity.default_slots()
     offered = types_pb2.Resources(
         cpu_millis=config.cpu or capacity.host_cpu_millis(),
@@ -63,6 +65,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(cgroups.teardown)
         state = await SqliteNodeState.open(data_dir / "noded.db")
         stack.push_async_callback(state.close)
         channel = grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
@@ -82,6 +85,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             scratch_root=data_dir / "scratch",
             send=lambda message: link.send(message) if link is not None else False,
             metrics=metrics,
+            cgroups=cgroups,
         )
         link = ControlPlaneLink(
             channel,
@@ -138,19 +142,24 @@ async def _finish(task: asyncio.Task[None]) -> None:
             await task
 
 
-def _isolation(config: NodedConfig) -> isolation.IsolationMode:
+def _cgroup_driver(config: NodedConfig) -> CgroupDriver:
+    """The cgroup driver for the configured isolation; `auto` falls back to `none` with a warning."""
     try:
-        found = isolation.resolve(config.isolation)
+        mode = isolation.resolve(config.isolation)
     except ValueError as exc:
         raise ConfigError(f"isolation: {exc}") from None
-    if found is not isolation.IsolationMode.NONE:
-        # Workers are not yet moved into per-step cgroups; report what is enforced today.
-        log.info(
-            "cgroups available but not used yet; steps are confined by wasmtime store limits only",
-            extra={"available": found.value},
-        )
-        return isolation.IsolationMode.NONE
-    return found
+    driver = open_driver(mode, node_name=config.name)
+    try:
+        driver.setup()
+        removed = driver.cleanup_stale()
+    except CgroupError as exc:
+        if config.isolation != "auto":
+            raise FatalError(f"isolation {mode.value}: {exc}") from None
+        log.warning("cgroups unusable; running steps without them", extra={"mode": mode.value, "error": str(exc)})
+        return open_driver(isolation.IsolationMode.NONE, node_name=config.name)
+    if removed:
+        log.info("removed step cgroups left by an earlier run", extra={"count": removed})
+    return driver
 
 
 def main(argv: Sequence[str] | None = None) -> int:

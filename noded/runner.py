@@ -9,6 +9,7 @@ only when the control plane acknowledges it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import time
@@ -18,11 +19,22 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
+from agentflow.spec import format_memory
 from agentflow.v1 import node_pb2, types_pb2
+from noded.cgroups import (
+    MIN_CPU_MILLIS,
+    NO_STATS,
+    CgroupDriver,
+    CgroupError,
+    CgroupStats,
+    StepCgroup,
+    StepLimits,
+    slug,
+)
 from noded.errors import ModuleFetchError
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
-from noded.sandbox import ExecResult, StepJob
+from noded.sandbox import ExecResult, FailureKind, StepJob
 from noded.state import NodeState, ResultKey
 from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
 
@@ -30,6 +42,12 @@ log = logging.getLogger(__name__)
 
 CAPABILITY_LLM = "llm.complete"
 CAPABILITY_HTTP = "http.fetch"
+
+# A step's cgroup holds its worker process while it runs. The guest's linear memory is bounded
+# exactly by wasmtime (resources.memory); the cgroup adds this much for the worker's own
+# allocations during the step (instance, buffers, compiling a module not yet cached).
+CGROUP_MEMORY_HEADROOM = 128 * 1024 * 1024
+CGROUP_PIDS_MAX = 64
 
 
 class StepRunner:
@@ -42,6 +60,7 @@ class StepRunner:
         scratch_root: Path,
         send: Callable[[node_pb2.NodeMessage], bool],
         metrics: NodeMetrics,
+        cgroups: CgroupDriver,
     ) -> None:
         self._pool = pool
         self._modules = modules
@@ -49,6 +68,7 @@ class StepRunner:
         self._scratch_root = scratch_root
         self._send = send
         self._metrics = metrics
+        self._cgroups = cgroups
         self._running: dict[ResultKey, asyncio.Task[None]] = {}
         self._cancel_requested: set[ResultKey] = set()
         self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
@@ -105,6 +125,13 @@ class StepRunner:
             result = await self._attempt(key, a, scratch)
         except asyncio.CancelledError:
             raise  # the daemon is stopping; the control plane requeues the attempt
+        except Exception as exc:  # a bug or host trouble must still end the attempt visibly
+            log.exception("step attempt failed on the node", extra={"run": key.run_id, "step": key.step})
+            result = _failed(
+                types_pb2.StepResult(run_id=key.run_id, step=key.step, attempt=key.attempt),
+                "worker_lost",
+                f"node error: {type(exc).__name__}: {exc}",
+            )
         finally:
             self._running.pop(key, None)
             self._metrics.running.set(len(self._running))
@@ -137,14 +164,35 @@ class StepRunner:
             capabilities=frozenset(capabilities),
         )
 
+        try:
+            cgroup = self._cgroups.create(
+                slug(_pool_key(key)),
+                StepLimits(
+                    memory_bytes=a.resources.memory_bytes + CGROUP_MEMORY_HEADROOM,
+                    cpu_millis=max(a.resources.cpu_millis, MIN_CPU_MILLIS),
+                    pids_max=CGROUP_PIDS_MAX,
+                ),
+            )
+        except CgroupError as exc:
+            log.error("cannot create the step's cgroup", extra={"step": key.step, "error": str(exc)})
+            return _failed(base, "worker_lost", f"node error: cgroup: {exc}")
+        stats: list[CgroupStats] = []
+
         def started(pid: int) -> None:
+            cgroup.attach(pid)  # before the job is sent: the step never runs outside its cgroup
             ref = node_pb2.AttemptRef(run_id=key.run_id, step=key.step, attempt=key.attempt)
             self._send(node_pb2.NodeMessage(started=node_pb2.StepStarted(attempt=ref)))
+
+        def ended(pid: int) -> None:
+            stats.append(_release(cgroup, pid))
 
         try:
             if key in self._cancel_requested:
                 raise StepCancelled(_pool_key(key))
-            outcome = await self._pool.run(job, key=_pool_key(key), on_start=started)
+            outcome = await self._pool.run(job, key=_pool_key(key), on_start=started, on_end=ended)
+        except CgroupError as exc:
+            log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})
+            return _failed(base, "worker_lost", f"node error: cgroup: {exc}")
         except StepCancelled:
             base.outcome = types_pb2.STEP_OUTCOME_CANCELLED
             base.error = "cancelled by the control plane"
@@ -156,6 +204,10 @@ class StepRunner:
             return _failed(base, "worker_lost", f"node error: {exc}")
         finally:
             self._cancel_requested.discard(key)
+            if not stats:  # the job never reached a worker
+                _release(cgroup, None)
+        if outcome.failure_kind == FailureKind.WORKER_LOST and stats and stats[0].oom_kills:
+            outcome = _oom_killed(outcome, a.resources.memory_bytes)
         self._metrics.observe(outcome, workflow=a.workflow_name)
         return _from_exec(base, outcome)
 
@@ -175,6 +227,24 @@ class StepRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _release(cgroup: StepCgroup, pid: int | None) -> CgroupStats:
+    try:
+        return cgroup.release(pid)
+    except CgroupError as exc:
+        log.error("cannot remove a step cgroup; cleanup_stale retries at the next start", extra={"error": str(exc)})
+        return NO_STATS
+
+
+def _oom_killed(outcome: ExecResult, memory_bytes: int) -> ExecResult:
+    """A worker the kernel killed for its cgroup's memory limit: the step hit its memory limit."""
+    limit = format_memory(memory_bytes + CGROUP_MEMORY_HEADROOM)
+    return dataclasses.replace(
+        outcome,
+        failure_kind=FailureKind.MEMORY,
+        error=f"memory limit reached: the worker was killed by the kernel at its cgroup limit of {limit}",
+    )
 
 
 def _pool_key(key: ResultKey) -> str:

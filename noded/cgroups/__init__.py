@@ -1,0 +1,49 @@
+"""Per-step cgroups for noded's worker processes: cgroup v2, v1, or none.
+
+Typical use in a node daemon::
+
+    driver = open_driver(resolve(config.isolation), node_name=config.name)
+    driver.setup()
+    driver.cleanup_stale()
+    driver.adopt(worker_pid)                       # each new worker
+    step = driver.create(step_key, StepLimits(memory_bytes=..., cpu_millis=250, pids_max=64))
+    step.attach(worker_pid)
+    ...                                            # the worker runs the step
+    stats = step.release(worker_pid)               # worker back in workers/, step cgroup gone
+    driver.teardown()
+
+Everything here is synchronous: each call is a handful of small file writes. Two calls
+can wait: `release` up to `RELEASE_TIMEOUT_S` while tasks of the step are still exiting,
+and `cleanup_stale` up to a few seconds per leftover cgroup; an asyncio caller may want
+`asyncio.to_thread` for those.
+"""
+
+from noded.cgroups.driver import CgroupDriver, StepCgroup, open_driver
+from noded.cgroups.errors import CgroupError
+from noded.cgroups.limits import CPU_PERIOD_US, MIN_CPU_MILLIS, NO_STATS, CgroupStats, StepLimits
+from noded.cgroups.naming import MAX_NAME_LEN, slug
+from noded.cgroups.none import NoneDriver
+from noded.cgroups.procfile import PROC_SELF_CGROUP
+from noded.cgroups.step import RELEASE_TIMEOUT_S, FileStepCgroup
+from noded.cgroups.v1 import V1Driver
+from noded.cgroups.v2 import V2Driver
+
+__all__ = [
+    "CPU_PERIOD_US",
+    "MAX_NAME_LEN",
+    "MIN_CPU_MILLIS",
+    "NO_STATS",
+    "PROC_SELF_CGROUP",
+    "RELEASE_TIMEOUT_S",
+    "CgroupDriver",
+    "CgroupError",
+    "CgroupStats",
+    "FileStepCgroup",
+    "NoneDriver",
+    "StepCgroup",
+    "StepLimits",
+    "V1Driver",
+    "V2Driver",
+    "open_driver",
+    "slug",
+]

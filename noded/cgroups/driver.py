@@ -1,0 +1,83 @@
+"""The contract every cgroup driver keeps, and `open_driver`, which picks one by isolation mode.
+
+Lifecycle of a node: `open_driver` → `setup()` → `cleanup_stale()` → per worker `adopt(pid)`
+→ per step `create(name, limits)`, `attach(pid)`, …, `release(pid)` → `teardown()`.
+
+- `setup()` is idempotent and raises `CgroupError` naming the path, the operation and the
+  errno when the hierarchy is unusable; the other calls need it to have succeeded.
+- `create` derives a directory name from its argument (`naming.slug`) and raises
+  `CgroupError` if a cgroup of that name exists; it leaves nothing behind when it fails.
+- `attach` moves a process with all its threads. If it fails half-way (v1 writes one
+  `cgroup.procs` per hierarchy), `release(pid)` puts the process back.
+- `release` reads the stats, moves the process (if alive) back to the workers cgroup and
+  removes the step cgroup, waiting briefly for exiting tasks. It is safe to call after a
+  failed `attach` and more than once: after one full success later calls only return the
+  same stats; after a `CgroupError` a later call retries what is left.
+- `cleanup_stale` SIGKILLs whatever is in step cgroups left over from an earlier run and
+  removes them. `teardown` removes the node's cgroups that are empty and leaves busy ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from noded.cgroups.limits import CgroupStats, StepLimits
+from noded.cgroups.none import NoneDriver
+from noded.cgroups.procfile import PROC_SELF_CGROUP
+from noded.cgroups.v1 import V1Driver
+from noded.cgroups.v2 import V2Driver
+from noded.isolation import CGROUP_ROOT, IsolationMode
+
+
+class StepCgroup(Protocol):
+    """The cgroup of one running step."""
+
+    @property
+    def name(self) -> str: ...
+
+    def attach(self, pid: int) -> None:
+        """Move process `pid` (all its threads) into this cgroup."""
+
+    def release(self, pid: int | None) -> CgroupStats:
+        """Read the stats, move `pid` (if alive) back to the workers cgroup, remove this cgroup."""
+
+
+class CgroupDriver(Protocol):
+    """A node's cgroup hierarchy: idle workers in one cgroup, each running step in its own."""
+
+    @property
+    def mode(self) -> IsolationMode: ...
+
+    def setup(self) -> None:
+        """Create the node's hierarchy; `CgroupError` if it is unusable."""
+
+    def adopt(self, pid: int) -> None:
+        """Put a new, idle worker into the node's workers cgroup."""
+
+    def create(self, name: str, limits: StepLimits) -> StepCgroup:
+        """Create the cgroup of one step, limits applied."""
+
+    def cleanup_stale(self) -> int:
+        """Kill what is in leftover step cgroups of an earlier run and remove them; how many there were."""
+
+    def teardown(self) -> None:
+        """Remove the node's hierarchy where it is empty."""
+
+
+def open_driver(
+    mode: IsolationMode,
+    *,
+    node_name: str,
+    root: Path = CGROUP_ROOT,
+    proc_self_cgroup: Path = PROC_SELF_CGROUP,
+) -> CgroupDriver:
+    """The driver for `mode` (see `noded.isolation.resolve`); call `setup()` next."""
+    match mode:
+        case IsolationMode.CGROUP2:
+            return V2Driver(node_name=node_name, root=root, proc_self_cgroup=proc_self_cgroup)
+        case IsolationMode.CGROUP1:
+            return V1Driver(node_name=node_name, root=root, proc_self_cgroup=proc_self_cgroup)
+        case IsolationMode.NONE:
+            return NoneDriver(node_name=node_name)
+    raise ValueError(f"unknown isolation mode {mode!r}")

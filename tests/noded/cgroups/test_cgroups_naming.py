@@ -1,0 +1,53 @@
+"""`noded.cgroups.slug`: safe, unique cgroup directory names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from noded.cgroups import MAX_NAME_LEN, slug
+
+pytestmark = pytest.mark.unit
+
+SAFE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@pytest.mark.parametrize("name", ["step-1", "r1_s2_a3", "0abc", "a" * MAX_NAME_LEN], ids=str.__len__)
+def test_a_slug_is_kept(name: str) -> None:
+    assert slug(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "head"),
+    [
+        ("Run/42:summarize#1", "run-42-summarize-1"),
+        ("../../etc", "etc"),
+        ("-leading-dash", "leading-dash"),
+        ("tasks", "tasks"),
+        ("", ""),
+        ("ünïcødé", "n-c-d"),
+    ],
+    ids=["mixed", "traversal", "leading-dash", "v1-control-file", "empty", "non-ascii"],
+)
+def test_other_names_are_cleaned_and_hashed(name: str, head: str) -> None:
+    result = slug(name)
+    assert SAFE.match(result), result
+    assert len(result) <= MAX_NAME_LEN
+    assert result.startswith(head)
+    assert result != name
+
+
+def test_long_names_are_truncated_and_stay_unique() -> None:
+    a, b = slug("x" * 200 + "a"), slug("x" * 200 + "b")
+    assert len(a) == len(b) == MAX_NAME_LEN
+    assert a != b
+    assert SAFE.match(a)
+
+
+def test_names_that_clean_alike_do_not_collide() -> None:
+    assert len({slug("run-1"), slug("Run-1"), slug("run/1"), slug("run 1")}) == 4
+
+
+def test_slug_is_stable() -> None:
+    assert slug("Run/1") == slug("Run/1")
