@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -90,11 +91,9 @@ class Engine:
                 log.exception("scheduling pass failed; retrying")
                 wait = MAX_SCHEDULE_IDLE
             timeout = min(wait or MAX_SCHEDULE_IDLE, MAX_SCHEDULE_IDLE).total_seconds()
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await core.wake_event.wait()
-            except TimeoutError:
-                pass
 
     async def _reap_loop(self) -> None:
         interval = max(self.core.heartbeat_interval.total_seconds() / 2, 0.05)

@@ -27,13 +27,18 @@ MiB = 1024 * 1024
 CONTROLLERS = ("memory", "cpu", "pids")
 Spawn = Callable[..., subprocess.Popen[str]]
 
-pytestmark = [
-    pytest.mark.component,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or detect() is not IsolationMode.CGROUP1,
-        reason="needs root and writable cgroup v1 memory, cpu and pids hierarchies",
-    ),
-]
+pytestmark = pytest.mark.component
+
+
+@pytest.fixture(autouse=True)
+def _needs_cgroup_v1() -> None:
+    """These tests use the real kernel: without it they fail and say what is missing."""
+    if os.geteuid() != 0 or detect() is not IsolationMode.CGROUP1:
+        pytest.fail(
+            "needs root and writable cgroup v1 memory, cpu and pids hierarchies under /sys/fs/cgroup "
+            f"(euid {os.geteuid()}, detected {detect().value})",
+            pytrace=False,
+        )
 
 
 def cgroup_of(pid: int) -> dict[str, str]:
