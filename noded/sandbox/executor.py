@@ -30,6 +30,9 @@ from noded.sandbox.module_cache import CompiledModuleCache
 
 DEFAULT_MAX_STDOUT_BYTES = 1024 * 1024
 DEFAULT_MAX_STDERR_BYTES = 64 * 1024
+# Caps on what a hostile module may allocate besides linear memory.
+MAX_TABLE_ELEMENTS = 1_000_000
+MAX_TABLES = 16
 SCRATCH_GUEST_PATH = "/scratch"
 WASM_PAGE_BYTES = 64 * 1024
 
@@ -268,7 +271,13 @@ def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCach
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
     try:
-        store.set_limits(memory_size=job.memory_limit_bytes, instances=1)
+        store.set_limits(
+            memory_size=job.memory_limit_bytes,
+            table_elements=MAX_TABLE_ELEMENTS,
+            instances=1,
+            tables=MAX_TABLES,
+            memories=1,
+        )
         # With epoch interruption on, a store without a deadline traps at once.
         store.set_epoch_deadline(deadline_ticks(job.timeout_s))
         _configure_wasi(store, job, stdout, stderr)
