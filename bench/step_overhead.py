@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from noded.sandbox import CompiledModuleCache, EpochTicker, StepJob, create_engine, run_step
+from noded.workers import WorkerPool
 
-from noded.sandbox import CompiledModuleCache, EpochTicker, StepJob, create_engine, run_step  # noqa: E402
-from noded.workers import WorkerPool  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ECHO = ROOT / "tests" / "agents" / "echo.wasm"
 STDIN = b'{"input":{"text":"hello"},"upstream":{},"step":{"run":"bench","name":"echo","attempt":1}}'

@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from agentflow.cli.client import Client, file_digest
+from agentflow.spec import load_workflow
+from agentflow.v1 import types_pb2
 
-from agentflow.cli.client import Client, file_digest  # noqa: E402
-from agentflow.spec import load_workflow  # noqa: E402
-from agentflow.v1 import types_pb2  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -15,6 +15,7 @@ from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.telemetry import serve_metrics
+from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
 from noded.cgroups import CgroupDriver, CgroupError, open_driver
@@ -28,10 +29,8 @@ from noded.workers import WorkerPool
 
 log = logging.getLogger("noded")
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *MESSAGE_SIZE_OPTIONS,
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 )

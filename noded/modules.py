@@ -13,9 +13,8 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from agentflow.spec import DIGEST_PREFIX, is_digest
 from noded.errors import ModuleFetchError
-
-DIGEST_PREFIX = "sha256:"
 
 
 class ModuleStore:
@@ -28,10 +27,9 @@ class ModuleStore:
         self.misses = 0
 
     def path(self, digest: str) -> Path:
-        hex_digest = digest.removeprefix(DIGEST_PREFIX)
-        if not digest.startswith(DIGEST_PREFIX) or len(hex_digest) != 64 or not _is_hex(hex_digest):
+        if not is_digest(digest):
             raise ModuleFetchError(f'"{digest}" is not a sha256 digest')
-        return self._root / f"{hex_digest}.wasm"
+        return self._root / f"{digest.removeprefix(DIGEST_PREFIX)}.wasm"
 
     async def ensure(self, digest: str) -> Path:
         """The verified module file, downloading it once even when many steps ask at once."""
@@ -84,7 +82,3 @@ class ModuleStore:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)

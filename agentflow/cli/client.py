@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import grpc
 
+from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 CHUNK_SIZE = 1024 * 1024
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CALL_TIMEOUT_S = 30.0
 
 
@@ -68,10 +68,7 @@ class Client:
         self.server = server
         self._channel = grpc.insecure_channel(
             server,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
+            options=MESSAGE_SIZE_OPTIONS,
         )
         self._stub = controlplane_pb2_grpc.ControlPlaneStub(self._channel)
 

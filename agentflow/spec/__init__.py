@@ -5,6 +5,7 @@ from agentflow.spec.duration import format_duration, parse_duration
 from agentflow.spec.errors import InvalidWorkflow, Problem, SpecError
 from agentflow.spec.model import (
     API_VERSION,
+    DIGEST_PREFIX,
     KIND,
     AgentSpec,
     Capabilities,
@@ -13,6 +14,7 @@ from agentflow.spec.model import (
     Resources,
     RetryPolicy,
     WorkflowSpec,
+    is_digest,
 )
 from agentflow.spec.parse import load_workflow, parse_workflow_dict
 from agentflow.spec.quantity import format_cpu, format_memory, parse_cpu, parse_memory
@@ -21,6 +23,7 @@ from agentflow.spec.suggest import closest
 
 __all__ = [
     "API_VERSION",
+    "DIGEST_PREFIX",
     "KIND",
     "AgentSpec",
     "Capabilities",
@@ -40,6 +43,7 @@ __all__ = [
     "format_cpu",
     "format_duration",
     "format_memory",
+    "is_digest",
     "load_workflow",
     "parse_cpu",
     "parse_duration",

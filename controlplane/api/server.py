@@ -6,20 +6,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc
 from controlplane.api.admin import ControlPlaneServicer
 from controlplane.api.errors import ErrorMappingInterceptor
 from controlplane.api.gateway import NodeGatewayServicer
 from controlplane.engine import Engine
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVICES = (
     controlplane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name,
     node_pb2.DESCRIPTOR.services_by_name["NodeGateway"].full_name,
 )
 GRPC_OPTIONS = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *MESSAGE_SIZE_OPTIONS,
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import wasmtime
 
+from agentflow.spec import DIGEST_PREFIX, is_digest
 from controlplane.errors import InvalidArgument, NotFound, ResourceExhausted
 
 WASM_MAGIC = b"\0asm"
 CHUNK_SIZE = 1024 * 1024
-DIGEST_PREFIX = "sha256:"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +36,7 @@ class ModuleBlobs:
         self._max_bytes = max_bytes
 
     def path(self, digest: str) -> Path:
-        if not digest.startswith(DIGEST_PREFIX) or len(digest) != len(DIGEST_PREFIX) + 64:
+        if not is_digest(digest):
             raise InvalidArgument(f'digest: "{digest}" is not sha256:<64 hex digits>')
         return self._dir / digest.removeprefix(DIGEST_PREFIX)
 

@@ -1,4 +1,4 @@
-"""Isolation mode `none`: no cgroups (the worker's rlimits are all there is); every call is a no-op."""
+"""Isolation mode `none`: no cgroups; steps are confined by wasmtime alone, so every call is a no-op."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class NoneStepCgroup:
         self.name = name
 
     def attach(self, pid: int) -> None:
-        pass
+        """The worker stays where it is."""
 
     def release(self, pid: int | None) -> CgroupStats:
         return NO_STATS
@@ -25,10 +25,10 @@ class NoneDriver:
         self.node_name = node_name
 
     def setup(self) -> None:
-        pass
+        """Nothing to create."""
 
     def adopt(self, pid: int) -> None:
-        pass
+        """Workers stay in the daemon's cgroup."""
 
     def create(self, name: str, limits: StepLimits) -> NoneStepCgroup:
         return NoneStepCgroup(slug(name))
@@ -37,4 +37,4 @@ class NoneDriver:
         return 0
 
     def teardown(self) -> None:
-        pass
+        """Nothing to remove."""

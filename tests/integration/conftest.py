@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from cluster import Daemon, nodes_ready, start_controlplane, start_noded, wait_for
+
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 @dataclass
@@ -20,8 +22,8 @@ class Cluster:
     def server(self) -> str:
         return str(self.controlplane.state["grpc"])
 
-    def add_node(self, name: str, **kwargs: object) -> Daemon:
-        node = start_noded(self.root / f"node-{name}", self.server, name=name, **kwargs)  # type: ignore[arg-type]
+    def add_node(self, name: str, *, labels: str = "") -> Daemon:
+        node = start_noded(self.root / f"node-{name}", self.server, name=name, labels=labels)
         self.nodes.append(node)
         wait_for(lambda: nodes_ready(self.server, len([n for n in self.nodes if n.proc.poll() is None])),
                  timeout=30, what=f"node {name} to be ready")  # fmt: skip
@@ -46,15 +48,17 @@ def cluster(tmp_path: Path, built_agents: Path, request: pytest.FixtureRequest) 
         c.add_node("alpha")
         yield c
     finally:
-        failed = getattr(request.node, "rep_call", None)
-        if failed is not None and failed.failed:
+        report = request.node.stash.get(CALL_REPORT, None)
+        if report is not None and report.failed:
             print(c.logs())
         c.stop()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
-        item.rep_call = report  # type: ignore[attr-defined]
+        item.stash[CALL_REPORT] = report
     return report

@@ -164,9 +164,9 @@ RUN_STATUSES = {
 
 
 @pytest.mark.parametrize(("value", "expected"), RUN_STATUSES.values(), ids=RUN_STATUSES.keys())
-def test_run_status_names(value: int, expected: str) -> None:
+def test_run_status_names(value: types_pb2.RunStatus, expected: str) -> None:
     assert render.run_status(value) == expected
-    assert render.run_json(types_pb2.Run(status=value))["status"] == expected  # type: ignore[arg-type]
+    assert render.run_json(types_pb2.Run(status=value))["status"] == expected
 
 
 def test_every_step_status_is_lower_case_without_prefix() -> None:

@@ -1,0 +1,12 @@
+"""gRPC channel and server settings both ends of the wire must agree on."""
+
+from __future__ import annotations
+
+# Assignments carry a step's whole stdin document (its dependencies' outputs) and results carry
+# its output, so messages go well past gRPC's 4 MiB default.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+MESSAGE_SIZE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
