@@ -93,6 +93,8 @@ class FakeNode:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
+        # gRPC allows one outstanding write per stream: the heartbeat task and the test take turns
+        self._writing = asyncio.Lock()
         self.stream_ended = asyncio.Event()
         self.stream_code: grpc.StatusCode | None = None
 
@@ -163,7 +165,7 @@ class FakeNode:
 
     async def send(self, message: node_pb2.NodeMessage) -> None:
         assert self._call is not None, "not connected"
-        async with asyncio.timeout(WAIT_S):
+        async with asyncio.timeout(WAIT_S), self._writing:
             await self._call.write(message)
 
     async def heartbeat(self) -> None:
