@@ -30,7 +30,9 @@ NODE_ID_METADATA = "agentflow-node-id"
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
 RPC_TIMEOUT_S = 10.0
-OUTGOING_QUEUE_SIZE = 4096
+# A heartbeat is skipped while this many messages wait to be written: the stream is behind,
+# and results (which are never dropped) matter more than one more liveness signal.
+HEARTBEAT_SKIP_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,14 +80,15 @@ class ControlPlaneLink:
     # sending -------------------------------------------------------------------------------
 
     def send(self, message: node_pb2.NodeMessage) -> bool:
-        """Queue a message on the live stream; False (dropped) while disconnected."""
+        """Queue a message on the live stream; False (dropped) while disconnected.
+
+        The queue is unbounded: what it holds is bounded by the steps the node runs, and a
+        dropped result would sit in the outbox until the next reconnect.
+        """
         queue = self._outgoing
         if queue is None:
             return False
-        try:
-            queue.put_nowait(message)
-        except asyncio.QueueFull:
-            return False
+        queue.put_nowait(message)
         return True
 
     def fetch_module(self, digest: str) -> grpc.aio.UnaryStreamCall:
@@ -149,7 +152,7 @@ class ControlPlaneLink:
     async def _session(self, stop: asyncio.Event) -> None:
         assert self.node_id is not None
         call = self._stub.Connect(metadata=((NODE_ID_METADATA, self.node_id),))
-        queue: asyncio.Queue[node_pb2.NodeMessage] = asyncio.Queue(maxsize=OUTGOING_QUEUE_SIZE)
+        queue: asyncio.Queue[node_pb2.NodeMessage] = asyncio.Queue()
         # Open the queue before taking the snapshot: a result finishing meanwhile is then
         # queued or in the snapshot (maybe both; the control plane treats repeats as no-ops).
         self._outgoing = queue
@@ -192,7 +195,7 @@ class ControlPlaneLink:
             now = Timestamp()
             now.GetCurrentTime()
             beat = node_pb2.Heartbeat(time=now, running=self._handlers.running_count())
-            with contextlib.suppress(asyncio.QueueFull):
+            if queue.qsize() < HEARTBEAT_SKIP_BACKLOG:
                 queue.put_nowait(node_pb2.NodeMessage(heartbeat=beat))
             await asyncio.sleep(self._heartbeat_interval.total_seconds())
 

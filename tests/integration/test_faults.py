@@ -86,7 +86,9 @@ agents:
 def test_controlplane_killed_mid_run_resumes_from_its_database(tmp_path: Path, built_agents):
     port = free_port()
     cp_dir = tmp_path / "cp"
-    cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}")
+    # The node redials with backoff of up to 5 s; a TTL longer than that keeps it from being
+    # declared down (and s1 requeued) just because it came back between two dials.
+    cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}", ttl="30s")
     server = cp.state["grpc"]
     node = start_noded(tmp_path / "node", server, name="alpha")
     try:
@@ -96,7 +98,7 @@ def test_controlplane_killed_mid_run_resumes_from_its_database(tmp_path: Path, b
         wait_for(lambda: step_status(server, run_id).get("s1") == "running", timeout=30, what="s1 to run")
 
         cp.kill()  # SIGKILL: no shutdown, no goodbye
-        cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}")
+        cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}", ttl="30s")
 
         result = cli(server, "status", run_id, "--wait", "--json")
         assert result.code == 0, result.err + cp.log_tail() + node.log_tail()

@@ -47,10 +47,12 @@ async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None
 async def test_start_keeps_warm_workers(tmp_path: Path, agent_job: MakeJob) -> None:
     async with WorkerPool(tmp_path, warm=2, max_workers=3) as pool:
         assert (pool.state, pool.idle_count, pool.busy_count) == (PoolState.RUNNING, 2, 0)
-        slow = asyncio.create_task(pool.run(agent_job("tests/agents/sleep", input={"ms": 500})))
+        # long enough that a worker starting on a loaded machine is ready before the job ends
+        slow = asyncio.create_task(pool.run(agent_job("tests/agents/sleep", input={"ms": 3000})))
         # the busy worker's place among the warm ones is refilled in the background
         await wait_for(lambda: (pool.busy_count, pool.idle_count) == (1, 2))
-        assert (await slow).output_json == '{"slept":500}'
+        assert not slow.done()
+        assert (await slow).output_json == '{"slept":3000}'
         assert (pool.busy_count, pool.idle_count, len(pool.pids)) == (0, 3, 3)  # never above max_workers
 
 
