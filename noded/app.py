@@ -18,7 +18,7 @@ from agentflow.telemetry import serve_metrics
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
-from noded.cgroups import CgroupDriver, CgroupError, open_driver
+from noded.cgroups import CgroupDriver, CgroupError, node_subtree, open_driver
 from noded.config import NodedConfig
 from noded.link import ControlPlaneLink, Registration
 from noded.metrics import NodeMetrics
@@ -147,7 +147,8 @@ def _cgroup_driver(config: NodedConfig) -> CgroupDriver:
         mode = isolation.resolve(config.isolation)
     except ValueError as exc:
         raise ConfigError(f"isolation: {exc}") from None
-    driver = open_driver(mode, node_name=config.name)
+    subtree = node_subtree(config.name, config.data_dir)
+    driver = open_driver(mode, node_name=subtree)
     try:
         driver.setup()
         removed = driver.cleanup_stale()
@@ -155,7 +156,7 @@ def _cgroup_driver(config: NodedConfig) -> CgroupDriver:
         if config.isolation != "auto":
             raise FatalError(f"isolation {mode.value}: {exc}") from None
         log.warning("cgroups unusable; running steps without them", extra={"mode": mode.value, "error": str(exc)})
-        return open_driver(isolation.IsolationMode.NONE, node_name=config.name)
+        return open_driver(isolation.IsolationMode.NONE, node_name=subtree)
     if removed:
         log.info("removed step cgroups left by an earlier run", extra={"count": removed})
     return driver

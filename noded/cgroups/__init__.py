@@ -2,7 +2,7 @@
 
 Typical use in a node daemon::
 
-    driver = open_driver(resolve(config.isolation), node_name=config.name)
+    driver = open_driver(resolve(config.isolation), node_name=node_subtree(config.name, config.data_dir))
     driver.setup()
     driver.cleanup_stale()
     driver.adopt(worker_pid)                       # each new worker
@@ -21,7 +21,7 @@ and `cleanup_stale` up to a few seconds per leftover cgroup; an asyncio caller m
 from noded.cgroups.driver import CgroupDriver, StepCgroup, open_driver
 from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, MIN_CPU_MILLIS, NO_STATS, CgroupStats, StepLimits
-from noded.cgroups.naming import MAX_NAME_LEN, slug
+from noded.cgroups.naming import MAX_NAME_LEN, node_subtree, slug
 from noded.cgroups.none import NoneDriver
 from noded.cgroups.procfile import PROC_SELF_CGROUP
 from noded.cgroups.step import RELEASE_TIMEOUT_S, FileStepCgroup
@@ -44,6 +44,7 @@ __all__ = [
     "StepLimits",
     "V1Driver",
     "V2Driver",
+    "node_subtree",
     "open_driver",
     "slug",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 MAX_NAME_LEN = 64
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
@@ -23,3 +24,13 @@ def slug(name: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:_DIGEST_LEN]
     head = _UNSAFE.sub("-", name.lower()).strip("-_")[: MAX_NAME_LEN - _DIGEST_LEN - 1].rstrip("-_")
     return f"{head}-{digest}" if head else digest
+
+
+def node_subtree(name: str, data_dir: Path) -> str:
+    """The directory of one node's cgroups: its name and a hash of its data directory.
+
+    Leftovers are cleaned up per subtree at start-up, so two nodes of the same name on one host
+    (say two `agentflow up` with different data dirs) must never share one.
+    """
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return slug(f"{slug(name)}-{digest}")

@@ -44,7 +44,7 @@ def test_node_down_moves_its_step_to_another_node(cluster, tmp_path: Path):
     cluster.add_node("beta")
 
     result = cli(cluster.server, "status", run_id, "--wait", "--json")
-    assert result.code == 0, result.err + cluster.logs()
+    assert result.code == 0, result.out + result.err + cluster.logs()
     step = result.json()["steps"][0]
     assert step["status"] == "succeeded"
     assert step["node"] == "beta"
@@ -101,7 +101,7 @@ def test_controlplane_killed_mid_run_resumes_from_its_database(tmp_path: Path, b
         cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}", ttl="30s")
 
         result = cli(server, "status", run_id, "--wait", "--json")
-        assert result.code == 0, result.err + cp.log_tail() + node.log_tail()
+        assert result.code == 0, result.out + result.err + cp.log_tail() + node.log_tail()
         run = result.json()
         assert run["status"] == "succeeded"
         assert run["outputs"] == {f"s{i}": {"slept": 1500} for i in range(3)}
@@ -134,7 +134,7 @@ def test_noded_restart_redelivers_results_from_its_outbox(tmp_path: Path, built_
         cp = start_controlplane(cp_dir, listen=f"127.0.0.1:{port}", ttl="30s")
         node = start_noded(tmp_path / "node", server, name="alpha")
         result = cli(server, "status", run_id, "--wait", "--json")
-        assert result.code == 0, result.err + node.log_tail()
+        assert result.code == 0, result.out + result.err + node.log_tail()
         run = result.json()
         assert run["outputs"] == {"s0": {"slept": 1500}}
         assert run["steps"][0]["attempt"] == 1
@@ -197,7 +197,7 @@ def test_agentflow_up_restarted_mid_run_finishes_the_run(tmp_path: Path, built_a
 
         up = _up(data_dir, port, log)
         result = cli(server, "status", run_id, "--wait", "--json")
-        assert result.code == 0, result.err + log.read_text()[-3000:]
+        assert result.code == 0, result.out + result.err + log.read_text()[-3000:]
         run = result.json()
         assert run["status"] == "succeeded"
         assert run["outputs"] == {f"s{i}": {"slept": 1200} for i in range(3)}

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from cluster import REPO_ROOT, cli, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, start_controlplane, start_noded, wait_for, write_workflow
+
+from noded.cgroups import node_subtree
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +28,9 @@ def own_cgroup(controller: str) -> str:
     raise AssertionError(f"no {controller} line in /proc/self/cgroup")
 
 
-def node_dir(controller: str, node: str) -> Path:
-    return ROOT / controller / own_cgroup(controller).lstrip("/") / "agentflow" / node
+def node_dir(controller: str, cluster) -> Path:
+    subtree = node_subtree("alpha", cluster.root / "node-alpha")
+    return ROOT / controller / own_cgroup(controller).lstrip("/") / "agentflow" / subtree
 
 
 def test_running_step_is_confined_by_its_cgroup(cluster, tmp_path: Path):
@@ -51,7 +54,7 @@ agents:
 """,
     )
     run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
-    steps = node_dir("memory", "alpha") / "steps"
+    steps = node_dir("memory", cluster) / "steps"
 
     def running_step() -> Path | None:
         dirs = [d for d in steps.iterdir() if d.is_dir()] if steps.exists() else []
@@ -63,13 +66,15 @@ agents:
     name = memory_dir.name
     pid = int((memory_dir / "cgroup.procs").read_text().split()[0])
     assert int((memory_dir / "memory.limit_in_bytes").read_text()) == (64 + 128) * 1024 * 1024
-    cpu_dir = node_dir("cpu", "alpha") / "steps" / name
+    cpu_dir = node_dir("cpu", cluster) / "steps" / name
     assert int((cpu_dir / "cpu.cfs_quota_us").read_text()) == 25_000
     assert int((cpu_dir / "cpu.cfs_period_us").read_text()) == 100_000
-    pids_dir = node_dir("pids", "alpha") / "steps" / name
+    pids_dir = node_dir("pids", cluster) / "steps" / name
     assert (pids_dir / "pids.max").read_text().strip() == "64"
     membership = Path(f"/proc/{pid}/cgroup").read_text()
-    assert f"/agentflow/alpha/steps/{name}" in membership
+    subtree = node_subtree("alpha", cluster.root / "node-alpha")
+    assert subtree.startswith("alpha-")
+    assert f"/agentflow/{subtree}/steps/{name}" in membership
     assert "noded.workers.worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\0", " ")
 
     result = cli(cluster.server, "status", run_id, "--wait", "--json")
@@ -78,11 +83,36 @@ agents:
     wait_for(lambda: not memory_dir.exists() and not cpu_dir.exists() and not pids_dir.exists(), timeout=10,
              what="the step cgroup to be removed")  # fmt: skip
     if os.path.exists(f"/proc/{pid}"):
-        assert "/agentflow/alpha/workers" in Path(f"/proc/{pid}/cgroup").read_text()
+        assert f"/agentflow/{subtree}/workers" in Path(f"/proc/{pid}/cgroup").read_text()
 
 
 def test_node_stop_removes_its_cgroups(cluster):
-    assert node_dir("memory", "alpha").exists()
+    assert node_dir("memory", cluster).exists()
     cluster.nodes[0].stop()
-    wait_for(lambda: not node_dir("memory", "alpha").exists(), timeout=10, what="the node's cgroups to be removed")
-    assert not node_dir("pids", "alpha").exists()
+    wait_for(lambda: not node_dir("memory", cluster).exists(), timeout=10, what="the node's cgroups to be removed")
+    assert not node_dir("pids", cluster).exists()
+
+
+def test_a_second_node_of_the_same_name_leaves_the_first_ones_steps_alone(cluster, tmp_path: Path):
+    """Start-up kills leftover step cgroups; another node's running steps are not leftovers."""
+    wf = write_workflow(
+        tmp_path / "nap.yaml",
+        f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\nagents:\n"
+        f"  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n    input: {{ms: 3000}}\n",
+    )
+    run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
+
+    def running() -> bool:
+        result = cli(cluster.server, "status", run_id, "--json", timeout=15)
+        return result.code == 0 and result.json()["steps"][0]["status"] == "running"
+
+    wait_for(running, timeout=30, what="the step to run")
+    other_cp = start_controlplane(tmp_path / "other-cp")
+    other = start_noded(tmp_path / "other-alpha", str(other_cp.state["grpc"]), name="alpha")
+    try:
+        result = cli(cluster.server, "status", run_id, "--wait", "--json")
+        assert result.code == 0, result.out + result.err + cluster.logs()
+        assert result.json()["steps"][0]["attempt"] == 1
+    finally:
+        other.stop()
+        other_cp.stop()

@@ -1,12 +1,13 @@
-"""`noded.cgroups.slug`: safe, unique cgroup directory names."""
+"""`noded.cgroups.slug` and `node_subtree`: safe, unique cgroup directory names."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from noded.cgroups import MAX_NAME_LEN, slug
+from noded.cgroups import MAX_NAME_LEN, node_subtree, slug
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +52,19 @@ def test_names_that_clean_alike_do_not_collide() -> None:
 
 def test_slug_is_stable() -> None:
     assert slug("Run/1") == slug("Run/1")
+
+
+def test_node_subtree_tells_apart_nodes_of_one_name_by_data_dir(tmp_path: Path, monkeypatch) -> None:
+    a, b = node_subtree("alpha", tmp_path / "a"), node_subtree("alpha", tmp_path / "b")
+    assert a != b
+    assert a.startswith("alpha-") and b.startswith("alpha-")
+    assert slug(a) == a
+    monkeypatch.chdir(tmp_path)
+    assert node_subtree("alpha", Path("a")) == a  # the same directory, however it is written
+
+
+def test_node_subtree_of_a_long_or_odd_name_is_a_slug(tmp_path: Path) -> None:
+    for name in ("x" * 200, "Web/Node 1", "tasks"):
+        subtree = node_subtree(name, tmp_path)
+        assert slug(subtree) == subtree
+        assert len(subtree) <= MAX_NAME_LEN
