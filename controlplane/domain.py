@@ -47,6 +47,11 @@ class NodeStatus(enum.StrEnum):
     DRAINING = "draining"
 
 
+def node_status(live: NodeStatus, *, draining: bool) -> NodeStatus:
+    """What users and the scheduler see: a connected node that is draining shows as draining."""
+    return NodeStatus.DRAINING if draining and live is NodeStatus.READY else live
+
+
 class Isolation(enum.StrEnum):
     NONE = "none"
     CGROUP1 = "cgroup1"

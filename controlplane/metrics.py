@@ -59,7 +59,15 @@ class ControlPlaneMetrics:
                 self.agent_executions.labels(workflow, event.step, "failed").inc()
             case "resource.limit_hit":
                 self.limit_hits.labels(workflow, str(event.data.get("limit", ""))).inc()
-            case "node.ready" | "node.disconnected" | "node.down" | "node.registered":
+            case (
+                "node.ready"
+                | "node.disconnected"
+                | "node.down"
+                | "node.registered"
+                | "node.draining"
+                | "node.drained"
+                | "node.undrained"
+            ):
                 self.node_events.labels(event.type).inc()
 
     async def follow(self, engine: Engine) -> None:

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import grpc
@@ -53,6 +53,7 @@ class LinkHandlers(Protocol):
     def on_assign(self, assignment: types_pb2.Assignment) -> None: ...
     def on_cancel(self, key: ResultKey) -> None: ...
     async def on_ack(self, key: ResultKey, stale: bool) -> None: ...
+    def on_drain(self, draining: bool, deadline: datetime | None) -> None: ...
 
 
 class ControlPlaneLink:
@@ -212,6 +213,10 @@ class ControlPlaneLink:
                 handlers.on_cancel(_key(message.cancel))
             elif kind == "ack":
                 await handlers.on_ack(_key(message.ack.attempt), message.ack.stale)
+            elif kind == "drain":
+                drain = message.drain
+                deadline = drain.deadline.ToDatetime(tzinfo=UTC) if drain.HasField("deadline") else None
+                handlers.on_drain(drain.draining, deadline)
 
 
 def _ref(key: ResultKey) -> node_pb2.AttemptRef:

@@ -34,6 +34,9 @@ class NodeMetrics:
         self.outbox_errors = Counter(
             "agentflow_node_outbox_errors_total", "Results that could not be written to the outbox", registry=registry
         )
+        self.draining = Gauge(
+            "agentflow_node_draining", "1 while the control plane places no new steps here", registry=registry
+        )
         self.connected = Gauge(
             "agentflow_node_connected", "1 while the stream to the control plane is up", registry=registry
         )

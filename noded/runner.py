@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
@@ -115,6 +115,13 @@ class StepRunner:
             await self._state.delete_result(key)
         except OSError as exc:
             log.error("cannot delete an acked result from the outbox", extra={"error": str(exc)})
+
+    def on_drain(self, draining: bool, deadline: datetime | None) -> None:
+        self._metrics.draining.set(int(draining))
+        if draining:
+            log.info("draining: no new steps", extra={"deadline": deadline.isoformat() if deadline else None})
+        else:
+            log.info("no longer draining")
 
     # execution ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,6 +119,18 @@ class Client:
 
     def list_nodes(self) -> list[types_pb2.Node]:
         return list(self._call(self._stub.ListNodes, controlplane_pb2.ListNodesRequest()).nodes)
+
+    def get_node(self, name: str) -> types_pb2.Node:
+        return self._call(self._stub.GetNode, controlplane_pb2.GetNodeRequest(name=name))
+
+    def drain_node(self, name: str, *, deadline: timedelta | None) -> types_pb2.Node:
+        request = controlplane_pb2.DrainNodeRequest(name=name)
+        if deadline is not None:
+            request.deadline.FromTimedelta(deadline)
+        return self._call(self._stub.DrainNode, request)
+
+    def undrain_node(self, name: str) -> types_pb2.Node:
+        return self._call(self._stub.UndrainNode, controlplane_pb2.UndrainNodeRequest(name=name))
 
     def list_modules(self) -> list[types_pb2.Module]:
         return list(self._call(self._stub.ListModules, controlplane_pb2.ListModulesRequest()).modules)

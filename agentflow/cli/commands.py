@@ -1,4 +1,4 @@
-"""The client commands: validate, run, status, runs, cancel, retry, nodes, module."""
+"""The client commands: validate, run, status, runs, cancel, retry, nodes, drain, module."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ EXIT_UNREACHABLE = 3
 # How long `run --wait` / `status --wait` keep retrying while the control plane is away
 # (e.g. restarting), before giving up with exit code 3.
 RECONNECT_WINDOW_S = 60.0
+DRAIN_POLL_S = 0.5
 
 
 class CommandError(Exception):
@@ -235,6 +236,43 @@ def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(render.nodes_text(nodes), file=out)
     return EXIT_OK
+
+
+def cmd_drain(args: argparse.Namespace, out: TextIO) -> int:
+    with Client(args.server) as client:
+        node = client.drain_node(args.node, deadline=args.deadline)
+        if args.wait:
+            node = _wait_drained(client, node, out=None if args.json else out)
+    _print_node(node, args.json, out)
+    return EXIT_OK
+
+
+def _wait_drained(client: Client, node: types_pb2.Node, *, out: TextIO | None) -> types_pb2.Node:
+    """Poll until nothing runs on the node; print the count whenever it changes."""
+    shown = -1
+    while node.running:
+        if out is not None and node.running != shown:
+            print(f"{node.name}: waiting for {node.running} step(s) to finish", file=out, flush=True)
+            shown = node.running
+        time.sleep(DRAIN_POLL_S)
+        node = client.get_node(node.name)
+        if not node.draining:
+            raise CommandError(f"{node.name}: the drain was called off (undrained)", EXIT_RUN_FAILED)
+    return node
+
+
+def cmd_undrain(args: argparse.Namespace, out: TextIO) -> int:
+    with Client(args.server) as client:
+        node = client.undrain_node(args.node)
+    _print_node(node, args.json, out)
+    return EXIT_OK
+
+
+def _print_node(node: types_pb2.Node, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        print(json.dumps(render.node_json(node), indent=2), file=out)
+    else:
+        print(render.node_line(node), file=out)
 
 
 def cmd_module_push(args: argparse.Namespace, out: TextIO) -> int:

@@ -6,10 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from agentflow.cli import commands
 from agentflow.config import ENV_PREFIX, default_data_home
+from agentflow.spec import parse_duration
 from agentflow.telemetry import LEVELS
 
 DEFAULT_SERVER = "127.0.0.1:7070"
@@ -23,6 +25,13 @@ exit codes: 0 success; 1 run failed or cancelled (or the request was refused);
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text, allow_zero=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list nodes", parents=[server_after])
     nodes.add_argument("--json", action="store_true")
     nodes.set_defaults(handler=commands.cmd_nodes)
+
+    drain = sub.add_parser(
+        "drain", help="place no new steps on a node; the steps it runs finish", parents=[server_after]
+    )
+    drain.add_argument("node", metavar="NODE")
+    drain.add_argument("--deadline", type=_duration, metavar="DURATION",
+                       help="then cancel what still runs there and place it elsewhere (0s: now)")  # fmt: skip
+    drain.add_argument("--wait", action="store_true", help="return once nothing runs on the node")
+    drain.add_argument("--json", action="store_true")
+    drain.set_defaults(handler=commands.cmd_drain)
+
+    undrain = sub.add_parser("undrain", help="let a draining node take steps again", parents=[server_after])
+    undrain.add_argument("node", metavar="NODE")
+    undrain.add_argument("--json", action="store_true")
+    undrain.set_defaults(handler=commands.cmd_undrain)
 
     module = sub.add_parser("module", help="manage WebAssembly modules")
     module_sub = module.add_subparsers(dest="module_command", metavar="ACTION", required=True)

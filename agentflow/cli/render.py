@@ -89,6 +89,8 @@ def node_json(node: types_pb2.Node) -> dict[str, Any]:
         "capacity": resources_json(node.capacity),
         "allocated": resources_json(node.allocated),
         "running": node.running,
+        "draining": node.draining,
+        "drain_deadline": timestamp(node.drain_deadline, node.HasField("drain_deadline")),
         "version": node.version,
         "last_heartbeat": timestamp(node.last_heartbeat, node.HasField("last_heartbeat")),
     }
@@ -132,7 +134,7 @@ def nodes_text(nodes: list[types_pb2.Node]) -> str:
     rows = [
         [
             n.name,
-            node_status(n.status),
+            _status_text(n),
             isolation(n.isolation),
             f"{n.running}/{n.capacity.slots}",
             f"{_cpu(n.allocated.cpu_millis)}/{_cpu(n.capacity.cpu_millis)}",
@@ -142,6 +144,23 @@ def nodes_text(nodes: list[types_pb2.Node]) -> str:
         for n in nodes
     ]
     return table(rows, ["NAME", "STATUS", "ISOLATION", "RUNNING", "CPU", "MEMORY", "LABELS"])
+
+
+def node_line(node: types_pb2.Node) -> str:
+    """One line after drain/undrain: where the node stands."""
+    parts = [f"{node.name}: {_status_text(node)}", f"{node.running} step(s) on it"]
+    if node.draining:
+        deadline = timestamp(node.drain_deadline, node.HasField("drain_deadline"))
+        parts.append(f"deadline {deadline}" if deadline else "no deadline")
+    else:
+        parts.append("takes new steps")
+    return ", ".join(parts)
+
+
+def _status_text(node: types_pb2.Node) -> str:
+    """The status, and draining also while the node is away (its status then says disconnected/down)."""
+    status = node_status(node.status)
+    return f"{status}+draining" if node.draining and node.status != types_pb2.NODE_STATUS_DRAINING else status
 
 
 def _cpu(millis: int) -> str:

@@ -75,6 +75,16 @@ class ControlPlaneStub:
                 request_serializer=agentflow_dot_v1_dot_controlplane__pb2.GetNodeRequest.SerializeToString,
                 response_deserializer=agentflow_dot_v1_dot_types__pb2.Node.FromString,
                 _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/agentflow.v1.ControlPlane/DrainNode',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_types__pb2.Node.FromString,
+                _registered_method=True)
+        self.UndrainNode = channel.unary_unary(
+                '/agentflow.v1.ControlPlane/UndrainNode',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.UndrainNodeRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_types__pb2.Node.FromString,
+                _registered_method=True)
         self.PushModule = channel.stream_unary(
                 '/agentflow.v1.ControlPlane/PushModule',
                 request_serializer=agentflow_dot_v1_dot_controlplane__pb2.PushModuleRequest.SerializeToString,
@@ -142,6 +152,23 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainNode(self, request, context):
+        """Stops placing steps on a node; the steps it runs may finish. With a deadline, those still
+        running when it passes are cancelled there and placed elsewhere (not counted as failures).
+        Draining again replaces the deadline. The node stays draining across its restarts until
+        UndrainNode. NOT_FOUND for an unknown node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndrainNode(self, request, context):
+        """Lets a draining node take steps again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PushModule(self, request_iterator, context):
         """Uploads a WebAssembly module in chunks; answers its sha256 digest.
         """
@@ -196,6 +223,16 @@ def add_ControlPlaneServicer_to_server(servicer, server):
             'GetNode': grpc.unary_unary_rpc_method_handler(
                     servicer.GetNode,
                     request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.GetNodeRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_types__pb2.Node.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.DrainNodeRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_types__pb2.Node.SerializeToString,
+            ),
+            'UndrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndrainNode,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.UndrainNodeRequest.FromString,
                     response_serializer=agentflow_dot_v1_dot_types__pb2.Node.SerializeToString,
             ),
             'PushModule': grpc.stream_unary_rpc_method_handler(
@@ -424,6 +461,60 @@ class ControlPlane:
             target,
             '/agentflow.v1.ControlPlane/GetNode',
             agentflow_dot_v1_dot_controlplane__pb2.GetNodeRequest.SerializeToString,
+            agentflow_dot_v1_dot_types__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/DrainNode',
+            agentflow_dot_v1_dot_controlplane__pb2.DrainNodeRequest.SerializeToString,
+            agentflow_dot_v1_dot_types__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/UndrainNode',
+            agentflow_dot_v1_dot_controlplane__pb2.UndrainNodeRequest.SerializeToString,
             agentflow_dot_v1_dot_types__pb2.Node.FromString,
             options,
             channel_credentials,

@@ -93,14 +93,24 @@ class StepStarted(_message.Message):
     def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ...) -> None: ...
 
 class ControlMessage(_message.Message):
-    __slots__ = ("assign", "cancel", "ack")
+    __slots__ = ("assign", "cancel", "ack", "drain")
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     assign: _types_pb2.Assignment
     cancel: AttemptRef
     ack: ResultAck
-    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ...) -> None: ...
+    drain: Drain
+    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
+
+class Drain(_message.Message):
+    __slots__ = ("draining", "deadline")
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    draining: bool
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, draining: _Optional[bool] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResultAck(_message.Message):
     __slots__ = ("attempt", "stale")

@@ -83,6 +83,17 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
     ) -> types_pb2.Node:
         return convert.node(await self._engine.nodes.get(request.name))
 
+    async def DrainNode(
+        self, request: controlplane_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Node:
+        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+        return convert.node(await self._engine.nodes.drain(request.name, deadline=deadline))
+
+    async def UndrainNode(
+        self, request: controlplane_pb2.UndrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Node:
+        return convert.node(await self._engine.nodes.undrain(request.name))
+
     async def PushModule(
         self,
         request_iterator: AsyncIterator[controlplane_pb2.PushModuleRequest],

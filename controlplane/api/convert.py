@@ -14,6 +14,7 @@ from controlplane.engine import (
     AssignStep,
     AttemptKey,
     CancelAttempt,
+    DrainNotice,
     NodeHello,
     NodeInfo,
     NodeRegistration,
@@ -124,6 +125,8 @@ def node(info: NodeInfo) -> types_pb2.Node:
         last_heartbeat=timestamp(n.last_heartbeat),
         registered_at=timestamp(n.registered_at),
         version=n.version,
+        draining=n.draining,
+        drain_deadline=timestamp(n.drain_deadline),
     )
 
 
@@ -184,6 +187,10 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
         case AckResult():
             return node_pb2.ControlMessage(
                 ack=node_pb2.ResultAck(attempt=attempt_ref(message.key), stale=message.stale)
+            )
+        case DrainNotice():
+            return node_pb2.ControlMessage(
+                drain=node_pb2.Drain(draining=message.draining, deadline=timestamp(message.deadline))
             )
     raise TypeError(f"not a message for nodes: {message!r}")
 

@@ -30,6 +30,7 @@ SCHEDULER_EVENTS = frozenset(
         "agent.skipped",
         "node.ready",
         "node.down",
+        "node.undrained",
     }
 )
 
@@ -72,6 +73,9 @@ class Core:
     node_ttl: timedelta
     sessions: dict[str, NodeSession] = field(default_factory=dict)
     liveness: dict[str, Liveness] = field(default_factory=dict)
+    # Draining nodes whose `node.drained` event was emitted (in memory: after a restart it is
+    # emitted once more).
+    drained: set[str] = field(default_factory=set)
     wake_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:

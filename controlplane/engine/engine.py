@@ -100,8 +100,9 @@ class Engine:
         while not self._stopping.is_set():
             try:
                 await self.nodes.reap()
+                await self.nodes.enforce_drains()
             except Exception:
-                log.exception("node liveness check failed; retrying")
+                log.exception("node liveness or drain check failed; retrying")
             await asyncio.sleep(interval)
 
     async def shutdown(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from agentflow.spec import Capabilities
 from controlplane.domain import Resources
@@ -41,7 +41,13 @@ class AckResult:
     stale: bool
 
 
-ToNode = AssignStep | CancelAttempt | AckResult
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainNotice:
+    draining: bool
+    deadline: datetime | None
+
+
+ToNode = AssignStep | CancelAttempt | AckResult | DrainNotice
 
 
 # up: node -> control plane

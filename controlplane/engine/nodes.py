@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from controlplane.domain import Isolation, NodeStatus, Resources, StepStatus
+from controlplane.domain import Isolation, NodeStatus, Resources, StepStatus, node_status
 from controlplane.engine.core import Core, Liveness, NodeSession
 from controlplane.engine.messages import (
     AckResult,
     AttemptKey,
     CancelAttempt,
+    DrainNotice,
     NodeHello,
     NodeRegistration,
     StepResultReport,
 )
-from controlplane.engine.transitions import apply_result, requeue_lost
+from controlplane.engine.transitions import apply_result, move_off_node, requeue_lost
 from controlplane.errors import AlreadyExists, InvalidArgument, NotFound
-from controlplane.store import NodeRecord
+from controlplane.store import NodeRecord, Tx
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,8 +130,11 @@ class NodeService:
             await tx.set_node_status(session.node_id, NodeStatus.READY)
             await tx.touch_node(session.node_id, now=now)
             await tx.add_event("node.ready", now=now, node=session.node_name)
+            record = await tx.node(session.node_id)
         self._core.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now)
         session.hello_done = True
+        if record is not None and record.draining:
+            self._core.send(session.node_id, DrainNotice(draining=True, deadline=record.drain_deadline))
         for cancel in cancels:
             self._core.send(session.node_id, cancel)
         self._core.wake()
@@ -213,6 +218,78 @@ class NodeService:
                         now=now,
                     )
 
+    # draining ----------------------------------------------------------------------------------
+
+    async def drain(self, name: str, *, deadline: timedelta | None) -> NodeInfo:
+        """Place nothing more on the node; past `deadline`, move what still runs there."""
+        if deadline is not None and deadline < timedelta(0):
+            raise InvalidArgument("deadline: must not be negative")
+        now = self._core.clock.now()
+        at = None if deadline is None else now + deadline
+        async with self._core.tx() as tx:
+            record = await self._node_named(tx, name)
+            await tx.set_node_drain(record.id, draining=True, deadline=at)
+            data = {} if at is None else {"deadline": at.isoformat()}
+            await tx.add_event("node.draining", now=now, node=name, data=data)
+        self._core.drained.discard(record.id)
+        self._core.send(record.id, DrainNotice(draining=True, deadline=at))
+        if at is not None and at <= now:
+            await self.enforce_drains()
+        return await self.get(name)
+
+    async def undrain(self, name: str) -> NodeInfo:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            record = await self._node_named(tx, name)
+            if record.draining:
+                await tx.set_node_drain(record.id, draining=False, deadline=None)
+                await tx.add_event("node.undrained", now=now, node=name)
+        if record.draining:
+            self._core.drained.discard(record.id)
+            self._core.send(record.id, DrainNotice(draining=False, deadline=None))
+        return await self.get(name)
+
+    async def enforce_drains(self) -> None:
+        """Announce draining nodes that run nothing more; move steps off those past their deadline."""
+        now = self._core.clock.now()
+        read = self._core.store.read
+        due = [n for n in await read.nodes() if n.draining and await self._drain_due(n, now)]
+        if not due:
+            return  # the common case: no write transaction
+        cancels: list[tuple[str, CancelAttempt]] = []
+        drained: list[str] = []
+        async with self._core.tx() as tx:
+            for node in due:
+                steps = await tx.steps_on_node(node.id)
+                if not steps:
+                    await tx.add_event("node.drained", now=now, node=node.name)
+                    drained.append(node.id)
+                    continue
+                for step in steps:
+                    reason = f"node {node.name} is draining and its deadline passed"
+                    cancel = await move_off_node(tx, step, reason=reason, node_name=node.name, now=now)
+                    if cancel is not None:
+                        cancels.append((node.id, cancel))
+        self._core.drained.update(drained)
+        for node_id, cancel in cancels:
+            self._core.send(node_id, cancel)
+
+    async def _drain_due(self, node: NodeRecord, now: datetime) -> bool:
+        """Whether a draining node is owed its drained event or has steps past the deadline."""
+        busy = bool(await self._core.store.read.steps_on_node(node.id))
+        if busy:
+            return node.drain_deadline is not None and node.drain_deadline <= now
+        return node.id not in self._core.drained
+
+    @staticmethod
+    async def _node_named(tx: Tx, name: str) -> NodeRecord:
+        record = await tx.node_by_name(name)
+        if record is None:
+            raise NotFound(f'node "{name}" not found')
+        return record
+
+    # views --------------------------------------------------------------------------------------
+
     async def list_nodes(self) -> list[NodeInfo]:
         read = self._core.store.read
         nodes = await read.nodes()
@@ -227,7 +304,7 @@ class NodeService:
             infos.append(
                 NodeInfo(
                     record=node,
-                    status=state.status if state else node.status,
+                    status=node_status(state.status if state else node.status, draining=node.draining),
                     allocated=allocated,
                     running=len(mine),
                 )

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from agentflow.spec import ReferenceMissing, evaluate
-from controlplane.domain import NodeStatus, Resources, StepStatus
+from controlplane.domain import NodeStatus, Resources, StepStatus, node_status
 from controlplane.engine.messages import AssignStep, AttemptKey
 from controlplane.engine.transitions import fail_step
 from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan
@@ -43,7 +43,7 @@ async def schedule_pass(
             NodeView(
                 node_id=n.id,
                 name=n.name,
-                status=live_status.get(n.id, NodeStatus.DOWN),
+                status=node_status(live_status.get(n.id, NodeStatus.DOWN), draining=n.draining),
                 labels=n.labels,
                 capacity=n.capacity,
                 allocated=allocated[n.id],

@@ -80,11 +80,32 @@ async def requeue_lost(tx: Tx, step: StepRecord, *, reason: str, node_name: str,
         await tx.update_step(run.id, step.name, losses=losses)
         await fail_step(tx, run, step, error=f"lost {losses} times, last: {reason}", now=now)
         return
-    await tx.update_step(run.id, step.name, status=StepStatus.READY, losses=losses, error=reason)
+    await _place_again(tx, step, reason=reason, node_name=node_name, now=now, losses=losses)
+
+
+async def move_off_node(
+    tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime
+) -> CancelAttempt | None:
+    """Take an attempt off its node (a drain deadline passed) to place it elsewhere.
+
+    Neither a failure nor a loss: the step's retry and loss budgets stay as they were. Returns
+    the cancel to send to the node once the transaction commits.
+    """
+    if not step.status.on_node:
+        return None
+    await tx.finish_attempt(step.run_id, step.name, step.attempt, status="cancelled", error=reason, now=now)
+    await _place_again(tx, step, reason=reason, node_name=node_name, now=now)
+    return CancelAttempt(key=AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt))
+
+
+async def _place_again(
+    tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, **fields: object
+) -> None:
+    await tx.update_step(step.run_id, step.name, status=StepStatus.READY, error=reason, **fields)
     await tx.add_event(
         "agent.requeued",
         now=now,
-        run_id=run.id,
+        run_id=step.run_id,
         step=step.name,
         attempt=step.attempt,
         node=node_name,

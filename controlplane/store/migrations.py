@@ -103,4 +103,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_run ON events(run_id, seq);
     """,
+    # 2: draining nodes (DrainNode); survives re-registration and restarts.
+    """
+    ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN drain_deadline TEXT;
+    """,
 )

@@ -83,6 +83,8 @@ class NodeRecord:
     version: str
     registered_at: datetime
     last_heartbeat: datetime | None
+    draining: bool = False
+    drain_deadline: datetime | None = None  # None: running steps may take as long as they take
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -329,6 +329,12 @@ class Tx(Reader):
     async def set_node_status(self, node_id: str, status: NodeStatus) -> None:
         await self._exec("UPDATE nodes SET status = ? WHERE id = ?", (status.value, node_id))
 
+    async def set_node_drain(self, node_id: str, *, draining: bool, deadline: datetime | None) -> None:
+        await self._exec(
+            "UPDATE nodes SET draining = ?, drain_deadline = ? WHERE id = ?",
+            (int(draining), ts(deadline) if draining else None, node_id),
+        )
+
     async def touch_node(self, node_id: str, *, now: datetime) -> None:
         await self._exec("UPDATE nodes SET last_heartbeat = ? WHERE id = ?", (ts(now), node_id))
 
@@ -456,6 +462,8 @@ def _node(row: aiosqlite.Row) -> NodeRecord:
         version=row["version"],
         registered_at=_required_ts(row["registered_at"]),
         last_heartbeat=parse_ts(row["last_heartbeat"]),
+        draining=bool(row["draining"]),
+        drain_deadline=parse_ts(row["drain_deadline"]),
     )
 
 

@@ -50,3 +50,19 @@ def test_errors_carry_status_codes(cluster):
                   "agentflow.v1.ControlPlane/SubmitWorkflow")  # fmt: skip
     assert bad.returncode != 0
     assert "InvalidArgument" in bad.stderr and "inline.yaml" in bad.stderr
+
+
+def test_drain_and_undrain_through_grpcurl(cluster):
+    drained = grpcurl("-plaintext", "-d", '{"name": "alpha", "deadline": "300s"}', cluster.server,
+                      "agentflow.v1.ControlPlane/DrainNode")  # fmt: skip
+    assert drained.returncode == 0, drained.stderr
+    node = json.loads(drained.stdout)
+    assert (node["status"], node["draining"]) == ("NODE_STATUS_DRAINING", True)
+    assert "drain_deadline" in node
+
+    undrained = grpcurl(
+        "-plaintext", "-d", '{"name": "alpha"}', cluster.server, "agentflow.v1.ControlPlane/UndrainNode"
+    )
+    assert undrained.returncode == 0, undrained.stderr
+    node = json.loads(undrained.stdout)
+    assert node["status"] == "NODE_STATUS_READY" and "draining" not in node  # false is the default

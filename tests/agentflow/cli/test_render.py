@@ -46,6 +46,8 @@ NODE_KEYS = [
     "capacity",
     "allocated",
     "running",
+    "draining",
+    "drain_deadline",
     "version",
     "last_heartbeat",
 ]
@@ -197,6 +199,8 @@ def sample_node() -> types_pb2.Node:
         version="0.1.0",
         last_heartbeat=ts("2025-06-01T12:00:00.250"),
         registered_at=ts("2025-06-01T11:00:00"),
+        draining=True,
+        drain_deadline=ts("2025-06-01T12:10:00"),
     )
 
 
@@ -212,6 +216,8 @@ def test_node_json_keys_and_values() -> None:
         "capacity": {"cpu_millis": 8000, "memory_bytes": 16 * 2**30, "slots": 16},
         "allocated": {"cpu_millis": 1500, "memory_bytes": 2**29, "slots": 3},
         "running": 3,
+        "draining": True,
+        "drain_deadline": "2025-06-01T12:10:00.000Z",
         "version": "0.1.0",
         "last_heartbeat": "2025-06-01T12:00:00.250Z",
     }
@@ -221,10 +227,11 @@ def test_node_json_keys_and_values() -> None:
 
 def test_node_json_of_an_empty_node() -> None:
     obj = render.node_json(types_pb2.Node(name="x"))
-    assert (obj["status"], obj["isolation"], obj["labels"], obj["last_heartbeat"]) == (
+    assert (obj["status"], obj["isolation"], obj["labels"], obj["last_heartbeat"], obj["drain_deadline"]) == (
         "unspecified",
         "unspecified",
         {},
+        None,
         None,
     )
     assert obj["capacity"] == {"cpu_millis": 0, "memory_bytes": 0, "slots": 0}
@@ -279,3 +286,22 @@ def test_nodes_text() -> None:
     lines = render.nodes_text([sample_node()]).splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "ISOLATION", "RUNNING", "CPU", "MEMORY", "LABELS"]
     assert lines[1].split() == ["node-a", "draining", "cgroup2", "3/16", "1500m/8", "512Mi/16Gi", "gpu=a100,zone=eu"]
+
+
+def test_a_draining_node_that_is_away_shows_both() -> None:
+    node = sample_node()
+    node.status = types_pb2.NODE_STATUS_DOWN
+    assert render.nodes_text([node]).splitlines()[1].split()[1] == "down+draining"
+    node.draining = False
+    assert render.nodes_text([node]).splitlines()[1].split()[1] == "down"
+
+
+def test_node_line_after_drain_and_undrain() -> None:
+    node = sample_node()
+    assert render.node_line(node) == "node-a: draining, 3 step(s) on it, deadline 2025-06-01T12:10:00.000Z"
+    node.ClearField("drain_deadline")
+    assert render.node_line(node) == "node-a: draining, 3 step(s) on it, no deadline"
+    node.draining = False
+    node.status = types_pb2.NODE_STATUS_READY
+    node.running = 0
+    assert render.node_line(node) == "node-a: ready, 0 step(s) on it, takes new steps"
