@@ -33,3 +33,7 @@ class Unauthenticated(Error):
 
 class StorageError(Error):
     """The database or module store failed; the state was left as it was."""
+
+
+class StorageFull(StorageError):
+    """The disk under the data directory is full; the state was left as it was."""

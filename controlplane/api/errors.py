@@ -21,6 +21,7 @@ STATUS_CODES: tuple[tuple[type[errors.Error], grpc.StatusCode], ...] = (
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
     (errors.Error, grpc.StatusCode.INTERNAL),
 )

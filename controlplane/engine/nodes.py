@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +19,10 @@ from controlplane.engine.messages import (
     StepResultReport,
 )
 from controlplane.engine.transitions import apply_result, move_off_node, requeue_lost
-from controlplane.errors import AlreadyExists, InvalidArgument, NotFound
+from controlplane.errors import AlreadyExists, InvalidArgument, NotFound, StorageError
 from controlplane.store import NodeRecord, Tx
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,8 +148,12 @@ class NodeService:
         if state is None or self._core.sessions.get(session.node_id) is not session:
             return
         state.last_seen = now
-        async with self._core.store.transaction() as tx:
-            await tx.touch_node(session.node_id, now=now)
+        try:
+            async with self._core.store.transaction() as tx:
+                await tx.touch_node(session.node_id, now=now)
+        except StorageError as exc:
+            # Liveness lives in memory; the stored time is for display. Keep the stream.
+            log.warning("cannot record a heartbeat", extra={"node": session.node_name, "error": str(exc)})
 
     async def started(self, session: NodeSession, key: AttemptKey) -> None:
         now = self._core.clock.now()
@@ -199,10 +206,8 @@ class NodeService:
         for node_id, state in list(self._core.liveness.items()):
             if state.status is NodeStatus.DOWN or now - state.last_seen <= self._core.node_ttl:
                 continue
-            state.status = NodeStatus.DOWN
-            session = self._core.sessions.pop(node_id, None)
-            if session is not None:
-                session.closed.set()
+            # Memory changes only after the commit: if the write fails (e.g. a full disk), the
+            # next pass tries again instead of leaving the node's steps on a node marked down.
             async with self._core.tx() as tx:
                 record = await tx.node(node_id)
                 name = record.name if record else node_id
@@ -217,6 +222,10 @@ class NodeService:
                         node_name=name,
                         now=now,
                     )
+            state.status = NodeStatus.DOWN
+            session = self._core.sessions.pop(node_id, None)
+            if session is not None:
+                session.closed.set()
 
     # draining ----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ into place, so a crash or a bad upload never leaves a partial module under a dig
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 import wasmtime
 
 from agentflow.spec import DIGEST_PREFIX, is_digest
-from controlplane.errors import InvalidArgument, NotFound, ResourceExhausted
+from controlplane.errors import InvalidArgument, NotFound, ResourceExhausted, StorageError, StorageFull
 
 WASM_MAGIC = b"\0asm"
 CHUNK_SIZE = 1024 * 1024
@@ -45,6 +46,14 @@ class ModuleBlobs:
 
     async def write(self, chunks: AsyncIterable[bytes], *, expected_digest: str = "") -> StoredBlob:
         """Store a module from chunks; verify the digest (if given) and that it is valid wasm."""
+        try:
+            return await self._write(chunks, expected_digest)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(f"{self._dir}: no space left to store the module; nothing was changed") from exc
+            raise StorageError(f"{self._dir}: cannot store the module: {exc}") from exc
+
+    async def _write(self, chunks: AsyncIterable[bytes], expected_digest: str) -> StoredBlob:
         hasher = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=self._dir, prefix=".upload-")

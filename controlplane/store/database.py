@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from controlplane.errors import StorageError
+from controlplane.errors import StorageError, StorageFull
 from controlplane.store.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 5000
@@ -73,17 +73,29 @@ class Database:
         a BEGIN that completed unseen would leave the connection inside a transaction.
         """
         async with self._write_lock:
-            await self._statement("BEGIN IMMEDIATE")
+            try:
+                await self._statement("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(f"{self.path}: cannot begin a transaction", exc) from exc
             try:
                 yield self._conn
+            except sqlite3.Error as exc:
+                await self._rollback()
+                raise storage_error(f"{self.path}: write failed", exc) from exc
             except BaseException:
-                await self._statement("ROLLBACK")
+                await self._rollback()
                 raise
             try:
                 await self._statement("COMMIT")
             except sqlite3.Error as exc:
-                await self._statement("ROLLBACK")
-                raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+                await self._rollback()
+                raise storage_error(f"{self.path}: commit failed", exc) from exc
+
+    async def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so itself (it does
+        on errors such as SQLITE_FULL)."""
+        if self._conn.in_transaction:
+            await self._statement("ROLLBACK")
 
     async def _statement(self, sql: str) -> None:
         """Run a transaction-control statement to completion, then deliver any cancellation."""
@@ -107,6 +119,13 @@ class Database:
         async with self._write_lock:
             await self._reader.close()
             await self._conn.close()
+
+
+def storage_error(what: str, exc: sqlite3.Error) -> StorageError:
+    """A typed error for a failed statement: `StorageFull` when the disk ran out of space."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageFull(f"{what}: the disk is full ({exc}); nothing was changed")
+    return StorageError(f"{what}: {exc}")
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
