@@ -18,8 +18,10 @@ from agentflow.telemetry import serve_metrics
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import types_pb2
 from noded import capacity, isolation
+from noded.admin import NodeAdminServicer, NodeFacts, claim_socket, serve_admin
 from noded.cgroups import CgroupDriver, CgroupError, node_subtree, open_driver
 from noded.config import NodedConfig
+from noded.drain import DrainState
 from noded.link import ControlPlaneLink, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -53,6 +55,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     stop_on_signals(stop)
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    claim_socket(config.admin_socket_path)  # first: a second noded on this data dir stops here
     cgroups = _cgroup_driver(config)
     mode = cgroups.mode
     slots = config.slots or capacity.default_slots()
@@ -63,6 +66,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
+    drain = DrainState(metrics)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(cgroups.teardown)
         state = await SqliteNodeState.open(data_dir / "noded.db")
@@ -85,16 +89,18 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             send=lambda message: link.send(message) if link is not None else False,
             metrics=metrics,
             cgroups=cgroups,
+            drain=drain,
+        )
+        registration = Registration(
+            name=config.name,
+            labels=config.labels,
+            capacity=offered,
+            isolation=ISOLATION_PB[mode],
+            version=_version(),
         )
         link = ControlPlaneLink(
             channel,
-            registration=Registration(
-                name=config.name,
-                labels=config.labels,
-                capacity=offered,
-                isolation=ISOLATION_PB[mode],
-                version=_version(),
-            ),
+            registration=registration,
             state=state,
             handlers=runner,
             on_connection=lambda up: metrics.connected.set(1 if up else 0),
@@ -108,6 +114,23 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         except OSError as exc:
             raise FatalError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
         stack.callback(stop_metrics)
+        admin_socket = config.admin_socket_path
+        admin = NodeAdminServicer(
+            facts=NodeFacts(
+                name=config.name,
+                server=config.server,
+                isolation=registration.isolation,
+                slots=slots,
+                version=registration.version,
+            ),
+            link=link,
+            runner=runner,
+            drain=drain,
+            idle_workers=lambda: pool.idle_count,
+        )
+        admin_server = await serve_admin(admin, admin_socket)
+        stack.callback(admin_socket.unlink, missing_ok=True)
+        stack.push_async_callback(admin_server.stop, 0.5)
         link_task = asyncio.create_task(link.run(stop), name="control-plane-link")
         stack.push_async_callback(_finish, link_task)
         stack.callback(stop.set)  # runs before _finish: the link ends on it
@@ -115,7 +138,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         write_state_file(
             config.state_file,
             {"name": config.name, "server": config.server, "metrics": f"{metrics_host}:{metrics_port}",
-             "isolation": mode.value, "slots": slots},
+             "isolation": mode.value, "slots": slots, "admin_socket": str(admin_socket)},
         )  # fmt: skip
         stack.callback(config.state_file.unlink, missing_ok=True)
         log.info(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentflow.config import ConfigError, Option, default_data_home, load_settings, parsers
+from agentflow.config import NODE_ADMIN_SOCKET, ConfigError, Option, default_node_data_dir, load_settings, parsers
 from agentflow.telemetry import LEVELS
 
 DEFAULT_SERVER = "127.0.0.1:7070"
@@ -17,12 +17,14 @@ DEFAULT_WARM_WORKERS = 2
 OPTIONS: tuple[Option, ...] = (
     Option(name="server", parse=parsers.address, default=DEFAULT_SERVER,
            help="control plane gRPC address", metavar="HOST:PORT"),
-    Option(name="data_dir", parse=parsers.path, default=default_data_home() / "noded",
+    Option(name="data_dir", parse=parsers.path, default=default_node_data_dir(),
            help="directory of the node's identity, outbox, module cache and scratch space", metavar="DIR"),
     Option(name="name", parse=parsers.node_name, default=None,
            help="node name, unique in the cluster (default: the host name)"),
     Option(name="labels", parse=parsers.labels, default={},
            help="labels for nodeSelector, k=v,k2=v2", metavar="K=V,..."),
+    Option(name="admin_socket", parse=parsers.path, default=None,
+           help="unix socket of the local admin API (default: <data-dir>/noded.sock)", metavar="PATH"),
     Option(name="metrics_listen", parse=parsers.address, default=DEFAULT_METRICS_LISTEN,
            help="Prometheus /metrics address (port 0 picks a free port)", metavar="HOST:PORT"),
     Option(name="slots", parse=parsers.positive_int, default=None,
@@ -46,6 +48,7 @@ class NodedConfig:
     name: str = field(default_factory=parsers.default_node_name)
     labels: dict[str, str] = field(default_factory=dict)
     metrics_listen: str = DEFAULT_METRICS_LISTEN
+    admin_socket: Path | None = None  # None: <data_dir>/noded.sock
     slots: int | None = None
     warm_workers: int = DEFAULT_WARM_WORKERS
     cpu: int | None = None
@@ -60,6 +63,10 @@ class NodedConfig:
     @property
     def state_file(self) -> Path:
         return self.data_dir / "noded.json"
+
+    @property
+    def admin_socket_path(self) -> Path:
+        return self.admin_socket or self.data_dir / NODE_ADMIN_SOCKET
 
     @classmethod
     def load(cls, argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> NodedConfig:

@@ -14,7 +14,8 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
@@ -31,6 +32,7 @@ from noded.cgroups import (
     StepLimits,
     slug,
 )
+from noded.drain import DrainState
 from noded.errors import ModuleFetchError
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -50,6 +52,13 @@ CGROUP_MEMORY_HEADROOM = 128 * 1024 * 1024
 CGROUP_PIDS_MAX = 64
 
 
+@dataclass(frozen=True, slots=True)
+class RunningStep:
+    key: ResultKey
+    workflow: str
+    since: datetime
+
+
 class StepRunner:
     def __init__(
         self,
@@ -61,6 +70,7 @@ class StepRunner:
         send: Callable[[node_pb2.NodeMessage], bool],
         metrics: NodeMetrics,
         cgroups: CgroupDriver,
+        drain: DrainState,
     ) -> None:
         self._pool = pool
         self._modules = modules
@@ -69,7 +79,9 @@ class StepRunner:
         self._send = send
         self._metrics = metrics
         self._cgroups = cgroups
+        self._drain = drain
         self._running: dict[ResultKey, asyncio.Task[None]] = {}
+        self._running_since: dict[ResultKey, RunningStep] = {}
         self._cancel_requested: set[ResultKey] = set()
         self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
 
@@ -98,6 +110,7 @@ class StepRunner:
             return
         task = asyncio.create_task(self._execute(key, assignment), name=f"step-{key.run_id}-{key.step}-{key.attempt}")
         self._running[key] = task
+        self._running_since[key] = RunningStep(key=key, workflow=assignment.workflow_name, since=datetime.now(UTC))
         self._metrics.running.set(len(self._running))
 
     def on_cancel(self, key: ResultKey) -> None:
@@ -117,11 +130,16 @@ class StepRunner:
             log.error("cannot delete an acked result from the outbox", extra={"error": str(exc)})
 
     def on_drain(self, draining: bool, deadline: datetime | None) -> None:
-        self._metrics.draining.set(int(draining))
-        if draining:
-            log.info("draining: no new steps", extra={"deadline": deadline.isoformat() if deadline else None})
-        else:
-            log.info("no longer draining")
+        self._drain.update(draining, deadline)
+
+    # status (for the local admin API) ------------------------------------------------------
+
+    def running_steps(self) -> list[RunningStep]:
+        return sorted(self._running_since.values(), key=lambda s: (s.since, s.key))
+
+    @property
+    def unacked_count(self) -> int:
+        return len(self._unacked)
 
     # execution ----------------------------------------------------------------------------
 
@@ -141,6 +159,7 @@ class StepRunner:
             )
         finally:
             self._running.pop(key, None)
+            self._running_since.pop(key, None)
             self._metrics.running.set(len(self._running))
             shutil.rmtree(scratch, ignore_errors=True)
         result.duration.CopyFrom(_duration(time.monotonic() - started))

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 import grpc
 
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
-from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
+from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_admin_pb2, node_admin_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 CHUNK_SIZE = 1024 * 1024
 CALL_TIMEOUT_S = 30.0
+NODE_ADMIN_TIMEOUT_S = 15.0  # longer than noded waits for the control plane to confirm a drain
 
 
 class ClientError(Exception):
@@ -44,11 +45,13 @@ class Refused(ClientError):
     """Any other error status."""
 
 
-def _translate(exc: grpc.RpcError, server: str) -> ClientError:
+def _translate(exc: grpc.RpcError, server: str, *, what: str = "control plane") -> ClientError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unreachable(f"control plane at {server} is unreachable ({details})")
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return Unreachable(f"{what} at {server} is unreachable ({details})")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED and what == "control plane":
+        return Unreachable(f"{what} at {server} is unreachable ({details})")
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return Rejected(details or "invalid request")
     if code is grpc.StatusCode.NOT_FOUND:
@@ -152,3 +155,39 @@ class Client:
                         yield controlplane_pb2.PushModuleRequest(chunk=chunk)
 
         return self._call(self._stub.PushModule, requests())
+
+
+class NodeAdminClient:
+    """The local admin API of one noded, on its unix socket."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.address = f"unix:{socket_path}"
+        self._channel = grpc.insecure_channel(self.address)
+        self._stub = node_admin_pb2_grpc.NodeAdminStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> NodeAdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., T], request: Any) -> T:
+        try:
+            return fn(request, timeout=NODE_ADMIN_TIMEOUT_S, wait_for_ready=False)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.address, what="noded") from None
+
+    def status(self) -> node_admin_pb2.NodeStatusReport:
+        return self._call(self._stub.GetStatus, node_admin_pb2.GetNodeStatusRequest())
+
+    def drain(self, *, deadline: timedelta | None) -> node_admin_pb2.NodeStatusReport:
+        request = node_admin_pb2.DrainSelfRequest()
+        if deadline is not None:
+            request.deadline.FromTimedelta(deadline)
+        return self._call(self._stub.Drain, request)
+
+    def undrain(self) -> node_admin_pb2.NodeStatusReport:
+        return self._call(self._stub.Undrain, node_admin_pb2.UndrainSelfRequest())

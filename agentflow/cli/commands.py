@@ -1,4 +1,4 @@
-"""The client commands: validate, run, status, runs, cancel, retry, nodes, drain, module."""
+"""The client commands: validate, run, status, runs, cancel, retry, nodes, drain, node, module."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentflow.cli import render
-from agentflow.cli.client import Client, ClientError, Unreachable
+from agentflow.cli.client import Client, ClientError, NodeAdminClient, Unreachable
+from agentflow.config import NODE_ADMIN_SOCKET
 from agentflow.spec import InvalidWorkflow, WorkflowSpec, load_workflow
-from agentflow.v1 import controlplane_pb2, types_pb2
+from agentflow.v1 import controlplane_pb2, node_admin_pb2, types_pb2
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -273,6 +274,45 @@ def _print_node(node: types_pb2.Node, as_json: bool, out: TextIO) -> None:
         print(json.dumps(render.node_json(node), indent=2), file=out)
     else:
         print(render.node_line(node), file=out)
+
+
+def cmd_node_status(args: argparse.Namespace, out: TextIO) -> int:
+    with NodeAdminClient(_admin_socket(args)) as node:
+        _print_report(node.status(), args.json, out)
+    return EXIT_OK
+
+
+def cmd_node_drain(args: argparse.Namespace, out: TextIO) -> int:
+    with NodeAdminClient(_admin_socket(args)) as node:
+        report = node.drain(deadline=args.deadline)
+        shown = -1
+        while args.wait and report.running:
+            if not args.json and len(report.running) != shown:
+                print(f"{report.name}: waiting for {len(report.running)} step(s) to finish", file=out, flush=True)
+                shown = len(report.running)
+            time.sleep(DRAIN_POLL_S)
+            report = node.status()
+            if not report.draining:
+                raise CommandError(f"{report.name}: the drain was called off (undrained)", EXIT_RUN_FAILED)
+        _print_report(report, args.json, out)
+    return EXIT_OK
+
+
+def cmd_node_undrain(args: argparse.Namespace, out: TextIO) -> int:
+    with NodeAdminClient(_admin_socket(args)) as node:
+        _print_report(node.undrain(), args.json, out)
+    return EXIT_OK
+
+
+def _admin_socket(args: argparse.Namespace) -> Path:
+    return Path(args.socket) if args.socket else Path(args.data_dir) / NODE_ADMIN_SOCKET
+
+
+def _print_report(report: node_admin_pb2.NodeStatusReport, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        print(json.dumps(render.node_report_json(report), indent=2), file=out)
+    else:
+        print(render.node_report_text(report), file=out)
 
 
 def cmd_module_push(args: argparse.Namespace, out: TextIO) -> int:

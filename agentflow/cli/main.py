@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from agentflow.cli import commands
-from agentflow.config import ENV_PREFIX, default_data_home
+from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
 from agentflow.telemetry import LEVELS
 
@@ -129,6 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     undrain.add_argument("node", metavar="NODE")
     undrain.add_argument("--json", action="store_true")
     undrain.set_defaults(handler=commands.cmd_undrain)
+
+    node = sub.add_parser("node", help="this host's noded, through its local admin socket")
+    node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    local = argparse.ArgumentParser(add_help=False)
+    local.add_argument(
+        "--data-dir",
+        default=str(default_node_data_dir()),
+        metavar="DIR",
+        help=f"the node's data dir, whose {NODE_ADMIN_SOCKET} is used (default {default_node_data_dir()})",
+    )
+    local.add_argument("--socket", default="", metavar="PATH", help="the admin socket itself (noded --admin-socket)")
+    local.add_argument("--json", action="store_true")
+    nstatus = node_sub.add_parser("status", help="connection, drain state, running steps, outbox", parents=[local])
+    nstatus.set_defaults(handler=commands.cmd_node_status)
+    ndrain = node_sub.add_parser("drain", help="ask the control plane to drain this node", parents=[local])
+    ndrain.add_argument("--deadline", type=_duration, metavar="DURATION",
+                        help="then its running steps move elsewhere (0s: now)")  # fmt: skip
+    ndrain.add_argument("--wait", action="store_true", help="return once nothing runs on the node")
+    ndrain.set_defaults(handler=commands.cmd_node_drain)
+    nundrain = node_sub.add_parser("undrain", help="let this node take steps again", parents=[local])
+    nundrain.set_defaults(handler=commands.cmd_node_undrain)
 
     module = sub.add_parser("module", help="manage WebAssembly modules")
     module_sub = module.add_subparsers(dest="module_command", metavar="ACTION", required=True)

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow.spec import format_cpu, format_memory
-from agentflow.v1 import types_pb2
+from agentflow.v1 import node_admin_pb2, types_pb2
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -94,6 +94,52 @@ def node_json(node: types_pb2.Node) -> dict[str, Any]:
         "version": node.version,
         "last_heartbeat": timestamp(node.last_heartbeat, node.HasField("last_heartbeat")),
     }
+
+
+def node_report_json(report: node_admin_pb2.NodeStatusReport) -> dict[str, Any]:
+    """`agentflow node status --json`: what one noded says about itself."""
+    return {
+        "name": report.name,
+        "node_id": report.node_id,
+        "server": report.server,
+        "connected": report.connected,
+        "draining": report.draining,
+        "drain_deadline": timestamp(report.drain_deadline, report.HasField("drain_deadline")),
+        "isolation": isolation(report.isolation),
+        "slots": report.slots,
+        "running": [
+            {
+                "run_id": s.run_id,
+                "step": s.step,
+                "attempt": s.attempt,
+                "workflow": s.workflow,
+                "since": timestamp(s.since, s.HasField("since")),
+            }
+            for s in report.running
+        ],
+        "unacked_results": report.unacked_results,
+        "idle_workers": report.idle_workers,
+        "version": report.version,
+    }
+
+
+def node_report_text(report: node_admin_pb2.NodeStatusReport) -> str:
+    link = f"connected to {report.server}" if report.connected else f"NOT connected to {report.server}"
+    lines = [
+        f"node {report.name} ({report.node_id or 'not registered'}), {link}",
+        f"isolation {isolation(report.isolation)}, {len(report.running)}/{report.slots} slots busy, "
+        f"{report.idle_workers} idle worker(s), {report.unacked_results} result(s) awaiting an ack",
+    ]
+    if report.draining:
+        deadline = timestamp(report.drain_deadline, report.HasField("drain_deadline"))
+        lines.append(f"draining ({f'deadline {deadline}' if deadline else 'no deadline'})")
+    if report.running:
+        rows = [
+            [s.run_id, s.step, str(s.attempt), s.workflow, timestamp(s.since, s.HasField("since")) or "-"]
+            for s in report.running
+        ]
+        lines.append(table(rows, ["RUN", "STEP", "ATTEMPT", "WORKFLOW", "SINCE"]))
+    return "\n".join(lines)
 
 
 def module_json(module: types_pb2.Module) -> dict[str, Any]:

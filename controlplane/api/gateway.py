@@ -81,6 +81,10 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                     await nodes.started(session, convert.attempt_key(message.started.attempt))
                 elif kind == "result":
                     await nodes.result(session, convert.result(message.result))
+                elif kind == "drain":
+                    request = message.drain
+                    deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+                    await nodes.drain_request(session, draining=request.draining, deadline=deadline)
         finally:
             session.closed.set()
 

@@ -253,10 +253,20 @@ class NodeService:
             if record.draining:
                 await tx.set_node_drain(record.id, draining=False, deadline=None)
                 await tx.add_event("node.undrained", now=now, node=name)
-        if record.draining:
-            self._core.drained.discard(record.id)
-            self._core.send(record.id, DrainNotice(draining=False, deadline=None))
+        self._core.drained.discard(record.id)
+        self._core.send(record.id, DrainNotice(draining=False, deadline=None))  # an answer even if a no-op
         return await self.get(name)
+
+    async def drain_request(self, session: NodeSession, *, draining: bool, deadline: timedelta | None) -> None:
+        """The node asks for its own drain (its local admin API). A bad request is logged, not
+        fatal to the stream; the node checks its requests before sending them."""
+        try:
+            if draining:
+                await self.drain(session.node_name, deadline=deadline)
+            else:
+                await self.undrain(session.node_name)
+        except InvalidArgument as exc:
+            log.warning("node sent a bad drain request", extra={"node": session.node_name, "error": str(exc)})
 
     async def enforce_drains(self) -> None:
         """Announce draining nodes that run nothing more; move steps off those past their deadline."""

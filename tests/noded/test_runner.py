@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.v1 import node_pb2, types_pb2
 from noded.cgroups import CgroupStats, NoneDriver, StepLimits
+from noded.drain import DrainState
 from noded.isolation import IsolationMode
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -101,14 +102,16 @@ async def make_runner(
         pools.append(pool)
         await pool.start()
         sent = Sent()
+        metrics = NodeMetrics(CollectorRegistry())
         runner = StepRunner(
             pool=pool,
             modules=ModuleStore(tmp_path / "modules", fetch),
             state=state or MemoryNodeState(),
             scratch_root=tmp_path / "scratch",
             send=sent,
-            metrics=NodeMetrics(CollectorRegistry()),
+            metrics=metrics,
             cgroups=cgroups or NoneDriver(node_name="test"),
+            drain=DrainState(metrics),
         )
         return runner, sent
 

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow.cli import render
-from agentflow.v1 import types_pb2
+from agentflow.v1 import node_admin_pb2, types_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -305,3 +305,59 @@ def test_node_line_after_drain_and_undrain() -> None:
     node.status = types_pb2.NODE_STATUS_READY
     node.running = 0
     assert render.node_line(node) == "node-a: ready, 0 step(s) on it, takes new steps"
+
+
+def sample_report() -> node_admin_pb2.NodeStatusReport:
+    return node_admin_pb2.NodeStatusReport(
+        name="vm",
+        node_id="n-1",
+        server="127.0.0.1:7070",
+        connected=True,
+        draining=True,
+        drain_deadline=ts("2025-06-01T12:10:00"),
+        isolation=types_pb2.ISOLATION_CGROUP1,
+        slots=4,
+        running=[
+            node_admin_pb2.RunningStep(
+                run_id="r-1", step="fetch", attempt=2, workflow="diamond", since=ts("2025-06-01T12:00:00")
+            )
+        ],
+        unacked_results=1,
+        idle_workers=2,
+        version="0.1.0",
+    )
+
+
+def test_node_report_json() -> None:
+    assert render.node_report_json(sample_report()) == {
+        "name": "vm",
+        "node_id": "n-1",
+        "server": "127.0.0.1:7070",
+        "connected": True,
+        "draining": True,
+        "drain_deadline": "2025-06-01T12:10:00.000Z",
+        "isolation": "cgroup1",
+        "slots": 4,
+        "running": [
+            {"run_id": "r-1", "step": "fetch", "attempt": 2, "workflow": "diamond", "since": "2025-06-01T12:00:00.000Z"}
+        ],
+        "unacked_results": 1,
+        "idle_workers": 2,
+        "version": "0.1.0",
+    }
+
+
+def test_node_report_text() -> None:
+    lines = render.node_report_text(sample_report()).splitlines()
+    assert lines[:3] == [
+        "node vm (n-1), connected to 127.0.0.1:7070",
+        "isolation cgroup1, 1/4 slots busy, 2 idle worker(s), 1 result(s) awaiting an ack",
+        "draining (deadline 2025-06-01T12:10:00.000Z)",
+    ]
+    assert lines[3].split() == ["RUN", "STEP", "ATTEMPT", "WORKFLOW", "SINCE"]
+    assert lines[4].split() == ["r-1", "fetch", "2", "diamond", "2025-06-01T12:00:00.000Z"]
+    away = node_admin_pb2.NodeStatusReport(name="vm", server="cp:7070", slots=4)
+    assert render.node_report_text(away).splitlines() == [
+        "node vm (not registered), NOT connected to cp:7070",
+        "isolation unspecified, 0/4 slots busy, 0 idle worker(s), 0 result(s) awaiting an ack",
+    ]

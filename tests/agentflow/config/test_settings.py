@@ -64,6 +64,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         'labels = { zone = "ap", "kubernetes.io/arch" = "arm64" }',
         ({"zone": "eu", "gpu": "a100"}, {"zone": "us"}, {"zone": "ap", "kubernetes.io/arch": "arm64"}),
     ),
+    ("noded", "admin_socket"): Sample(
+        "/run/a.sock",
+        "/run/b.sock",
+        'admin_socket = "/run/c.sock"',
+        (Path("/run/a.sock"), Path("/run/b.sock"), Path("/run/c.sock")),
+    ),
     ("noded", "metrics_listen"): Sample(
         "127.0.0.1:0",
         "127.0.0.1:9100",

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from agentflow.v1 import controlplane_pb2, types_pb2
+from agentflow.v1 import controlplane_pb2, node_pb2, types_pb2
 
 pytestmark = pytest.mark.component
 
@@ -191,3 +191,27 @@ async def test_bad_drain_requests_change_nothing(cp) -> None:
     node = (await cp.list_nodes())["a"]
     assert (node.status, node.draining) == (types_pb2.NODE_STATUS_READY, False)
     assert "node.draining" not in node_events(cp.data_dir, "a")
+
+
+async def test_a_node_may_ask_for_its_own_drain_and_always_gets_an_answer(cp) -> None:
+    a = await cp.node("a").join()
+    ask = node_pb2.DrainRequest(draining=True)
+    ask.deadline.FromTimedelta(timedelta(seconds=60))
+    await a.send(node_pb2.NodeMessage(drain=ask))
+    notice = await a.expect("drain")
+    assert notice.draining and notice.HasField("deadline")
+    node = (await cp.list_nodes())["a"]
+    assert (node.status, node.draining) == (types_pb2.NODE_STATUS_DRAINING, True)
+
+    for _ in range(2):  # the second undrain changes nothing, but is answered all the same
+        await a.send(node_pb2.NodeMessage(drain=node_pb2.DrainRequest(draining=False)))
+        assert not (await a.expect("drain")).draining
+    assert not (await cp.list_nodes())["a"].draining
+
+    # a bad request is dropped without taking the stream down
+    bad = node_pb2.DrainRequest(draining=True, deadline=Duration(seconds=-1))
+    await a.send(node_pb2.NodeMessage(drain=bad))
+    await a.heartbeat()
+    await a.quiet("drain", 0.3)
+    assert not a.stream_ended.is_set()
+    assert (await cp.list_nodes())["a"].status == types_pb2.NODE_STATUS_READY

@@ -1,0 +1,173 @@
+"""The node's local admin API (NodeAdmin) on a unix socket: status, and drain through the node.
+
+Only the socket's owner may connect (mode 0600): whoever can reach it acts on this node.
+Reflection and grpc.health.v1 are on, as on the control plane, so `grpcurl -unix` works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agentflow.daemon import FatalError
+from agentflow.v1 import node_admin_pb2, node_admin_pb2_grpc, node_pb2, types_pb2
+from noded.drain import DrainState
+from noded.link import ControlPlaneLink
+from noded.runner import StepRunner
+
+SERVICE = node_admin_pb2.DESCRIPTOR.services_by_name["NodeAdmin"].full_name
+# The longest path a unix socket address holds (sun_path, less its terminating NUL).
+MAX_SOCKET_PATH = 107
+# How long Drain/Undrain wait for the control plane to confirm over the stream.
+CONFIRM_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeFacts:
+    """What does not change while the daemon runs."""
+
+    name: str
+    server: str
+    isolation: types_pb2.Isolation
+    slots: int
+    version: str
+
+
+class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
+    def __init__(
+        self,
+        *,
+        facts: NodeFacts,
+        link: ControlPlaneLink,
+        runner: StepRunner,
+        drain: DrainState,
+        idle_workers: Callable[[], int],
+    ) -> None:
+        self._facts = facts
+        self._link = link
+        self._runner = runner
+        self._drain = drain
+        self._idle_workers = idle_workers
+
+    async def GetStatus(
+        self, request: node_admin_pb2.GetNodeStatusRequest, context: grpc.aio.ServicerContext
+    ) -> node_admin_pb2.NodeStatusReport:
+        return self._report()
+
+    async def Drain(
+        self, request: node_admin_pb2.DrainSelfRequest, context: grpc.aio.ServicerContext
+    ) -> node_admin_pb2.NodeStatusReport:
+        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+        if deadline is not None and deadline < timedelta(0):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deadline: must not be negative")
+        ask = node_pb2.DrainRequest(draining=True)
+        if deadline is not None:
+            ask.deadline.FromTimedelta(deadline)
+        await self._ask(ask, context)
+        return self._report()
+
+    async def Undrain(
+        self, request: node_admin_pb2.UndrainSelfRequest, context: grpc.aio.ServicerContext
+    ) -> node_admin_pb2.NodeStatusReport:
+        await self._ask(node_pb2.DrainRequest(draining=False), context)
+        return self._report()
+
+    async def _ask(self, request: node_pb2.DrainRequest, context: grpc.aio.ServicerContext) -> None:
+        """Send the request up the stream and wait for the control plane's Drain answer."""
+        seen = self._drain.updates
+        if not self._link.connected.is_set() or not self._link.send(node_pb2.NodeMessage(drain=request)):
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"not connected to the control plane at {self._facts.server}; try again once connected",
+            )
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await self._drain.next_update(seen)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the control plane did not confirm within {CONFIRM_TIMEOUT_S:.0f}s",
+            )
+
+    def _report(self) -> node_admin_pb2.NodeStatusReport:
+        facts = self._facts
+        report = node_admin_pb2.NodeStatusReport(
+            name=facts.name,
+            node_id=self._link.node_id or "",
+            server=facts.server,
+            connected=self._link.connected.is_set(),
+            draining=self._drain.draining,
+            isolation=facts.isolation,
+            slots=facts.slots,
+            unacked_results=self._runner.unacked_count,
+            idle_workers=self._idle_workers(),
+            version=facts.version,
+        )
+        if self._drain.deadline is not None:
+            report.drain_deadline.FromDatetime(self._drain.deadline)
+        for step in self._runner.running_steps():
+            since = Timestamp()
+            since.FromDatetime(step.since)
+            report.running.append(
+                node_admin_pb2.RunningStep(
+                    run_id=step.key.run_id,
+                    step=step.key.step,
+                    attempt=step.key.attempt,
+                    workflow=step.workflow,
+                    since=since,
+                )
+            )
+        return report
+
+
+async def serve_admin(servicer: NodeAdminServicer, path: Path) -> grpc.aio.Server:
+    """Start the admin server on the unix socket `path` (owner-only; `claim_socket` it first)."""
+    server = grpc.aio.server()
+    node_admin_pb2_grpc.add_NodeAdminServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    previous = os.umask(0o177)  # the socket is created owner-only, never briefly open to others
+    try:
+        if server.add_insecure_port(f"unix:{path}") == 0:
+            raise FatalError(f"cannot serve the admin API on {path}")
+        await server.start()
+    finally:
+        os.umask(previous)
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server
+
+
+def claim_socket(path: Path) -> None:
+    """Check the path fits a unix socket, and remove a socket file left by an earlier run;
+    refuse one that another process serves (a second noded on the same data dir)."""
+    if len(str(path)) > MAX_SOCKET_PATH:
+        raise FatalError(
+            f"admin socket path {path} is {len(str(path))} characters, longer than a unix socket allows "
+            f"({MAX_SOCKET_PATH}); choose a shorter one with --admin-socket"
+        )
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return
+    raise FatalError(f"{path} is served by another process (another noded on the same data dir?)")

@@ -1,0 +1,41 @@
+"""What the control plane last said about draining this node, and waiting for it to say more."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from noded.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+
+class DrainState:
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self._metrics = metrics
+        self.draining = False
+        self.deadline: datetime | None = None
+        self.updates = 0  # how many Drain messages arrived; a waiter compares against it
+        self._changed = asyncio.Condition()
+
+    def update(self, draining: bool, deadline: datetime | None) -> None:
+        """A Drain message from the control plane (after DrainNode/UndrainNode or a hello)."""
+        if draining != self.draining or deadline != self.deadline:
+            if draining:
+                log.info("draining: no new steps", extra={"deadline": deadline.isoformat() if deadline else None})
+            else:
+                log.info("no longer draining")
+        self.draining, self.deadline = draining, deadline
+        self.updates += 1
+        self._metrics.draining.set(int(draining))
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def next_update(self, after: int) -> None:
+        """Wait until an update later than number `after` arrives (callers bound the wait)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.updates > after)
