@@ -48,7 +48,7 @@ def test_status_shows_the_link_and_the_running_step(cluster, tmp_path: Path):
     wf = write_workflow(
         tmp_path / "nap.yaml",
         f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\n"
-        f"agents:\n  - name: nap\n    module: {SLEEP}\n    input: {{ms: 2000}}\n",
+        f"agents:\n  - name: nap\n    module: {SLEEP}\n    input: {{ms: 10000}}\n",
     )
     run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
 

@@ -98,7 +98,7 @@ def test_a_second_node_of_the_same_name_leaves_the_first_ones_steps_alone(cluste
     wf = write_workflow(
         tmp_path / "nap.yaml",
         f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\nagents:\n"
-        f"  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n    input: {{ms: 3000}}\n",
+        f"  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n    input: {{ms: 6000}}\n",
     )
     run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
 
