@@ -114,8 +114,9 @@ class ControlPlaneLink:
                     self.node_id = None
                 else:
                     log.warning("control plane link lost", extra={"code": exc.code().name, "detail": exc.details()})
-            except (ConnectionError, OSError) as exc:
-                log.warning("control plane link lost", extra={"error": str(exc)})
+            except (ConnectionError, OSError, asyncio.InvalidStateError) as exc:
+                # InvalidStateError: the control plane ended the stream while we were writing to it
+                log.warning("control plane link lost", extra={"error": str(exc) or type(exc).__name__})
             finally:
                 self._outgoing = None
                 if self.connected.is_set():

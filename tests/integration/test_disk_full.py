@@ -58,7 +58,7 @@ def chain(path: Path) -> Path:
     return write_workflow(
         path,
         "apiVersion: agentflow/v1\nkind: Workflow\nname: chain\nversion: '1'\nagents:\n"
-        f"  - name: s0\n    module: {SLEEP}\n    input: {{ms: 1500}}\n"
+        f"  - name: s0\n    module: {SLEEP}\n    input: {{ms: 4000}}\n"
         f"  - name: s1\n    module: {SLEEP}\n    input: {{ms: 10}}\n    dependsOn: [s0]\n",
     )
 
@@ -112,7 +112,7 @@ def test_a_full_disk_refuses_new_work_and_loses_no_result(small_disk: Path, tmp_
         done = cli(server, "status", run_id, "--wait", "--json")
         assert done.code == 0, done.out + done.err + cp.log_tail() + node.log_tail()
         run = done.json()
-        assert run["outputs"] == {"s0": {"slept": 1500}, "s1": {"slept": 10}}
+        assert run["outputs"] == {"s0": {"slept": 4000}, "s1": {"slept": 10}}
         assert [s["attempt"] for s in run["steps"]] == [1, 1]
         # and the control plane takes new work again
         again = cli(server, "module", "push", str(ECHO))

@@ -34,7 +34,7 @@ def node_metric(cluster, name: str) -> str:
 
 def test_drain_waits_for_the_running_step_and_undrain_resumes_placement(cluster, tmp_path: Path):
     server = cluster.server
-    busy = cli(server, "run", str(sleep_workflow(tmp_path / "busy.yaml", name="busy", ms=2000)), "--json")
+    busy = cli(server, "run", str(sleep_workflow(tmp_path / "busy.yaml", name="busy", ms=5000)), "--json")
     run_id = busy.json()["run_id"]
     wait_for(lambda: nap(server, run_id)["status"] == "running", timeout=30, what="the step to run")
 
@@ -70,7 +70,7 @@ def test_drain_waits_for_the_running_step_and_undrain_resumes_placement(cluster,
 
 def test_drain_deadline_moves_a_running_step_to_another_node(cluster, tmp_path: Path):
     server = cluster.server
-    run_id = cli(server, "run", str(sleep_workflow(tmp_path / "long.yaml", name="long", ms=3000)), "--json").json()[
+    run_id = cli(server, "run", str(sleep_workflow(tmp_path / "long.yaml", name="long", ms=8000)), "--json").json()[
         "run_id"
     ]
     wait_for(lambda: nap(server, run_id)["status"] == "running", timeout=30, what="the step to run on alpha")

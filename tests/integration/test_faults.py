@@ -93,7 +93,7 @@ def test_controlplane_killed_mid_run_resumes_from_its_database(tmp_path: Path, b
     node = start_noded(tmp_path / "node", server, name="alpha")
     try:
         wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
-        wf = chain_workflow(tmp_path / "chain.yaml", name="chain", steps=3, ms=1500)
+        wf = chain_workflow(tmp_path / "chain.yaml", name="chain", steps=3, ms=3000)
         run_id = cli(server, "run", str(wf), "--json").json()["run_id"]
         wait_for(lambda: step_status(server, run_id).get("s1") == "running", timeout=30, what="s1 to run")
 
@@ -104,7 +104,7 @@ def test_controlplane_killed_mid_run_resumes_from_its_database(tmp_path: Path, b
         assert result.code == 0, result.out + result.err + cp.log_tail() + node.log_tail()
         run = result.json()
         assert run["status"] == "succeeded"
-        assert run["outputs"] == {f"s{i}": {"slept": 1500} for i in range(3)}
+        assert run["outputs"] == {f"s{i}": {"slept": 3000} for i in range(3)}
         # s1 kept running on the node while the control plane was away; its result was
         # delivered after the reconnect, so it needed no second attempt.
         assert [s["attempt"] for s in run["steps"]] == [1, 1, 1]
@@ -122,7 +122,7 @@ def test_noded_restart_redelivers_results_from_its_outbox(tmp_path: Path, built_
     node = start_noded(tmp_path / "node", server, name="alpha")
     try:
         wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
-        wf = chain_workflow(tmp_path / "one.yaml", name="one", steps=1, ms=1500)
+        wf = chain_workflow(tmp_path / "one.yaml", name="one", steps=1, ms=4000)
         run_id = cli(server, "run", str(wf), "--json").json()["run_id"]
         wait_for(lambda: step_status(server, run_id).get("s0") == "running", timeout=30, what="s0 to run")
         cp.stop(signal.SIGKILL)
@@ -136,7 +136,7 @@ def test_noded_restart_redelivers_results_from_its_outbox(tmp_path: Path, built_
         result = cli(server, "status", run_id, "--wait", "--json")
         assert result.code == 0, result.out + result.err + node.log_tail()
         run = result.json()
-        assert run["outputs"] == {"s0": {"slept": 1500}}
+        assert run["outputs"] == {"s0": {"slept": 4000}}
         assert run["steps"][0]["attempt"] == 1
         wait_for(lambda: _outbox_size(outbox) == 0, timeout=30, what="the acked result to leave the outbox")
     finally:
@@ -179,7 +179,7 @@ def test_agentflow_up_restarted_mid_run_finishes_the_run(tmp_path: Path, built_a
     up = _up(data_dir, port, log)
     try:
         wait_for(lambda: nodes_ready(server, 1), timeout=60, what="agentflow up")
-        wf = chain_workflow(tmp_path / "chain.yaml", name="chain", steps=3, ms=1200)
+        wf = chain_workflow(tmp_path / "chain.yaml", name="chain", steps=3, ms=3000)
         run_id = cli(server, "run", str(wf), "--json").json()["run_id"]
         wait_for(lambda: step_status(server, run_id).get("s1") == "running", timeout=30, what="s1 to run")
 
@@ -200,7 +200,7 @@ def test_agentflow_up_restarted_mid_run_finishes_the_run(tmp_path: Path, built_a
         assert result.code == 0, result.out + result.err + log.read_text()[-3000:]
         run = result.json()
         assert run["status"] == "succeeded"
-        assert run["outputs"] == {f"s{i}": {"slept": 1200} for i in range(3)}
+        assert run["outputs"] == {f"s{i}": {"slept": 3000} for i in range(3)}
     finally:
         up.send_signal(signal.SIGINT)
         try:
