@@ -50,11 +50,20 @@ def read_state_file(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT only set `stop`; the daemon shuts down in its own finally blocks."""
+def stop_on_signals(stop: asyncio.Event, *, again: asyncio.Event | None = None) -> None:
+    """SIGTERM and SIGINT only set `stop`; the daemon shuts down in its own finally blocks.
+
+    Once `stop` is set, another signal sets `again` (say, to cut a grace period short).
+    """
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set() and again is not None:
+            again.set()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
 
 class FatalError(Exception):

@@ -45,6 +45,7 @@ class NodeStatus(enum.StrEnum):
     DISCONNECTED = "disconnected"
     DOWN = "down"
     DRAINING = "draining"
+    STOPPING = "stopping"  # said goodbye: shutting down, finishing its steps
 
 
 def node_status(live: NodeStatus, *, draining: bool) -> NodeStatus:

@@ -67,6 +67,7 @@ class ControlPlaneMetrics:
                 | "node.draining"
                 | "node.drained"
                 | "node.undrained"
+                | "node.stopping"
             ):
                 self.node_events.labels(event.type).inc()
 

@@ -26,6 +26,7 @@ from noded.link import ControlPlaneLink, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.runner import StepRunner
+from noded.shutdown import wind_down
 from noded.state import SqliteNodeState
 from noded.workers import WorkerPool
 
@@ -52,7 +53,8 @@ def _version() -> str:
 
 async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
-    stop_on_signals(stop)
+    force = asyncio.Event()  # a second signal: skip the rest of the grace period
+    stop_on_signals(stop, again=force)
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     claim_socket(config.admin_socket_path)  # first: a second noded on this data dir stops here
@@ -131,9 +133,11 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         admin_server = await serve_admin(admin, admin_socket)
         stack.callback(admin_socket.unlink, missing_ok=True)
         stack.push_async_callback(admin_server.stop, 0.5)
-        link_task = asyncio.create_task(link.run(stop), name="control-plane-link")
+        # The link outlives `stop` by the grace period, so that results still reach the control plane.
+        link_stop = asyncio.Event()
+        link_task = asyncio.create_task(link.run(link_stop), name="control-plane-link")
         stack.push_async_callback(_finish, link_task)
-        stack.callback(stop.set)  # runs before _finish: the link ends on it
+        stack.callback(link_stop.set)  # runs before _finish: the link ends on it
         metrics_host, _ = split_address(config.metrics_listen)
         write_state_file(
             config.state_file,
@@ -151,6 +155,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         if link_task.done() and not link_task.cancelled() and link_task.exception() is not None:
             raise link_task.exception()  # type: ignore[misc]
         log.info("node stopping")
+        await wind_down(link, runner, grace=config.shutdown_grace, force=force)
     log.info("node stopped")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from agentflow.telemetry import LEVELS
 DEFAULT_SERVER = "127.0.0.1:7070"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9471"
 DEFAULT_WARM_WORKERS = 2
+DEFAULT_SHUTDOWN_GRACE = timedelta(seconds=10)
 
 OPTIONS: tuple[Option, ...] = (
     Option(name="server", parse=parsers.address, default=DEFAULT_SERVER,
@@ -37,6 +39,9 @@ OPTIONS: tuple[Option, ...] = (
            help="memory offered to steps, e.g. 8Gi (default: 90%% of RAM)"),
     Option(name="isolation", parse=parsers.choice("auto", "cgroup2", "cgroup1", "none"), default="auto",
            help="how workers are confined"),
+    Option(name="shutdown_grace", parse=parsers.duration_or_zero, default=DEFAULT_SHUTDOWN_GRACE,
+           help="on SIGTERM, how long running steps may take to finish (0s: stop them at once)",
+           metavar="DURATION"),
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -54,6 +59,7 @@ class NodedConfig:
     cpu: int | None = None
     memory: int | None = None
     isolation: str = "auto"
+    shutdown_grace: timedelta = DEFAULT_SHUTDOWN_GRACE
     log_level: str = "info"
 
     def __post_init__(self) -> None:

@@ -82,6 +82,11 @@ class StepRunner:
         self._drain = drain
         self._running: dict[ResultKey, asyncio.Task[None]] = {}
         self._running_since: dict[ResultKey, RunningStep] = {}
+        # Set while nothing runs / no result awaits an ack (what a graceful stop waits for).
+        self.no_steps = asyncio.Event()
+        self.no_unacked = asyncio.Event()
+        self.no_steps.set()
+        self.no_unacked.set()
         self._cancel_requested: set[ResultKey] = set()
         self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
 
@@ -89,6 +94,7 @@ class StepRunner:
         """Take over results a previous run of the daemon finished but never got acked."""
         for key, blob in await self._state.pending_results():
             self._unacked[key] = blob
+        self._note_changes()
 
     # LinkHandlers -------------------------------------------------------------------------
 
@@ -110,6 +116,7 @@ class StepRunner:
             return
         task = asyncio.create_task(self._execute(key, assignment), name=f"step-{key.run_id}-{key.step}-{key.attempt}")
         self._running[key] = task
+        self._note_changes()
         self._running_since[key] = RunningStep(key=key, workflow=assignment.workflow_name, since=datetime.now(UTC))
         self._metrics.running.set(len(self._running))
 
@@ -122,6 +129,7 @@ class StepRunner:
     async def on_ack(self, key: ResultKey, stale: bool) -> None:
         if self._unacked.pop(key, None) is None:
             return
+        self._note_changes()
         if stale:
             log.info("control plane dropped a stale result", extra={"run": key.run_id, "step": key.step})
         try:
@@ -131,6 +139,13 @@ class StepRunner:
 
     def on_drain(self, draining: bool, deadline: datetime | None) -> None:
         self._drain.update(draining, deadline)
+
+    def _note_changes(self) -> None:
+        for event, empty in ((self.no_steps, not self._running), (self.no_unacked, not self._unacked)):
+            if empty:
+                event.set()
+            else:
+                event.clear()
 
     # status (for the local admin API) ------------------------------------------------------
 
@@ -160,6 +175,7 @@ class StepRunner:
         finally:
             self._running.pop(key, None)
             self._running_since.pop(key, None)
+            self._note_changes()
             self._metrics.running.set(len(self._running))
             shutil.rmtree(scratch, ignore_errors=True)
         result.duration.CopyFrom(_duration(time.monotonic() - started))
@@ -240,6 +256,7 @@ class StepRunner:
     async def _report(self, key: ResultKey, result: types_pb2.StepResult) -> None:
         blob = result.SerializeToString()
         self._unacked[key] = blob
+        self._note_changes()
         try:
             await self._state.put_result(key, blob)
         except OSError as exc:

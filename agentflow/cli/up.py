@@ -1,7 +1,8 @@
 """`agentflow up`: the control plane and one local noded as child processes, in the foreground.
 
 Each daemon runs as its own process, exactly as on a real host; their JSON logs go to
-`<data dir>/logs/`. Ctrl-C (or SIGTERM) stops the node first, then the control plane. If either
+`<data dir>/logs/`. Ctrl-C (or SIGTERM) stops the node first (it lets running steps finish within
+its `--shutdown-grace`; a second Ctrl-C cuts that short), then the control plane. If either
 exits on its own, the other is stopped too and `up` exits non-zero.
 """
 
@@ -71,14 +72,19 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
     python = sys.executable
     stop_requested = False
 
+    children: list[Child] = []
+
     def request_stop(signum: int, frame: object) -> None:
         nonlocal stop_requested
+        if stop_requested:  # again: the node cuts its grace period short
+            for child in children:
+                if child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
         stop_requested = True
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    children: list[Child] = []
     try:
         cp_dir = data_dir / "controlplane"
         (cp_dir / "controlplane.json").unlink(missing_ok=True)

@@ -45,6 +45,10 @@ def duration(value: Any) -> timedelta:
     return parse_duration(str(value))
 
 
+def duration_or_zero(value: Any) -> timedelta:
+    return parse_duration(str(value), allow_zero=True)
+
+
 def positive_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be a positive integer, got {value!r}")

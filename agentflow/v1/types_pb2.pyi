@@ -38,6 +38,7 @@ class NodeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATUS_DISCONNECTED: _ClassVar[NodeStatus]
     NODE_STATUS_DOWN: _ClassVar[NodeStatus]
     NODE_STATUS_DRAINING: _ClassVar[NodeStatus]
+    NODE_STATUS_STOPPING: _ClassVar[NodeStatus]
 
 class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -71,6 +72,7 @@ NODE_STATUS_READY: NodeStatus
 NODE_STATUS_DISCONNECTED: NodeStatus
 NODE_STATUS_DOWN: NodeStatus
 NODE_STATUS_DRAINING: NodeStatus
+NODE_STATUS_STOPPING: NodeStatus
 ISOLATION_UNSPECIFIED: Isolation
 ISOLATION_NONE: Isolation
 ISOLATION_CGROUP1: Isolation

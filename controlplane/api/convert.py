@@ -46,6 +46,7 @@ NODE_STATUS = {
     NodeStatus.DISCONNECTED: types_pb2.NODE_STATUS_DISCONNECTED,
     NodeStatus.DOWN: types_pb2.NODE_STATUS_DOWN,
     NodeStatus.DRAINING: types_pb2.NODE_STATUS_DRAINING,
+    NodeStatus.STOPPING: types_pb2.NODE_STATUS_STOPPING,
 }
 ISOLATION = {
     Isolation.NONE: types_pb2.ISOLATION_NONE,

@@ -85,6 +85,8 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                     request = message.drain
                     deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
                     await nodes.drain_request(session, draining=request.draining, deadline=deadline)
+                elif kind == "goodbye":
+                    await nodes.goodbye(session)
         finally:
             session.closed.set()
 

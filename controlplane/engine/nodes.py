@@ -155,6 +155,21 @@ class NodeService:
             # Liveness lives in memory; the stored time is for display. Keep the stream.
             log.warning("cannot record a heartbeat", extra={"node": session.node_name, "error": str(exc)})
 
+    async def goodbye(self, session: NodeSession) -> None:
+        """The node is shutting down: nothing more goes there; its results still count."""
+        state = self._core.liveness.get(session.node_id)
+        if (
+            state is None
+            or self._core.sessions.get(session.node_id) is not session
+            or state.status is not NodeStatus.READY
+        ):
+            return
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            await tx.set_node_status(session.node_id, NodeStatus.STOPPING)
+            await tx.add_event("node.stopping", now=now, node=session.node_name)
+        state.status = NodeStatus.STOPPING
+
     async def started(self, session: NodeSession, key: AttemptKey) -> None:
         now = self._core.clock.now()
         async with self._core.tx() as tx:

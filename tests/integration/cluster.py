@@ -109,7 +109,8 @@ def start_noded(
 ) -> Daemon:
     argv = [sys.executable, "-m", "noded", "--server", server, "--data-dir", str(data_dir), "--name", name,
             "--metrics-listen", "127.0.0.1:0", "--slots", str(slots), "--warm-workers", "1",
-            "--log-level", "debug", *extra]  # fmt: skip
+            "--log-level", "debug", "--shutdown-grace", "0s", *extra]  # fmt: skip
+    # No grace by default: tests stop nodes with steps still running, and need not wait for them.
     if labels:
         argv += ["--labels", labels]
     daemon = Daemon("noded " + name, argv, state_file=data_dir / "noded.json", log_file=data_dir / "noded.log")
