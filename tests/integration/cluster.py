@@ -150,3 +150,13 @@ def nodes_ready(server: str, count: int) -> bool:
 def write_workflow(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def sleep_workflow(path: Path, *, ms: int, name: str = "nap") -> Path:
+    """One step, `nap`, that sleeps `ms` milliseconds (tests/agents/sleep) and outputs {"slept": ms}."""
+    return write_workflow(
+        path,
+        f"apiVersion: agentflow/v1\nkind: Workflow\nname: {name}\nversion: '1'\n"
+        f"agents:\n  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n"
+        f"    input: {{ms: {ms}}}\n",
+    )

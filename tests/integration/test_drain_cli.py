@@ -8,19 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cluster import REPO_ROOT, cli, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, sleep_workflow, wait_for
 
 pytestmark = pytest.mark.integration
-
-SLEEP = REPO_ROOT / "tests" / "agents" / "sleep.wasm"
-
-
-def sleep_workflow(path: Path, *, name: str, ms: int) -> Path:
-    return write_workflow(
-        path,
-        f"apiVersion: agentflow/v1\nkind: Workflow\nname: {name}\nversion: '1'\n"
-        f"agents:\n  - name: nap\n    module: {SLEEP}\n    input: {{ms: {ms}}}\n",
-    )
 
 
 def nap(server: str, run_id: str) -> dict:

@@ -8,19 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cluster import REPO_ROOT, cli, nodes_ready, start_noded, wait_for, write_workflow
+from cluster import cli, nodes_ready, sleep_workflow, start_noded, wait_for
 
 pytestmark = pytest.mark.integration
-
-SLEEP = REPO_ROOT / "tests" / "agents" / "sleep.wasm"
-
-
-def nap(path: Path, ms: int) -> Path:
-    return write_workflow(
-        path,
-        f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\n"
-        f"agents:\n  - name: nap\n    module: {SLEEP}\n    input: {{ms: {ms}}}\n",
-    )
 
 
 def step_of(server: str, run_id: str) -> dict:
@@ -38,7 +28,7 @@ def start_gamma(cluster, grace: str):
 
 def test_sigterm_lets_the_running_step_finish_and_report(cluster, tmp_path: Path):
     gamma = start_gamma(cluster, "60s")
-    run_id = cli(cluster.server, "run", str(nap(tmp_path / "nap.yaml", 5000)), "--json").json()["run_id"]
+    run_id = cli(cluster.server, "run", str(sleep_workflow(tmp_path / "nap.yaml", ms=5000)), "--json").json()["run_id"]
     wait_for(lambda: step_of(cluster.server, run_id)["status"] == "running", timeout=30, what="the step to run")
 
     gamma.proc.send_signal(signal.SIGTERM)
@@ -56,7 +46,9 @@ def test_sigterm_lets_the_running_step_finish_and_report(cluster, tmp_path: Path
 
 def test_a_second_signal_cuts_the_grace_period_short(cluster, tmp_path: Path):
     gamma = start_gamma(cluster, "600s")
-    run_id = cli(cluster.server, "run", str(nap(tmp_path / "nap.yaml", 600_000)), "--json").json()["run_id"]
+    run_id = cli(cluster.server, "run", str(sleep_workflow(tmp_path / "nap.yaml", ms=600_000)), "--json").json()[
+        "run_id"
+    ]
     wait_for(lambda: step_of(cluster.server, run_id)["status"] == "running", timeout=30, what="the step to run")
 
     gamma.proc.send_signal(signal.SIGTERM)

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster import REPO_ROOT, cli, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, sleep_workflow, wait_for
 
 pytestmark = pytest.mark.integration
-
-SLEEP = REPO_ROOT / "tests" / "agents" / "sleep.wasm"
 
 
 def node_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,11 +43,7 @@ def test_status_shows_the_link_and_the_running_step(cluster, tmp_path: Path):
     }
     assert (report["running"], report["unacked_results"]) == ([], 0)
 
-    wf = write_workflow(
-        tmp_path / "nap.yaml",
-        f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\n"
-        f"agents:\n  - name: nap\n    module: {SLEEP}\n    input: {{ms: 10000}}\n",
-    )
+    wf = sleep_workflow(tmp_path / "nap.yaml", ms=10000)
     run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
 
     def running() -> list:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cluster import REPO_ROOT, cli, start_controlplane, start_noded, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, sleep_workflow, start_controlplane, start_noded, wait_for, write_workflow
 
 from noded.cgroups import node_subtree
 
@@ -95,11 +95,7 @@ def test_node_stop_removes_its_cgroups(cluster):
 
 def test_a_second_node_of_the_same_name_leaves_the_first_ones_steps_alone(cluster, tmp_path: Path):
     """Start-up kills leftover step cgroups; another node's running steps are not leftovers."""
-    wf = write_workflow(
-        tmp_path / "nap.yaml",
-        f"apiVersion: agentflow/v1\nkind: Workflow\nname: nap\nversion: '1'\nagents:\n"
-        f"  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n    input: {{ms: 6000}}\n",
-    )
+    wf = sleep_workflow(tmp_path / "nap.yaml", ms=6000)
     run_id = cli(cluster.server, "run", str(wf), "--json").json()["run_id"]
 
     def running() -> bool:

@@ -8,20 +8,11 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from sample_workflows import ONE_STEP
 
 from agentflow.v1 import controlplane_pb2, node_pb2, types_pb2
 
 pytestmark = pytest.mark.component
-
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 
 
 def node_events(data_dir, node: str) -> list[str]:

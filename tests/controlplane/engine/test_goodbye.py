@@ -5,20 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.v1 import node_pb2, types_pb2
 
 pytestmark = pytest.mark.component
-
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 
 
 async def test_a_stopping_node_finishes_its_step_and_gets_no_new_one(cp, echo_wasm) -> None:

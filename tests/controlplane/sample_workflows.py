@@ -1,0 +1,11 @@
+"""Workflow texts shared by the control plane's component tests (modules pushed as ./echo.wasm)."""
+
+ONE_STEP = """
+apiVersion: agentflow/v1
+kind: Workflow
+name: one
+version: "1"
+agents:
+  - name: only
+    module: ./echo.wasm
+"""
