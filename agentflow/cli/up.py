@@ -114,6 +114,7 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
             f"  control plane  {server}   metrics http://{cp_state['metrics']}/metrics\n"
             f"  node {node_state.get('name')}  isolation {node_state.get('isolation')}, "
             f"{node_state.get('slots')} slots   metrics http://{node_state.get('metrics')}/metrics\n"
+            f"  node admin     agentflow node status --data-dir {node_dir}\n"
             f"  logs           {logs}/\n"
             f"Run a workflow:  agentflow --server {server} run examples/diamond.yaml --wait\n"
             "Press Ctrl-C to stop.",

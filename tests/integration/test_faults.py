@@ -179,6 +179,9 @@ def test_agentflow_up_restarted_mid_run_finishes_the_run(tmp_path: Path, built_a
     up = _up(data_dir, port, log)
     try:
         wait_for(lambda: nodes_ready(server, 1), timeout=60, what="agentflow up")
+        assert f"agentflow node status --data-dir {data_dir / 'noded'}" in log.read_text()
+        local = cli(server, "node", "status", "--data-dir", str(data_dir / "noded"), "--json")
+        assert local.code == 0 and local.json()["connected"] is True, local.err
         wf = chain_workflow(tmp_path / "chain.yaml", name="chain", steps=3, ms=3000)
         run_id = cli(server, "run", str(wf), "--json").json()["run_id"]
         wait_for(lambda: step_status(server, run_id).get("s1") == "running", timeout=30, what="s1 to run")
