@@ -105,9 +105,17 @@ def start_controlplane(
 
 
 def start_noded(
-    data_dir: Path, server: str, *, name: str, labels: str = "", slots: int = 4, extra: Sequence[str] = ()
+    data_dir: Path,
+    server: str,
+    *,
+    name: str,
+    labels: str = "",
+    slots: int = 4,
+    extra: Sequence[str] = (),
+    prefix: Sequence[str] = (),
 ) -> Daemon:
-    argv = [sys.executable, "-m", "noded", "--server", server, "--data-dir", str(data_dir), "--name", name,
+    """`prefix` runs the daemon through another command, e.g. `ip netns exec NS`."""
+    argv = [*prefix, sys.executable, "-m", "noded", "--server", server, "--data-dir", str(data_dir), "--name", name,
             "--metrics-listen", "127.0.0.1:0", "--slots", str(slots), "--warm-workers", "1",
             "--log-level", "debug", "--shutdown-grace", "0s", *extra]  # fmt: skip
     # No grace by default: tests stop nodes with steps still running, and need not wait for them.

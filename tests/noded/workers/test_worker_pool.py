@@ -67,10 +67,12 @@ async def test_concurrent_jobs_share_a_bounded_pool(tmp_path: Path, agent_job: M
             busiest = max(busiest, pool.busy_count)
             assert len(pool.pids) <= 3
 
+        # Jobs long enough that the pool has started all three workers (slow on a loaded host)
+        # before the first one is free again.
         results = await asyncio.gather(
-            *(pool.run(agent_job("tests/agents/sleep", input={"ms": 200 + n}), on_start=started) for n in range(6))
+            *(pool.run(agent_job("tests/agents/sleep", input={"ms": 2500 + n}), on_start=started) for n in range(6))
         )
-        assert [json.loads(r.output_json or "null") for r in results] == [{"slept": 200 + n} for n in range(6)]
+        assert [json.loads(r.output_json or "null") for r in results] == [{"slept": 2500 + n} for n in range(6)]
         assert busiest == 3
         assert len(pids) == 3
 
