@@ -17,7 +17,7 @@ class DrainState:
         self.draining = False
         self.deadline: datetime | None = None
         self.updates = 0  # how many Drain messages arrived; a waiter compares against it
-        self._changed = asyncio.Condition()
+        self._next = asyncio.Event()  # set (and replaced) on each update
 
     def update(self, draining: bool, deadline: datetime | None) -> None:
         """A Drain message from the control plane (after DrainNode/UndrainNode or a hello)."""
@@ -29,13 +29,10 @@ class DrainState:
         self.draining, self.deadline = draining, deadline
         self.updates += 1
         self._metrics.draining.set(int(draining))
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        arrived, self._next = self._next, asyncio.Event()
+        arrived.set()
 
     async def next_update(self, after: int) -> None:
         """Wait until an update later than number `after` arrives (callers bound the wait)."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.updates > after)
+        while self.updates <= after:
+            await self._next.wait()
