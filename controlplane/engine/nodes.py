@@ -223,6 +223,7 @@ class NodeService:
                 continue
             # Memory changes only after the commit: if the write fails (e.g. a full disk), the
             # next pass tries again instead of leaving the node's steps on a node marked down.
+            session = self._core.sessions.get(node_id)
             async with self._core.tx() as tx:
                 record = await tx.node(node_id)
                 name = record.name if record else node_id
@@ -237,9 +238,10 @@ class NodeService:
                         node_name=name,
                         now=now,
                     )
+            # A node that came back meanwhile has a new Liveness and session: leave those alone.
             state.status = NodeStatus.DOWN
-            session = self._core.sessions.pop(node_id, None)
-            if session is not None:
+            if session is not None and self._core.sessions.get(node_id) is session:
+                del self._core.sessions[node_id]
                 session.closed.set()
 
     # draining ----------------------------------------------------------------------------------
