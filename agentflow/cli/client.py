@@ -45,12 +45,14 @@ class Refused(ClientError):
     """Any other error status."""
 
 
-def _translate(exc: grpc.RpcError, server: str, *, what: str = "control plane") -> ClientError:
+def _translate(
+    exc: grpc.RpcError, server: str, *, what: str = "control plane", timeout_is_unreachable: bool = True
+) -> ClientError:
+    """A typed error for a failed call. `timeout_is_unreachable=False` for servers that answer
+    DEADLINE_EXCEEDED themselves (noded, when the control plane does not confirm in time)."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return Unreachable(f"{what} at {server} is unreachable ({details})")
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED and what == "control plane":
+    if code is grpc.StatusCode.UNAVAILABLE or (code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout_is_unreachable):
         return Unreachable(f"{what} at {server} is unreachable ({details})")
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return Rejected(details or "invalid request")
@@ -178,7 +180,7 @@ class NodeAdminClient:
         try:
             return fn(request, timeout=NODE_ADMIN_TIMEOUT_S, wait_for_ready=False)
         except grpc.RpcError as exc:
-            raise _translate(exc, self.address, what="noded") from None
+            raise _translate(exc, self.address, what="noded", timeout_is_unreachable=False) from None
 
     def status(self) -> node_admin_pb2.NodeStatusReport:
         return self._call(self._stub.GetStatus, node_admin_pb2.GetNodeStatusRequest())

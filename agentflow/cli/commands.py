@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from agentflow.cli import render
 from agentflow.cli.client import Client, ClientError, NodeAdminClient, Unreachable
@@ -243,23 +244,37 @@ def cmd_drain(args: argparse.Namespace, out: TextIO) -> int:
     with Client(args.server) as client:
         node = client.drain_node(args.node, deadline=args.deadline)
         if args.wait:
-            node = _wait_drained(client, node, out=None if args.json else out)
+            node = _wait_drained(
+                node, lambda: client.get_node(args.node), lambda n: n.running, out=None if args.json else out
+            )
     _print_node(node, args.json, out)
     return EXIT_OK
 
 
-def _wait_drained(client: Client, node: types_pb2.Node, *, out: TextIO | None) -> types_pb2.Node:
+class _DrainView(Protocol):
+    """What `Node` (control plane) and `NodeStatusReport` (noded) both say about a drain."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def draining(self) -> bool: ...
+
+
+V = TypeVar("V", bound=_DrainView)
+
+
+def _wait_drained(view: V, refresh: Callable[[], V], running: Callable[[V], int], *, out: TextIO | None) -> V:
     """Poll until nothing runs on the node; print the count whenever it changes."""
     shown = -1
-    while node.running:
-        if out is not None and node.running != shown:
-            print(f"{node.name}: waiting for {node.running} step(s) to finish", file=out, flush=True)
-            shown = node.running
+    while count := running(view):
+        if out is not None and count != shown:
+            print(f"{view.name}: waiting for {count} step(s) to finish", file=out, flush=True)
+            shown = count
         time.sleep(DRAIN_POLL_S)
-        node = client.get_node(node.name)
-        if not node.draining:
-            raise CommandError(f"{node.name}: the drain was called off (undrained)", EXIT_RUN_FAILED)
-    return node
+        view = refresh()
+        if not view.draining:
+            raise CommandError(f"{view.name}: the drain was called off (undrained)", EXIT_RUN_FAILED)
+    return view
 
 
 def cmd_undrain(args: argparse.Namespace, out: TextIO) -> int:
@@ -285,15 +300,8 @@ def cmd_node_status(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_node_drain(args: argparse.Namespace, out: TextIO) -> int:
     with NodeAdminClient(_admin_socket(args)) as node:
         report = node.drain(deadline=args.deadline)
-        shown = -1
-        while args.wait and report.running:
-            if not args.json and len(report.running) != shown:
-                print(f"{report.name}: waiting for {len(report.running)} step(s) to finish", file=out, flush=True)
-                shown = len(report.running)
-            time.sleep(DRAIN_POLL_S)
-            report = node.status()
-            if not report.draining:
-                raise CommandError(f"{report.name}: the drain was called off (undrained)", EXIT_RUN_FAILED)
+        if args.wait:
+            report = _wait_drained(report, node.status, lambda r: len(r.running), out=None if args.json else out)
         _print_report(report, args.json, out)
     return EXIT_OK
 
