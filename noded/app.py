@@ -108,6 +108,8 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             on_connection=lambda up: metrics.connected.set(1 if up else 0),
         )
         await runner.load_outbox()
+        saver = asyncio.create_task(runner.save_refused_results(), name="outbox-retry")
+        stack.push_async_callback(_cancel, saver)
         stack.push_async_callback(pool.shutdown)
         await pool.start()
         stack.push_async_callback(runner.shutdown)
@@ -167,6 +169,12 @@ async def _finish(task: asyncio.Task[None]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _cgroup_driver(config: NodedConfig) -> CgroupDriver:

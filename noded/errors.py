@@ -11,5 +11,13 @@ class ModuleFetchError(Error):
     """A module could not be fetched or did not match its digest."""
 
 
+class StateError(Error):
+    """The node's local state (its identity or outbox) could not be read or written."""
+
+
+class StateFull(StateError):
+    """The disk under the node's data dir is full; nothing was written."""
+
+
 class RegistrationError(Error, FatalError):
     """The control plane refused this node (e.g. its name is taken)."""

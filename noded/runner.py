@@ -20,6 +20,7 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
+from agentflow.clock import Clock, SystemClock
 from agentflow.spec import format_memory
 from agentflow.v1 import node_pb2, types_pb2
 from noded.cgroups import (
@@ -33,7 +34,7 @@ from noded.cgroups import (
     slug,
 )
 from noded.drain import DrainState
-from noded.errors import ModuleFetchError
+from noded.errors import ModuleFetchError, StateError
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.sandbox import ExecResult, FailureKind, StepJob
@@ -50,6 +51,8 @@ CAPABILITY_HTTP = "http.fetch"
 # allocations during the step (instance, buffers, compiling a module not yet cached).
 CGROUP_MEMORY_HEADROOM = 128 * 1024 * 1024
 CGROUP_PIDS_MAX = 64
+# How often results the outbox refused (a full disk) are written again until they are acked.
+OUTBOX_RETRY_INTERVAL = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,9 @@ class StepRunner:
         metrics: NodeMetrics,
         cgroups: CgroupDriver,
         drain: DrainState,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._pool = pool
         self._modules = modules
         self._state = state
@@ -89,6 +94,8 @@ class StepRunner:
         self.no_unacked.set()
         self._cancel_requested: set[ResultKey] = set()
         self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
+        self._unsaved: set[ResultKey] = set()  # unacked results the outbox refused
+        self._retry_saving = asyncio.Event()
 
     async def load_outbox(self) -> None:
         """Take over results a previous run of the daemon finished but never got acked."""
@@ -132,9 +139,12 @@ class StepRunner:
         self._note_changes()
         if stale:
             log.info("control plane dropped a stale result", extra={"run": key.run_id, "step": key.step})
+        if key in self._unsaved:
+            self._unsaved.discard(key)
+            return
         try:
             await self._state.delete_result(key)
-        except OSError as exc:
+        except StateError as exc:
             log.error("cannot delete an acked result from the outbox", extra={"error": str(exc)})
 
     def on_drain(self, draining: bool, deadline: datetime | None) -> None:
@@ -155,6 +165,11 @@ class StepRunner:
     @property
     def unacked_count(self) -> int:
         return len(self._unacked)
+
+    @property
+    def unsaved_count(self) -> int:
+        """Unacked results the outbox refused (a full disk); they are written again until saved."""
+        return len(self._unsaved)
 
     # execution ----------------------------------------------------------------------------
 
@@ -259,11 +274,34 @@ class StepRunner:
         self._note_changes()
         try:
             await self._state.put_result(key, blob)
-        except OSError as exc:
-            # Keep it in memory and send it anyway; only a crash before the ack would lose it.
+        except StateError as exc:
+            # Keep it in memory, send it anyway and write it again later: only a crash before
+            # the ack or the next successful write would lose it.
             self._metrics.outbox_errors.inc()
             log.error("cannot write the result to the outbox", extra={"error": str(exc), "step": key.step})
+            self._unsaved.add(key)
+            self._retry_saving.set()
         self._send(node_pb2.NodeMessage(result=result))
+
+    async def save_refused_results(self) -> None:
+        """Runs until cancelled: writes results the outbox refused again, every
+        `OUTBOX_RETRY_INTERVAL`, until each is saved or acknowledged."""
+        while True:
+            await self._retry_saving.wait()
+            await self._clock.sleep(OUTBOX_RETRY_INTERVAL)
+            for key in sorted(self._unsaved):
+                blob = self._unacked.get(key)
+                try:
+                    if blob is not None:
+                        await self._state.put_result(key, blob)
+                except StateError as exc:
+                    log.warning("the outbox still refuses results", extra={"error": str(exc)})
+                    break
+                self._unsaved.discard(key)
+                if blob is not None:
+                    log.info("result written to the outbox", extra={"run": key.run_id, "step": key.step})
+            if not self._unsaved:
+                self._retry_saving.clear()
 
     async def shutdown(self) -> None:
         tasks = list(self._running.values())

@@ -7,11 +7,17 @@ implementations: SQLite (the daemon's), in-memory (tests) and failing (fault inj
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
+
+from agentflow.storage import is_disk_full
+from noded.errors import StateError, StateFull
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -34,6 +40,8 @@ class ResultKey:
 
 
 class NodeState(Protocol):
+    """Every method raises `StateError` (`StateFull` on a full disk) when the storage fails."""
+
     async def node_id(self) -> str | None: ...
     async def set_node_id(self, node_id: str) -> None: ...
     async def put_result(self, key: ResultKey, result: bytes) -> None: ...
@@ -42,47 +50,69 @@ class NodeState(Protocol):
     async def close(self) -> None: ...
 
 
+@asynccontextmanager
+async def _failing_as(what: str) -> AsyncIterator[None]:
+    """Turn what SQLite and the OS raise into the node's typed state errors."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        if is_disk_full(exc):
+            raise StateFull(f"cannot {what}: the disk is full ({exc})") from exc
+        raise StateError(f"cannot {what}: {exc}") from exc
+
+
 class SqliteNodeState:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
     @classmethod
     async def open(cls, path: Path) -> SqliteNodeState:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=FULL")
-            await conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-        except BaseException:
-            await conn.close()
-            raise
+        async with _failing_as(f"open {path}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            try:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute("PRAGMA synchronous=FULL")
+                await conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            except BaseException:
+                await conn.close()
+                raise
         return cls(conn)
 
     async def node_id(self) -> str | None:
-        async with self._conn.execute("SELECT value FROM identity WHERE key = 'node_id'") as cur:
+        async with (
+            _failing_as("read the node id"),
+            self._conn.execute("SELECT value FROM identity WHERE key = 'node_id'") as cur,
+        ):
             row = await cur.fetchone()
         return None if row is None else str(row[0])
 
     async def set_node_id(self, node_id: str) -> None:
-        await self._conn.execute(
-            "INSERT OR REPLACE INTO identity (key, value) VALUES ('node_id', ?)",
-            (node_id,),
-        )
+        async with _failing_as("store the node id"):
+            await self._conn.execute(
+                "INSERT OR REPLACE INTO identity (key, value) VALUES ('node_id', ?)",
+                (node_id,),
+            )
 
     async def put_result(self, key: ResultKey, result: bytes) -> None:
-        await self._conn.execute(
-            "INSERT OR REPLACE INTO outbox (run_id, step, attempt, result) VALUES (?, ?, ?, ?)",
-            (key.run_id, key.step, key.attempt, result),
-        )
+        async with _failing_as("write a result to the outbox"):
+            await self._conn.execute(
+                "INSERT OR REPLACE INTO outbox (run_id, step, attempt, result) VALUES (?, ?, ?, ?)",
+                (key.run_id, key.step, key.attempt, result),
+            )
 
     async def delete_result(self, key: ResultKey) -> None:
-        await self._conn.execute(
-            "DELETE FROM outbox WHERE run_id = ? AND step = ? AND attempt = ?", (key.run_id, key.step, key.attempt)
-        )
+        async with _failing_as("delete a result from the outbox"):
+            await self._conn.execute(
+                "DELETE FROM outbox WHERE run_id = ? AND step = ? AND attempt = ?",
+                (key.run_id, key.step, key.attempt),
+            )
 
     async def pending_results(self) -> list[tuple[ResultKey, bytes]]:
-        async with self._conn.execute("SELECT run_id, step, attempt, result FROM outbox ORDER BY rowid") as cur:
+        async with (
+            _failing_as("read the outbox"),
+            self._conn.execute("SELECT run_id, step, attempt, result FROM outbox ORDER BY rowid") as cur,
+        ):
             rows = await cur.fetchall()
         return [(ResultKey(r[0], r[1], int(r[2])), bytes(r[3])) for r in rows]
 
@@ -116,7 +146,14 @@ class MemoryNodeState:
 
 
 class FailingNodeState(MemoryNodeState):
-    """Like MemoryNodeState, but writes of results fail as on a full disk."""
+    """Like MemoryNodeState, but writes of results fail as SqliteNodeState's do on a full disk
+    (until `full` is set to False: space came back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = True
 
     async def put_result(self, key: ResultKey, result: bytes) -> None:
-        raise OSError(28, "No space left on device")
+        if self.full:
+            raise StateFull("cannot write a result to the outbox: the disk is full (database or disk is full)")
+        await super().put_result(key, result)

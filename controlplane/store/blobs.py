@@ -7,7 +7,6 @@ into place, so a crash or a bad upload never leaves a partial module under a dig
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import os
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import wasmtime
 
 from agentflow.spec import DIGEST_PREFIX, is_digest
+from agentflow.storage import is_disk_full
 from controlplane.errors import InvalidArgument, NotFound, ResourceExhausted, StorageError, StorageFull
 
 WASM_MAGIC = b"\0asm"
@@ -49,7 +49,7 @@ class ModuleBlobs:
         try:
             return await self._write(chunks, expected_digest)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if is_disk_full(exc):
                 raise StorageFull(f"{self._dir}: no space left to store the module; nothing was changed") from exc
             raise StorageError(f"{self._dir}: cannot store the module: {exc}") from exc
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from agentflow.storage import is_disk_full
 from controlplane.errors import StorageError, StorageFull
 from controlplane.store.migrations import MIGRATIONS
 
@@ -123,7 +124,7 @@ class Database:
 
 def storage_error(what: str, exc: sqlite3.Error) -> StorageError:
     """A typed error for a failed statement: `StorageFull` when the disk ran out of space."""
-    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+    if is_disk_full(exc):
         return StorageFull(f"{what}: the disk is full ({exc}); nothing was changed")
     return StorageError(f"{what}: {exc}")
 

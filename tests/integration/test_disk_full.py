@@ -5,17 +5,14 @@ The data dir lives on a small tmpfs that the test fills to the last page (mounti
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cluster import REPO_ROOT, cli, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
+from disks import fill, mounted_tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -25,33 +22,8 @@ ECHO = REPO_ROOT / "tests" / "agents" / "echo.wasm"
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    assert mounted.returncode == 0, f"this test mounts a tmpfs and must run as root: {mounted.stderr.strip()}"
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the file system has not one byte left."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (1 << 20, 4096, 1):
-            with contextlib.suppress(OSError):
-                while os.write(fd, b"\0" * size):
-                    pass
-        with pytest.raises(OSError) as full:
-            os.write(fd, b"\0")
-        assert full.value.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
+    with mounted_tmpfs(tmp_path / "disk") as disk:
+        yield disk
 
 
 def chain(path: Path) -> Path:

@@ -11,17 +11,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from disks import fill, mounted_tmpfs
 from google.protobuf.duration_pb2 import Duration
 from prometheus_client import CollectorRegistry
 
+from agentflow.clock import Clock, ManualClock
 from agentflow.v1 import node_pb2, types_pb2
 from noded.cgroups import CgroupStats, NoneDriver, StepLimits
 from noded.drain import DrainState
+from noded.errors import StateFull
 from noded.isolation import IsolationMode
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
-from noded.runner import StepRunner
-from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey
+from noded.runner import OUTBOX_RETRY_INTERVAL, StepRunner
+from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey, SqliteNodeState
 from noded.workers import WorkerPool
 
 pytestmark = pytest.mark.component
@@ -97,7 +100,9 @@ async def make_runner(
     async def fetch(digest: str) -> AsyncIterator[bytes]:
         yield library[digest].read_bytes()
 
-    async def make(*, state: NodeState | None = None, cgroups: NoneDriver | None = None) -> tuple[StepRunner, Sent]:
+    async def make(
+        *, state: NodeState | None = None, cgroups: NoneDriver | None = None, clock: Clock | None = None
+    ) -> tuple[StepRunner, Sent]:
         pool = WorkerPool(tmp_path / f"compiled-{len(pools)}", warm=1, max_workers=2)
         pools.append(pool)
         await pool.start()
@@ -112,6 +117,7 @@ async def make_runner(
             metrics=metrics,
             cgroups=cgroups or NoneDriver(node_name="test"),
             drain=DrainState(metrics),
+            clock=clock,
         )
         return runner, sent
 
@@ -163,6 +169,44 @@ async def test_full_disk_still_sends_the_result(make_runner, built_agents: Path)
     result = await sent.result("s")
     assert result.outcome == types_pb2.STEP_OUTCOME_SUCCEEDED
     assert [k for k, _ in runner.unacked()] == [ResultKey("r1", "s", 1)]  # kept in memory for a resend
+
+
+async def test_on_a_real_full_disk_the_result_is_sent_and_saved_once_space_returns(
+    make_runner, built_agents: Path, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    with mounted_tmpfs(tmp_path / "disk", size="4m") as disk:
+        state = await SqliteNodeState.open(disk / "noded.db")
+        try:
+            await state.set_node_id("n1")  # the database and its WAL exist before the disk fills
+            runner, sent = await make_runner(state=state, clock=clock)
+            saver = asyncio.create_task(runner.save_refused_results())
+            filler = fill(disk)
+            runner.on_assign(assignment(built_agents, "echo", greeting="full"))
+
+            result = await sent.result("s")  # sent at once, not held until a reconnect
+            assert result.outcome == types_pb2.STEP_OUTCOME_SUCCEEDED
+            assert json.loads(result.output_json)["input"] == {"greeting": "full"}
+            assert runner.unsaved_count == 1
+            with pytest.raises(StateFull, match="the disk is full"):
+                await state.put_result(ResultKey("r1", "other", 1), b"x")
+
+            await clock.wait_for_sleepers()
+            await clock.advance(OUTBOX_RETRY_INTERVAL)  # still full: it stays in memory, unsaved
+            assert await state.pending_results() == []
+            assert [k for k, _ in runner.unacked()] == [ResultKey("r1", "s", 1)]
+
+            filler.unlink()  # space is back: the next retry writes it to the outbox
+            await clock.wait_for_sleepers()
+            await clock.advance(OUTBOX_RETRY_INTERVAL)
+            saved = await state.pending_results()
+            assert [k for k, _ in saved] == [ResultKey("r1", "s", 1)]
+            assert types_pb2.StepResult.FromString(saved[0][1]) == result
+            assert runner.unsaved_count == 0
+            saver.cancel()
+            await asyncio.gather(saver, return_exceptions=True)
+        finally:
+            await state.close()
 
 
 async def test_kernel_oom_kill_is_reported_as_the_memory_limit(make_runner, built_agents: Path) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from disks import fill, mounted_tmpfs
 
+from noded.errors import StateError, StateFull
 from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey, SqliteNodeState
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
@@ -121,11 +122,24 @@ async def test_sqlite_files_of_different_paths_are_independent(tmp_path: Path) -
         await two.close()
 
 
-async def test_failing_state_put_result_raises_enospc() -> None:
-    state = FailingNodeState()
-    with pytest.raises(OSError) as info:
-        await state.put_result(A1, b"a")
-    assert info.value.errno == errno.ENOSPC
-    assert await state.pending_results() == []
-    await state.set_node_id("still-works")  # only result writes fail
-    assert await state.node_id() == "still-works"
+@pytest.fixture(params=["sqlite-on-a-full-disk", "failing"])
+async def full_state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NodeState]:
+    """A state whose disk is full: the real store on a filled tmpfs, and the fault-injection fake."""
+    if request.param == "failing":
+        yield FailingNodeState()
+        return
+    with mounted_tmpfs(tmp_path / "disk", size="2m") as disk:
+        impl = await SqliteNodeState.open(disk / "noded.db")
+        await impl.set_node_id("before")
+        fill(disk)
+        try:
+            yield impl
+        finally:
+            await impl.close()
+
+
+async def test_a_full_disk_refuses_results_with_the_same_typed_error(full_state: NodeState) -> None:
+    with pytest.raises(StateFull, match="cannot write a result to the outbox: the disk is full") as info:
+        await full_state.put_result(A1, b"a" * 8192)
+    assert isinstance(info.value, StateError)
+    assert await full_state.pending_results() == []

@@ -1,0 +1,101 @@
+"""Time as a dependency: components read and wait on a `Clock`, tests drive a `ManualClock`.
+
+Every time-based behaviour (heartbeat TTLs, grace periods, backoff, drain deadlines, retry
+delays) reads `now()` and waits with `sleep()` or `wait()` on the clock it was given, so a test
+can advance time by hand instead of sleeping through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall-clock time, timezone-aware UTC."""
+        ...
+
+    async def sleep(self, delay: timedelta) -> None:
+        """Return once `delay` has passed on this clock."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, delay: timedelta) -> None:
+        await asyncio.sleep(max(delay.total_seconds(), 0.0))
+
+
+async def wait(event: asyncio.Event, within: timedelta | None, *, clock: Clock) -> bool:
+    """Wait until `event` is set or `within` passes on `clock`; True if the event was set."""
+    if event.is_set():
+        return True
+    if within is None:
+        await event.wait()
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    timer = asyncio.ensure_future(clock.sleep(within))
+    try:
+        await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        timer.cancel()
+        await asyncio.gather(waiter, timer, return_exceptions=True)
+    return event.is_set()
+
+
+class ManualClock:
+    """A clock that moves only when the test calls `advance`; sleepers wake in deadline order."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._changed = asyncio.Event()
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, delay: timedelta) -> None:
+        if delay <= timedelta(0):
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + delay, next(self._order), future))
+        self._changed.set()
+        await future
+
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are waiting now (cancelled ones no longer count)."""
+        return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    async def wait_for_sleepers(self, count: int = 1, *, within: float = 10.0) -> None:
+        """Wait (in real time, bounded) until at least `count` sleeps wait on this clock."""
+        async with asyncio.timeout(within):
+            while self.sleepers < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def advance(self, delta: timedelta | float) -> None:
+        """Move time forward and wake every sleep that is due, letting each woken task run."""
+        if isinstance(delta, (int, float)):
+            delta = timedelta(seconds=delta)
+        if delta < timedelta(0):
+            raise ValueError("a clock does not go backwards")
+        target = self._now + delta
+        while self._sleepers and self._sleepers[0][0] <= target:
+            due, _, future = heapq.heappop(self._sleepers)
+            self._now = max(self._now, due)
+            if not future.done():
+                future.set_result(None)
+                for _ in range(5):  # let the woken task reach its next await
+                    await asyncio.sleep(0)
+        self._now = target
+        await asyncio.sleep(0)
