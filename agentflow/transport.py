@@ -10,3 +10,6 @@ MESSAGE_SIZE_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 )
+
+NODE_ID_METADATA = "agentflow-node-id"
+"""gRPC metadata key naming the node on its Connect stream (the id Register answered)."""

@@ -20,13 +20,13 @@ from typing import Protocol
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc, types_pb2
 from noded.errors import RegistrationError
 from noded.state import NodeState, ResultKey
 
 log = logging.getLogger(__name__)
 
-NODE_ID_METADATA = "agentflow-node-id"
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
 RPC_TIMEOUT_S = 10.0

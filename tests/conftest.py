@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +29,9 @@ def built_agents() -> Path:
             pytrace=False,
         )
     return REPO_ROOT
+
+
+# Property-based tests: reproducible by default (CI), many more random cases on demand.
+settings.register_profile("default", derandomize=True, max_examples=300, deadline=None, database=None)
+settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

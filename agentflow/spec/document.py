@@ -31,6 +31,17 @@ class WorkflowLoader(yaml.SafeLoader):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise bare Python errors for values that do not fit an explicit
+        tag (`!!int` with no digits, `!!float x`, `!!bool` empty); report them at the node."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            value = node.value if isinstance(node, yaml.ScalarNode) else None
+            what = f"not a valid {tag} value" if value is None else f"{json.dumps(value)} is not a valid {tag} value"
+            raise yaml.constructor.ConstructorError(None, None, what, node.start_mark) from exc
+
 
 @dataclass(slots=True)
 class Document:
@@ -56,8 +67,9 @@ def key_path(path: str, key: object) -> str:
 
 def load_document(text: str) -> Document:
     doc = Document()
-    loader = WorkflowLoader(text)
+    loader: WorkflowLoader | None = None
     try:
+        loader = WorkflowLoader(text)  # checks every character first
         node = loader.get_single_node()
         if node is None:
             doc.problems.append(Problem(ROOT, "the document is empty (expected a workflow mapping)"))
@@ -66,13 +78,24 @@ def load_document(text: str) -> Document:
             doc.readable = True
     except yaml.MarkedYAMLError as exc:
         doc.problems.append(Problem(ROOT, _yaml_error(exc)))
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, a lone surrogate)
+        doc.problems.append(Problem(ROOT, _reader_error(text, exc)))
     except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML parse error carries a mark
         doc.problems.append(Problem(ROOT, f"invalid YAML: {exc}"))
     except RecursionError:
         doc.problems.append(Problem(ROOT, "the document is nested too deeply"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
+
+
+def _reader_error(text: str, exc: yaml.reader.ReaderError) -> str:
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return f"invalid YAML at line {line}, column {column}: character #x{char:04x} is not allowed ({exc.reason})"
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError) -> str:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from agentflow import wire
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
 from controlplane.api import convert
 from controlplane.engine import Engine, SubscriberLagged
@@ -86,7 +87,7 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
     async def DrainNode(
         self, request: controlplane_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Node:
-        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+        deadline = wire.optional_duration(request, "deadline", field="deadline")
         return convert.node(await self._engine.nodes.drain(request.name, deadline=deadline))
 
     async def UndrainNode(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agentflow import wire
 from agentflow.v1 import node_pb2, types_pb2
 from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
 from controlplane.engine import (
@@ -231,7 +232,7 @@ def result(message: types_pb2.StepResult) -> StepResultReport:
         error=message.error,
         exit_code=message.exit_code,
         stderr=message.stderr,
-        duration=message.duration.ToTimedelta(),
+        duration=wire.duration(message.duration, field="result.duration"),
         failure_kind=message.failure_kind,
         denied_host_calls=message.denied_host_calls,
     )

@@ -9,12 +9,14 @@ from typing import Any
 
 import grpc
 
+from agentflow.wire import InvalidField
 from controlplane import errors
 
 log = logging.getLogger(__name__)
 
 # Most specific first; the first match wins.
-STATUS_CODES: tuple[tuple[type[errors.Error], grpc.StatusCode], ...] = (
+STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidField, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
@@ -27,7 +29,7 @@ STATUS_CODES: tuple[tuple[type[errors.Error], grpc.StatusCode], ...] = (
 )
 
 
-def status_for(exc: errors.Error) -> grpc.StatusCode:
+def status_for(exc: Exception) -> grpc.StatusCode:
     for cls, code in STATUS_CODES:
         if isinstance(exc, cls):
             return code
@@ -35,7 +37,7 @@ def status_for(exc: errors.Error) -> grpc.StatusCode:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    if isinstance(exc, errors.Error):
+    if isinstance(exc, errors.Error | InvalidField):
         await context.abort(status_for(exc), str(exc))
     log.exception("unexpected error in RPC handler", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")

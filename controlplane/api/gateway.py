@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from agentflow import wire
+from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from controlplane.api import convert
 from controlplane.engine import Engine, NodeSession, ToNode
 from controlplane.errors import InvalidArgument, Unauthenticated
 
 log = logging.getLogger(__name__)
-
-NODE_ID_METADATA = "agentflow-node-id"
 
 
 class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
@@ -83,7 +83,13 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                     await nodes.result(session, convert.result(message.result))
                 elif kind == "drain":
                     request = message.drain
-                    deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+                    try:
+                        deadline = wire.optional_duration(request, "deadline", field="drain.deadline")
+                    except wire.InvalidField as exc:  # dropped, as the engine drops a bad drain request
+                        log.warning(
+                            "node sent a bad drain request", extra={"node": session.node_name, "error": str(exc)}
+                        )
+                        continue
                     await nodes.drain_request(session, draining=request.draining, deadline=deadline)
                 elif kind == "goodbye":
                     await nodes.goodbye(session)

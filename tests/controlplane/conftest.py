@@ -21,6 +21,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import (
     controlplane_pb2,
     controlplane_pb2_grpc,
@@ -28,7 +29,6 @@ from agentflow.v1 import (
     node_pb2_grpc,
     types_pb2,
 )
-from controlplane.api.gateway import NODE_ID_METADATA
 from controlplane.api.server import build_server
 from controlplane.engine import Engine
 

@@ -61,6 +61,23 @@ def test_validate_of_unparsable_yaml(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.count("\n") >= 1
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("name: a\x00b\n", "invalid YAML at line 1, column 8: character #x0000 is not allowed"),
+        ("version: !!int\n", 'invalid YAML at line 1, column 10: "" is not a valid !!int value'),
+    ],
+    ids=["nul-byte", "bare-int-tag"],
+)
+def test_validate_of_yaml_the_reader_refuses_exits_2_with_the_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(f"{bad}: (root): {reason}")
+
+
 def test_validate_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.yaml"
     assert main(["validate", str(missing)]) == 2
