@@ -1,9 +1,12 @@
-"""Decoding protobuf's well-known types safely: every value a peer may send maps to a result or
+"""Conversions both ends of the wire share: vocabulary enums <-> protobuf enums (by member name),
+and protobuf's well-known types decoded safely: every value a peer may send maps to a result or
 to `InvalidField`, never to an OverflowError deep inside a handler."""
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -43,3 +46,29 @@ def timestamp(value: Timestamp, *, field: str) -> datetime:
         return datetime.fromtimestamp(value.seconds, tz=UTC) + timedelta(microseconds=value.nanos // 1000)
     except (OverflowError, OSError, ValueError):
         raise InvalidField(f"{field}: {value.seconds}s is outside the years 1 to 9999") from None
+
+
+E = TypeVar("E", bound=enum.Enum)
+P = TypeVar("P", bound=int)
+
+
+def _prefix(pb_enum: Any) -> str:
+    """`RUN_STATUS_` for the protobuf enum whose zero value is `RUN_STATUS_UNSPECIFIED`."""
+    return str(pb_enum.Name(0)).removesuffix("UNSPECIFIED")
+
+
+def to_pb(value: enum.Enum, pb_enum: type[P]) -> P:
+    """The protobuf value of a vocabulary member: `to_pb(RunStatus.FAILED, types_pb2.RunStatus)`."""
+    wrapper: Any = pb_enum
+    return cast(P, wrapper.Value(_prefix(wrapper) + value.name))
+
+
+def from_pb(cls: type[E], pb_enum: Any, number: int, *, field: str) -> E:
+    """The vocabulary member for a protobuf number; InvalidField for unset or unknown values."""
+    prefix = _prefix(pb_enum)
+    try:
+        name = str(pb_enum.Name(number)).removeprefix(prefix)
+        return cls[name]
+    except (ValueError, KeyError):
+        what = "must be set" if number == 0 else f"{number} is not a known value"
+        raise InvalidField(f"{field}: {what}") from None

@@ -10,7 +10,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controlplane.domain import RunStatus, StepStatus
+from agentflow.vocabulary import RunStatus, StepStatus
 
 _NOT_SUCCEEDED = frozenset({StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED})
 

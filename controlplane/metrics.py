@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agentflow.vocabulary import EventType, RunStatus, StepStatus
 from controlplane.engine import Engine, SubscriberLagged
 from controlplane.store import EventRecord
 
+RUN_STATUS_OF = {
+    EventType.WORKFLOW_COMPLETED: RunStatus.SUCCEEDED,
+    EventType.WORKFLOW_FAILED: RunStatus.FAILED,
+    EventType.WORKFLOW_CANCELLED: RunStatus.CANCELLED,
+}
 DURATION_BUCKETS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 300, 900, 3600)
 
 
@@ -46,29 +52,19 @@ class ControlPlaneMetrics:
     def observe(self, event: EventRecord) -> None:
         workflow = str(event.data.get("workflow", ""))
         match event.type:
-            case "workflow.started":
+            case EventType.WORKFLOW_STARTED:
                 self.workflows_started.labels(workflow).inc()
-            case "workflow.completed" | "workflow.failed" | "workflow.cancelled":
-                status = {"workflow.completed": "succeeded", "workflow.failed": "failed"}.get(event.type, "cancelled")
-                self.workflow_executions.labels(workflow, status).inc()
+            case EventType.WORKFLOW_COMPLETED | EventType.WORKFLOW_FAILED | EventType.WORKFLOW_CANCELLED:
+                self.workflow_executions.labels(workflow, RUN_STATUS_OF[event.type]).inc()
                 if "duration_s" in event.data:
                     self.workflow_duration.labels(workflow).observe(float(event.data["duration_s"]))
-            case "agent.completed":
-                self.agent_executions.labels(workflow, event.step, "succeeded").inc()
-            case "agent.failed":
-                self.agent_executions.labels(workflow, event.step, "failed").inc()
-            case "resource.limit_hit":
+            case EventType.AGENT_COMPLETED:
+                self.agent_executions.labels(workflow, event.step, StepStatus.SUCCEEDED).inc()
+            case EventType.AGENT_FAILED:
+                self.agent_executions.labels(workflow, event.step, StepStatus.FAILED).inc()
+            case EventType.RESOURCE_LIMIT_HIT:
                 self.limit_hits.labels(workflow, str(event.data.get("limit", ""))).inc()
-            case (
-                "node.ready"
-                | "node.disconnected"
-                | "node.down"
-                | "node.registered"
-                | "node.draining"
-                | "node.drained"
-                | "node.undrained"
-                | "node.stopping"
-            ):
+            case node_event if node_event.about_a_node:
                 self.node_events.labels(event.type).inc()
 
     async def follow(self, engine: Engine) -> None:

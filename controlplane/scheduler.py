@@ -14,7 +14,8 @@ from datetime import datetime
 from fractions import Fraction
 
 from agentflow.spec.quantity import format_cpu, format_memory
-from controlplane.domain import NodeStatus, Resources
+from agentflow.vocabulary import NodeStatus
+from controlplane.domain import Resources
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,12 +11,14 @@ from importlib.metadata import PackageNotFoundError, version
 import grpc
 from prometheus_client import CollectorRegistry
 
+from agentflow import wire
 from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.telemetry import serve_metrics
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import types_pb2
+from agentflow.vocabulary import Isolation
 from noded import capacity, isolation
 from noded.admin import NodeAdminServicer, NodeFacts, claim_socket, serve_admin
 from noded.cgroups import CgroupDriver, CgroupError, node_subtree, open_driver
@@ -37,11 +39,6 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 )
-ISOLATION_PB = {
-    isolation.IsolationMode.NONE: types_pb2.ISOLATION_NONE,
-    isolation.IsolationMode.CGROUP1: types_pb2.ISOLATION_CGROUP1,
-    isolation.IsolationMode.CGROUP2: types_pb2.ISOLATION_CGROUP2,
-}
 
 
 def _version() -> str:
@@ -97,7 +94,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             name=config.name,
             labels=config.labels,
             capacity=offered,
-            isolation=ISOLATION_PB[mode],
+            isolation=wire.to_pb(mode, types_pb2.Isolation),
             version=_version(),
         )
         link = ControlPlaneLink(
@@ -192,7 +189,7 @@ def _cgroup_driver(config: NodedConfig) -> CgroupDriver:
         if config.isolation != "auto":
             raise FatalError(f"isolation {mode.value}: {exc}") from None
         log.warning("cgroups unusable; running steps without them", extra={"mode": mode.value, "error": str(exc)})
-        return open_driver(isolation.IsolationMode.NONE, node_name=subtree)
+        return open_driver(Isolation.NONE, node_name=subtree)
     if removed:
         log.info("removed step cgroups left by an earlier run", extra={"count": removed})
     return driver

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
+
+from agentflow.vocabulary import Isolation
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "pids")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
 
-class IsolationMode(enum.StrEnum):
-    NONE = "none"
-    CGROUP1 = "cgroup1"
-    CGROUP2 = "cgroup2"
-
-
-def detect(root: Path = CGROUP_ROOT) -> IsolationMode:
+def detect(root: Path = CGROUP_ROOT) -> Isolation:
     """The strongest mode this process can use under `root`.
 
     cgroup v2 needs a unified hierarchy at `root` that offers the memory, cpu and pids
@@ -30,18 +25,18 @@ def detect(root: Path = CGROUP_ROOT) -> IsolationMode:
         except OSError:
             offered = set()
         if set(V2_CONTROLLERS) <= offered and os.access(root, os.W_OK):
-            return IsolationMode.CGROUP2
+            return Isolation.CGROUP2
     if all((root / c).is_dir() and os.access(root / c, os.W_OK) for c in V1_CONTROLLERS):
-        return IsolationMode.CGROUP1
-    return IsolationMode.NONE
+        return Isolation.CGROUP1
+    return Isolation.NONE
 
 
-def resolve(requested: str, root: Path = CGROUP_ROOT) -> IsolationMode:
+def resolve(requested: str, root: Path = CGROUP_ROOT) -> Isolation:
     """`auto` picks what `detect` finds; an explicit mode must be available."""
     found = detect(root)
     if requested == "auto":
         return found
-    wanted = IsolationMode(requested)
-    if wanted is IsolationMode.NONE or wanted is found:
+    wanted = Isolation(requested)
+    if wanted is Isolation.NONE or wanted is found:
         return wanted
     raise ValueError(f'isolation "{wanted}" is not available on this host (found "{found}" under {root})')

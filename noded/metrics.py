@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agentflow.vocabulary import StepOutcome
 from noded.sandbox import ExecResult
 
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -42,7 +43,7 @@ class NodeMetrics:
         )
 
     def observe(self, result: ExecResult, *, workflow: str) -> None:
-        status = "succeeded" if result.failure_kind is None else "failed"
+        status = StepOutcome.SUCCEEDED if result.failure_kind is None else StepOutcome.FAILED
         self.steps.labels(workflow, status, result.failure_kind or "").inc()
         self.step_duration.labels(workflow).observe(result.duration_s)
         if result.denied_host_calls:

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
+from agentflow import wire
 from agentflow.clock import Clock, SystemClock
 from agentflow.spec import format_memory
 from agentflow.v1 import node_pb2, types_pb2
+from agentflow.vocabulary import Capability, FailureKind
 from noded.cgroups import (
     MIN_CPU_MILLIS,
     NO_STATS,
@@ -37,14 +39,12 @@ from noded.drain import DrainState
 from noded.errors import ModuleFetchError, StateError
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
-from noded.sandbox import ExecResult, FailureKind, StepJob
+from noded.sandbox import ExecResult, StepJob
 from noded.state import NodeState, ResultKey
 from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
 
-CAPABILITY_LLM = "llm.complete"
-CAPABILITY_HTTP = "http.fetch"
 
 # A step's cgroup holds its worker process while it runs. The guest's linear memory is bounded
 # exactly by wasmtime (resources.memory); the cgroup adds this much for the worker's own
@@ -184,7 +184,7 @@ class StepRunner:
             log.exception("step attempt failed on the node", extra={"run": key.run_id, "step": key.step})
             result = _failed(
                 types_pb2.StepResult(run_id=key.run_id, step=key.step, attempt=key.attempt),
-                "worker_lost",
+                FailureKind.WORKER_LOST,
                 f"node error: {type(exc).__name__}: {exc}",
             )
         finally:
@@ -201,15 +201,15 @@ class StepRunner:
         try:
             module_path = await self._modules.ensure(a.module_digest)
         except (ModuleFetchError, OSError) as exc:
-            return _failed(base, "module", f"module {a.module_digest}: {exc}")
+            return _failed(base, FailureKind.MODULE, f"module {a.module_digest}: {exc}")
         except Exception as exc:  # an RPC error while downloading
-            return _failed(base, "module", f"module {a.module_digest}: download failed: {exc}")
+            return _failed(base, FailureKind.MODULE, f"module {a.module_digest}: download failed: {exc}")
         scratch.mkdir(parents=True, exist_ok=True)
         capabilities = set()
         if a.capabilities.llm:
-            capabilities.add(CAPABILITY_LLM)
+            capabilities.add(Capability.LLM_COMPLETE)
         if a.capabilities.http_allowed_hosts:
-            capabilities.add(CAPABILITY_HTTP)
+            capabilities.add(Capability.HTTP_FETCH)
         job = StepJob(
             digest=a.module_digest,
             module_path=str(module_path),
@@ -232,7 +232,7 @@ class StepRunner:
             )
         except CgroupError as exc:
             log.error("cannot create the step's cgroup", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, "worker_lost", f"node error: cgroup: {exc}")
+            return _failed(base, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         stats: list[CgroupStats] = []
 
         def started(pid: int) -> None:
@@ -249,7 +249,7 @@ class StepRunner:
             outcome = await self._pool.run(job, key=_pool_key(key), on_start=started, on_end=ended)
         except CgroupError as exc:
             log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, "worker_lost", f"node error: cgroup: {exc}")
+            return _failed(base, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         except StepCancelled:
             base.outcome = types_pb2.STEP_OUTCOME_CANCELLED
             base.error = "cancelled by the control plane"
@@ -258,7 +258,7 @@ class StepRunner:
             raise asyncio.CancelledError() from None
         except WorkerError as exc:  # host-side trouble (e.g. the scratch dir vanished): not the agent's fault
             log.error("worker failed to run the step", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, "worker_lost", f"node error: {exc}")
+            return _failed(base, FailureKind.WORKER_LOST, f"node error: {exc}")
         finally:
             self._cancel_requested.discard(key)
             if not stats:  # the job never reached a worker
@@ -338,9 +338,9 @@ def _duration(seconds: float) -> Duration:
     return d
 
 
-def _failed(base: types_pb2.StepResult, kind: str, error: str) -> types_pb2.StepResult:
+def _failed(base: types_pb2.StepResult, kind: FailureKind, error: str) -> types_pb2.StepResult:
     base.outcome = types_pb2.STEP_OUTCOME_FAILED
-    base.failure_kind = kind
+    base.failure_kind = wire.to_pb(kind, types_pb2.FailureKind)
     base.error = error
     return base
 
@@ -353,4 +353,4 @@ def _from_exec(base: types_pb2.StepResult, outcome: ExecResult) -> types_pb2.Ste
         base.outcome = types_pb2.STEP_OUTCOME_SUCCEEDED
         base.output_json = outcome.output_json
         return base
-    return _failed(base, str(outcome.failure_kind or "exit"), outcome.error)
+    return _failed(base, outcome.failure_kind or FailureKind.EXIT, outcome.error)

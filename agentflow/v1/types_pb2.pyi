@@ -53,6 +53,18 @@ class StepOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_OUTCOME_SUCCEEDED: _ClassVar[StepOutcome]
     STEP_OUTCOME_FAILED: _ClassVar[StepOutcome]
     STEP_OUTCOME_CANCELLED: _ClassVar[StepOutcome]
+
+class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_KIND_UNSPECIFIED: _ClassVar[FailureKind]
+    FAILURE_KIND_EXIT: _ClassVar[FailureKind]
+    FAILURE_KIND_TRAP: _ClassVar[FailureKind]
+    FAILURE_KIND_TIMEOUT: _ClassVar[FailureKind]
+    FAILURE_KIND_MEMORY: _ClassVar[FailureKind]
+    FAILURE_KIND_OUTPUT_LIMIT: _ClassVar[FailureKind]
+    FAILURE_KIND_INVALID_OUTPUT: _ClassVar[FailureKind]
+    FAILURE_KIND_MODULE: _ClassVar[FailureKind]
+    FAILURE_KIND_WORKER_LOST: _ClassVar[FailureKind]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_RUNNING: RunStatus
 RUN_STATUS_SUCCEEDED: RunStatus
@@ -81,6 +93,15 @@ STEP_OUTCOME_UNSPECIFIED: StepOutcome
 STEP_OUTCOME_SUCCEEDED: StepOutcome
 STEP_OUTCOME_FAILED: StepOutcome
 STEP_OUTCOME_CANCELLED: StepOutcome
+FAILURE_KIND_UNSPECIFIED: FailureKind
+FAILURE_KIND_EXIT: FailureKind
+FAILURE_KIND_TRAP: FailureKind
+FAILURE_KIND_TIMEOUT: FailureKind
+FAILURE_KIND_MEMORY: FailureKind
+FAILURE_KIND_OUTPUT_LIMIT: FailureKind
+FAILURE_KIND_INVALID_OUTPUT: FailureKind
+FAILURE_KIND_MODULE: FailureKind
+FAILURE_KIND_WORKER_LOST: FailureKind
 
 class Resources(_message.Message):
     __slots__ = ("cpu_millis", "memory_bytes", "slots")
@@ -270,5 +291,5 @@ class StepResult(_message.Message):
     stderr: str
     duration: _duration_pb2.Duration
     denied_host_calls: int
-    failure_kind: str
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[str] = ...) -> None: ...
+    failure_kind: FailureKind
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ...) -> None: ...

@@ -8,12 +8,13 @@ import grpc
 
 from agentflow import wire
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
+from agentflow.vocabulary import EventType
 from controlplane.api import convert
 from controlplane.engine import Engine, SubscriberLagged
 from controlplane.errors import InvalidArgument
 
 # The events that finish a run; WatchRun ends after sending one of them.
-RUN_END_EVENTS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
+RUN_END_EVENTS = frozenset({EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED})
 
 
 class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):

@@ -9,7 +9,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow import wire
 from agentflow.v1 import node_pb2, types_pb2
-from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+from agentflow.vocabulary import FailureKind, Isolation, StepOutcome, StepStatus
+from controlplane.domain import Resources
 from controlplane.engine import (
     AckResult,
     AssignStep,
@@ -25,41 +26,6 @@ from controlplane.engine import (
 )
 from controlplane.errors import InvalidArgument
 from controlplane.store import EventRecord, ModuleRecord
-
-RUN_STATUS = {
-    RunStatus.RUNNING: types_pb2.RUN_STATUS_RUNNING,
-    RunStatus.SUCCEEDED: types_pb2.RUN_STATUS_SUCCEEDED,
-    RunStatus.FAILED: types_pb2.RUN_STATUS_FAILED,
-    RunStatus.CANCELLED: types_pb2.RUN_STATUS_CANCELLED,
-}
-STEP_STATUS = {
-    StepStatus.PENDING: types_pb2.STEP_STATUS_PENDING,
-    StepStatus.READY: types_pb2.STEP_STATUS_READY,
-    StepStatus.ASSIGNED: types_pb2.STEP_STATUS_ASSIGNED,
-    StepStatus.RUNNING: types_pb2.STEP_STATUS_RUNNING,
-    StepStatus.SUCCEEDED: types_pb2.STEP_STATUS_SUCCEEDED,
-    StepStatus.FAILED: types_pb2.STEP_STATUS_FAILED,
-    StepStatus.CANCELLED: types_pb2.STEP_STATUS_CANCELLED,
-    StepStatus.SKIPPED: types_pb2.STEP_STATUS_SKIPPED,
-}
-NODE_STATUS = {
-    NodeStatus.READY: types_pb2.NODE_STATUS_READY,
-    NodeStatus.DISCONNECTED: types_pb2.NODE_STATUS_DISCONNECTED,
-    NodeStatus.DOWN: types_pb2.NODE_STATUS_DOWN,
-    NodeStatus.DRAINING: types_pb2.NODE_STATUS_DRAINING,
-    NodeStatus.STOPPING: types_pb2.NODE_STATUS_STOPPING,
-}
-ISOLATION = {
-    Isolation.NONE: types_pb2.ISOLATION_NONE,
-    Isolation.CGROUP1: types_pb2.ISOLATION_CGROUP1,
-    Isolation.CGROUP2: types_pb2.ISOLATION_CGROUP2,
-}
-ISOLATION_FROM_PB = {v: k for k, v in ISOLATION.items()}
-OUTCOME_FROM_PB = {
-    types_pb2.STEP_OUTCOME_SUCCEEDED: "succeeded",
-    types_pb2.STEP_OUTCOME_FAILED: "failed",
-    types_pb2.STEP_OUTCOME_CANCELLED: "cancelled",
-}
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -87,7 +53,7 @@ def run(view: RunView) -> types_pb2.Run:
         workflow_name=r.workflow_name,
         workflow_version=r.workflow_version,
         workflow_id=r.workflow_id,
-        status=RUN_STATUS[r.status],
+        status=wire.to_pb(r.status, types_pb2.RunStatus),
         input_json=r.input_json,
         error=r.error,
         created_at=timestamp(r.created_at),
@@ -95,7 +61,7 @@ def run(view: RunView) -> types_pb2.Run:
         steps=[
             types_pb2.Step(
                 name=s.name,
-                status=STEP_STATUS[s.status],
+                status=wire.to_pb(s.status, types_pb2.StepStatus),
                 attempt=s.attempt,
                 max_attempts=s.max_attempts,
                 node=view.node_names.get(s.node_id, s.node_id) if s.node_id else "",
@@ -118,8 +84,8 @@ def node(info: NodeInfo) -> types_pb2.Node:
     return types_pb2.Node(
         id=n.id,
         name=n.name,
-        status=NODE_STATUS[info.status],
-        isolation=ISOLATION[n.isolation],
+        status=wire.to_pb(info.status, types_pb2.NodeStatus),
+        isolation=wire.to_pb(n.isolation, types_pb2.Isolation),
         labels=n.labels,
         capacity=resources(n.capacity),
         allocated=resources(info.allocated),
@@ -199,9 +165,7 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
 
 def registration(request: node_pb2.RegisterRequest) -> NodeRegistration:
     cap = request.capacity
-    isolation = ISOLATION_FROM_PB.get(request.isolation)
-    if isolation is None:
-        raise InvalidArgument("isolation: must be ISOLATION_NONE, ISOLATION_CGROUP1 or ISOLATION_CGROUP2")
+    isolation = wire.from_pb(Isolation, types_pb2.Isolation, request.isolation, field="isolation")
     if not request.name:
         raise InvalidArgument("name: required")
     return NodeRegistration(
@@ -209,7 +173,7 @@ def registration(request: node_pb2.RegisterRequest) -> NodeRegistration:
         node_id=request.node_id,
         labels=dict(request.labels),
         capacity=Resources(cpu_millis=cap.cpu_millis, memory_bytes=cap.memory_bytes, slots=cap.slots),
-        isolation=isolation.value,
+        isolation=isolation,
         version=request.version,
     )
 
@@ -222,9 +186,12 @@ def hello(message: node_pb2.Hello) -> NodeHello:
 
 
 def result(message: types_pb2.StepResult) -> StepResultReport:
-    outcome = OUTCOME_FROM_PB.get(message.outcome)
-    if outcome is None:
-        raise InvalidArgument("result.outcome: must be set")
+    outcome = wire.from_pb(StepOutcome, types_pb2.StepOutcome, message.outcome, field="result.outcome")
+    failure_kind = None
+    if outcome is StepOutcome.FAILED:
+        failure_kind = wire.from_pb(
+            FailureKind, types_pb2.FailureKind, message.failure_kind, field="result.failure_kind"
+        )
     return StepResultReport(
         key=AttemptKey(run_id=message.run_id, step=message.step, attempt=message.attempt),
         outcome=outcome,
@@ -233,6 +200,6 @@ def result(message: types_pb2.StepResult) -> StepResultReport:
         exit_code=message.exit_code,
         stderr=message.stderr,
         duration=wire.duration(message.duration, field="result.duration"),
-        failure_kind=message.failure_kind,
+        failure_kind=failure_kind,
         denied_host_calls=message.denied_host_calls,
     )

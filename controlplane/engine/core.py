@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agentflow.vocabulary import EventType, NodeStatus
 from controlplane.clock import Clock
-from controlplane.domain import NodeStatus
 from controlplane.engine.bus import EventBus
 from controlplane.engine.messages import ToNode
 from controlplane.errors import ResourceExhausted
@@ -22,15 +22,15 @@ SESSION_QUEUE_SIZE = 4096
 # freed, or a node joined. Others (e.g. agent.started) leave the last plan as good as it was.
 SCHEDULER_EVENTS = frozenset(
     {
-        "workflow.started",
-        "workflow.cancelled",
-        "agent.completed",
-        "agent.failed",
-        "agent.requeued",
-        "agent.skipped",
-        "node.ready",
-        "node.down",
-        "node.undrained",
+        EventType.WORKFLOW_STARTED,
+        EventType.WORKFLOW_CANCELLED,
+        EventType.AGENT_COMPLETED,
+        EventType.AGENT_FAILED,
+        EventType.AGENT_REQUEUED,
+        EventType.AGENT_SKIPPED,
+        EventType.NODE_READY,
+        EventType.NODE_DOWN,
+        EventType.NODE_UNDRAINED,
     }
 )
 

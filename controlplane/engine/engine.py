@@ -9,8 +9,8 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+from agentflow.vocabulary import StepStatus
 from controlplane.clock import Clock, SystemClock
-from controlplane.domain import StepStatus
 from controlplane.engine.bus import EventBus
 from controlplane.engine.core import Core
 from controlplane.engine.nodes import NodeService

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agentflow.spec import Capabilities
+from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from controlplane.domain import Resources
 
 
@@ -62,13 +63,13 @@ class NodeHello:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepResultReport:
     key: AttemptKey
-    outcome: str  # "succeeded", "failed", "cancelled"
+    outcome: StepOutcome
     output_json: str
     error: str
     exit_code: int
     stderr: str
     duration: timedelta
-    failure_kind: str
+    failure_kind: FailureKind | None  # set exactly when the outcome is FAILED
     denied_host_calls: int
 
 
@@ -78,5 +79,5 @@ class NodeRegistration:
     node_id: str
     labels: dict[str, str]
     capacity: Resources
-    isolation: str
+    isolation: Isolation
     version: str

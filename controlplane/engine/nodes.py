@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from controlplane.domain import Isolation, NodeStatus, Resources, StepStatus, node_status
+from agentflow.vocabulary import EventType, NodeStatus, StepStatus
+from controlplane.domain import Resources, node_status
 from controlplane.engine.core import Core, Liveness, NodeSession
 from controlplane.engine.messages import (
     AckResult,
@@ -50,10 +51,6 @@ class NodeService:
     async def register(self, reg: NodeRegistration) -> str:
         if reg.capacity.slots < 1 or reg.capacity.cpu_millis < 1 or reg.capacity.memory_bytes < 1:
             raise InvalidArgument("capacity: cpu, memory and slots must all be positive")
-        try:
-            isolation = Isolation(reg.isolation)
-        except ValueError:
-            raise InvalidArgument(f'isolation: unknown mode "{reg.isolation}"') from None
         now = self._core.clock.now()
         async with self._core.tx() as tx:
             existing = await tx.node_by_name(reg.name)
@@ -73,7 +70,7 @@ class NodeService:
                     id=node_id,
                     name=reg.name,
                     status=NodeStatus.DISCONNECTED,
-                    isolation=isolation,
+                    isolation=reg.isolation,
                     labels=dict(reg.labels),
                     capacity=reg.capacity,
                     version=reg.version,
@@ -81,7 +78,7 @@ class NodeService:
                     last_heartbeat=now,
                 )
             )
-            await tx.add_event("node.registered", now=now, node=reg.name, data={"id": node_id})
+            await tx.add_event(EventType.NODE_REGISTERED, now=now, node=reg.name, data={"id": node_id})
         previous = self._core.liveness.get(node_id)
         if previous is None or previous.status is not NodeStatus.READY:
             self._core.liveness[node_id] = Liveness(status=NodeStatus.DISCONNECTED, last_seen=now)
@@ -132,7 +129,7 @@ class NodeService:
                     cancels.append(CancelAttempt(key=key))
             await tx.set_node_status(session.node_id, NodeStatus.READY)
             await tx.touch_node(session.node_id, now=now)
-            await tx.add_event("node.ready", now=now, node=session.node_name)
+            await tx.add_event(EventType.NODE_READY, now=now, node=session.node_name)
             record = await tx.node(session.node_id)
         self._core.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now)
         session.hello_done = True
@@ -167,7 +164,7 @@ class NodeService:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
             await tx.set_node_status(session.node_id, NodeStatus.STOPPING)
-            await tx.add_event("node.stopping", now=now, node=session.node_name)
+            await tx.add_event(EventType.NODE_STOPPING, now=now, node=session.node_name)
         state.status = NodeStatus.STOPPING
 
     async def started(self, session: NodeSession, key: AttemptKey) -> None:
@@ -184,7 +181,7 @@ class NodeService:
             await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
             await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
             await tx.add_event(
-                "agent.started",
+                EventType.AGENT_STARTED,
                 now=now,
                 run_id=key.run_id,
                 step=key.step,
@@ -213,7 +210,7 @@ class NodeService:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
             await tx.set_node_status(session.node_id, NodeStatus.DISCONNECTED)
-            await tx.add_event("node.disconnected", now=now, node=session.node_name)
+            await tx.add_event(EventType.NODE_DISCONNECTED, now=now, node=session.node_name)
 
     async def reap(self) -> None:
         """Mark nodes silent past the TTL down and requeue their steps."""
@@ -229,7 +226,7 @@ class NodeService:
                 name = record.name if record else node_id
                 await tx.set_node_status(node_id, NodeStatus.DOWN)
                 silent = (now - state.last_seen).total_seconds()
-                await tx.add_event("node.down", now=now, node=name, data={"silent_s": round(silent, 1)})
+                await tx.add_event(EventType.NODE_DOWN, now=now, node=name, data={"silent_s": round(silent, 1)})
                 for step in await tx.steps_on_node(node_id):
                     await requeue_lost(
                         tx,
@@ -256,7 +253,7 @@ class NodeService:
             record = await self._node_named(tx, name)
             await tx.set_node_drain(record.id, draining=True, deadline=at)
             data = {} if at is None else {"deadline": at.isoformat()}
-            await tx.add_event("node.draining", now=now, node=name, data=data)
+            await tx.add_event(EventType.NODE_DRAINING, now=now, node=name, data=data)
         self._core.drained.discard(record.id)
         self._core.send(record.id, DrainNotice(draining=True, deadline=at))
         if at is not None and at <= now:
@@ -269,7 +266,7 @@ class NodeService:
             record = await self._node_named(tx, name)
             if record.draining:
                 await tx.set_node_drain(record.id, draining=False, deadline=None)
-                await tx.add_event("node.undrained", now=now, node=name)
+                await tx.add_event(EventType.NODE_UNDRAINED, now=now, node=name)
         self._core.drained.discard(record.id)
         self._core.send(record.id, DrainNotice(draining=False, deadline=None))  # an answer even if a no-op
         return await self.get(name)
@@ -298,7 +295,7 @@ class NodeService:
             for node in due:
                 steps = await tx.steps_on_node(node.id)
                 if not steps:
-                    await tx.add_event("node.drained", now=now, node=node.name)
+                    await tx.add_event(EventType.NODE_DRAINED, now=now, node=node.name)
                     drained.append(node.id)
                     continue
                 for step in steps:

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from agentflow.spec import ReferenceMissing, evaluate
-from controlplane.domain import NodeStatus, Resources, StepStatus, node_status
+from agentflow.vocabulary import EventType, NodeStatus, StepStatus
+from controlplane.domain import Resources, node_status
 from controlplane.engine.messages import AssignStep, AttemptKey
 from controlplane.engine.transitions import fail_step
 from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan
@@ -93,7 +94,7 @@ async def schedule_pass(
         )
         await tx.insert_attempt(run_id=run.id, step=step.name, attempt=p.attempt, node_id=p.node_id, now=now)
         await tx.add_event(
-            "agent.scheduled",
+            EventType.AGENT_SCHEDULED,
             now=now,
             run_id=run.id,
             step=step.name,

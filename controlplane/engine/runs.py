@@ -6,8 +6,8 @@ import json
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
 
+from agentflow import jsonvalue
 from agentflow.spec import (
     InvalidWorkflow,
     Problem,
@@ -15,8 +15,9 @@ from agentflow.spec import (
     resolve_modules,
     workflow_digest,
 )
+from agentflow.vocabulary import EventType, RunStatus, StepStatus
 from controlplane.dag import StepState, retry_reset
-from controlplane.domain import Resources, RunStatus, StepStatus
+from controlplane.domain import Resources
 from controlplane.engine.core import Core
 from controlplane.engine.transitions import cancel_run, settle_run
 from controlplane.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -74,7 +75,7 @@ class RunService:
                     now=now,
                 )
                 await tx.add_event(
-                    "workflow.created",
+                    EventType.WORKFLOW_CREATED,
                     now=now,
                     data={"workflow": spec.name, "version": spec.version, "id": workflow.id},
                 )
@@ -90,7 +91,7 @@ class RunService:
                     node_selector=dict(agent.node_selector),
                 )
             await tx.add_event(
-                "workflow.started",
+                EventType.WORKFLOW_STARTED,
                 now=now,
                 run_id=run_id,
                 data={"workflow": spec.name, "version": spec.version},
@@ -159,7 +160,7 @@ class RunService:
                 )
             await tx.set_run_status(run_id, RunStatus.RUNNING)
             await tx.add_event(
-                "workflow.started",
+                EventType.WORKFLOW_STARTED,
                 now=now,
                 run_id=run_id,
                 data={"workflow": run.workflow_name, "retry": True},
@@ -177,7 +178,9 @@ class RunService:
             if existing is not None:
                 return existing
             await tx.insert_module(record)
-            await tx.add_event("module.pushed", now=record.created_at, data={"digest": blob.digest, "name": name})
+            await tx.add_event(
+                EventType.MODULE_PUSHED, now=record.created_at, data={"digest": blob.digest, "name": name}
+            )
         return record
 
     async def modules(self) -> list[ModuleRecord]:
@@ -199,13 +202,9 @@ def _parse_input(input_json: str) -> object:
     if len(input_json.encode()) > MAX_INPUT_BYTES:
         raise InvalidArgument(f"input: larger than {MAX_INPUT_BYTES} bytes")
     try:
-        return json.loads(input_json, parse_constant=_reject_constant)
+        return jsonvalue.loads(input_json)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"input: not valid JSON: {exc}") from None
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _request(cpu_millis: int, memory_bytes: int) -> Resources:

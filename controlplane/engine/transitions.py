@@ -7,23 +7,19 @@ nodes are returned to the caller, which sends them after the transaction commits
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from datetime import datetime
-from typing import NoReturn
 
-from controlplane.backoff import retry_delay
+from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
+from agentflow.jsonvalue import output_problem
+from agentflow.vocabulary import AttemptStatus, EventType, FailureKind, RunStatus, StepOutcome, StepStatus
 from controlplane.dag import StepState, advance
-from controlplane.domain import RunStatus, StepStatus
 from controlplane.engine.messages import AttemptKey, CancelAttempt, StepResultReport
 from controlplane.store import RunRecord, StepRecord, Tx
 
 # A step whose attempts keep getting lost with their node fails after this many losses, so a
 # module that takes down whole nodes cannot circle the cluster forever.
 MAX_LOST_ATTEMPTS = 5
-
-# Failure kinds that mean the step ran into one of its limits (memory, wall time, output size).
-LIMIT_KINDS = frozenset({"memory", "timeout", "output_limit"})
 
 
 async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
@@ -36,7 +32,7 @@ async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
         await tx.update_step(run.id, name, status=StepStatus.READY)
     for name, reason in result.skipped:
         await tx.update_step(run.id, name, status=StepStatus.SKIPPED, error=reason, finished_at=now)
-        await tx.add_event("agent.skipped", now=now, run_id=run.id, step=name, data={"reason": reason})
+        await tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=name, data={"reason": reason})
     if result.outcome is None:
         return
     data: dict[str, object] = {
@@ -45,12 +41,12 @@ async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
     }
     if result.outcome is RunStatus.SUCCEEDED:
         await tx.set_run_status(run.id, RunStatus.SUCCEEDED, now=now)
-        await tx.add_event("workflow.completed", now=now, run_id=run.id, data=data)
+        await tx.add_event(EventType.WORKFLOW_COMPLETED, now=now, run_id=run.id, data=data)
     else:
         failed = [s.name for s in await tx.steps(run.id) if s.status is StepStatus.FAILED]
         error = f"step {', '.join(failed)} failed" if failed else "a step did not succeed"
         await tx.set_run_status(run.id, RunStatus.FAILED, error=error, now=now)
-        await tx.add_event("workflow.failed", now=now, run_id=run.id, data={**data, "error": error})
+        await tx.add_event(EventType.WORKFLOW_FAILED, now=now, run_id=run.id, data={**data, "error": error})
 
 
 async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
@@ -59,7 +55,7 @@ async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now
         run.id, step.name, status=StepStatus.FAILED, error=error, finished_at=now, blocked="", not_before=None
     )
     await tx.add_event(
-        "agent.failed",
+        EventType.AGENT_FAILED,
         now=now,
         run_id=run.id,
         step=step.name,
@@ -74,7 +70,7 @@ async def requeue_lost(tx: Tx, step: StepRecord, *, reason: str, node_name: str,
     run = await tx.run(step.run_id)
     if run is None or not step.status.on_node:
         return
-    await tx.finish_attempt(step.run_id, step.name, step.attempt, status="lost", error=reason, now=now)
+    await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.LOST, error=reason, now=now)
     losses = step.losses + 1
     if losses >= MAX_LOST_ATTEMPTS:
         await tx.update_step(run.id, step.name, losses=losses)
@@ -93,7 +89,7 @@ async def move_off_node(
     """
     if not step.status.on_node:
         return None
-    await tx.finish_attempt(step.run_id, step.name, step.attempt, status="cancelled", error=reason, now=now)
+    await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.CANCELLED, error=reason, now=now)
     await _place_again(tx, step, reason=reason, node_name=node_name, now=now)
     return CancelAttempt(key=AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt))
 
@@ -103,7 +99,7 @@ async def _place_again(
 ) -> None:
     await tx.update_step(step.run_id, step.name, status=StepStatus.READY, error=reason, **fields)
     await tx.add_event(
-        "agent.requeued",
+        EventType.AGENT_REQUEUED,
         now=now,
         run_id=step.run_id,
         step=step.name,
@@ -127,20 +123,24 @@ async def apply_result(
     if attempt is None or attempt.node_id != node_id:
         return False
     if not attempt.open:
-        return attempt.status in ("succeeded", "failed")
+        return attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
     step = await tx.step(key.run_id, key.step)
     run = await tx.run(key.run_id)
     if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
         return False
-    if report.outcome == "succeeded" and (problem := _output_problem(report.output_json)):
+    if report.outcome is StepOutcome.SUCCEEDED and (problem := output_problem(report.output_json)):
         # Dependents get this output as JSON on stdin: an invalid one fails the attempt here.
         report = dataclasses.replace(
-            report, outcome="failed", output_json="", error=problem, failure_kind="invalid_output"
+            report,
+            outcome=StepOutcome.FAILED,
+            output_json="",
+            error=problem,
+            failure_kind=FailureKind.INVALID_OUTPUT,
         )
 
     base = {"workflow": run.workflow_name, "duration_s": report.duration.total_seconds()}
-    if report.outcome == "succeeded":
-        await tx.finish_attempt(run.id, step.name, key.attempt, status="succeeded", now=now)
+    if report.outcome is StepOutcome.SUCCEEDED:
+        await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.SUCCEEDED, now=now)
         await tx.update_step(
             run.id,
             step.name,
@@ -152,7 +152,7 @@ async def apply_result(
             finished_at=now,
         )
         await tx.add_event(
-            "agent.completed",
+            EventType.AGENT_COMPLETED,
             now=now,
             run_id=run.id,
             step=step.name,
@@ -163,15 +163,15 @@ async def apply_result(
         await settle_run(tx, run, now=now)
         return True
 
-    if report.outcome == "cancelled":
+    if report.outcome is StepOutcome.CANCELLED:
         # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
         await requeue_lost(tx, step, reason=report.error or "cancelled on the node", node_name=node_name, now=now)
         return True
 
-    await tx.finish_attempt(run.id, step.name, key.attempt, status="failed", error=report.error, now=now)
-    if report.failure_kind in LIMIT_KINDS:
+    await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
+    if report.failure_kind is not None and report.failure_kind.is_limit:
         await tx.add_event(
-            "resource.limit_hit",
+            EventType.RESOURCE_LIMIT_HIT,
             now=now,
             run_id=run.id,
             step=step.name,
@@ -196,11 +196,11 @@ async def apply_result(
         spec = await tx.spec(run.workflow_id)
         policy = spec.agent(step.name).retry
         delay = retry_delay(
-            failures=failures, base=policy.backoff, cap=policy.max_backoff, jitter=rng.uniform(0.8, 1.2)
+            failures=failures, base=policy.backoff, cap=policy.max_backoff, jitter=rng.uniform(JITTER_MIN, JITTER_MAX)
         )
         await tx.update_step(run.id, step.name, status=StepStatus.READY, not_before=now + delay, **common)
         await tx.add_event(
-            "agent.failed",
+            EventType.AGENT_FAILED,
             now=now,
             run_id=run.id,
             step=step.name,
@@ -211,7 +211,7 @@ async def apply_result(
         return True
     await tx.update_step(run.id, step.name, status=StepStatus.FAILED, finished_at=now, **common)
     await tx.add_event(
-        "agent.failed",
+        EventType.AGENT_FAILED,
         now=now,
         run_id=run.id,
         step=step.name,
@@ -223,19 +223,6 @@ async def apply_result(
     return True
 
 
-def _output_problem(output_json: str) -> str | None:
-    """Why a reported output is not exactly one standard JSON value; None when it is."""
-    try:
-        json.loads(output_json, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        return f"output is not valid JSON: {exc}"
-    return None
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:
     """Cancel every unfinished step; return the cancels to send to nodes (node id, message)."""
     cancels: list[tuple[str, CancelAttempt]] = []
@@ -243,12 +230,12 @@ async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str
         if step.status.terminal:
             continue
         if step.status.on_node and step.node_id:
-            await tx.finish_attempt(run.id, step.name, step.attempt, status="cancelled", now=now)
+            await tx.finish_attempt(run.id, step.name, step.attempt, status=AttemptStatus.CANCELLED, now=now)
             key = AttemptKey(run_id=run.id, step=step.name, attempt=step.attempt)
             cancels.append((step.node_id, CancelAttempt(key=key)))
         await tx.update_step(
             run.id, step.name, status=StepStatus.CANCELLED, finished_at=now, blocked="", not_before=None
         )
     await tx.set_run_status(run.id, RunStatus.CANCELLED, error="cancelled by request", now=now)
-    await tx.add_event("workflow.cancelled", now=now, run_id=run.id, data={"workflow": run.workflow_name})
+    await tx.add_event(EventType.WORKFLOW_CANCELLED, now=now, run_id=run.id, data={"workflow": run.workflow_name})
     return cancels

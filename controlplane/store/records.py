@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from agentflow.spec import WorkflowSpec
-from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
+from controlplane.domain import Resources
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,12 +65,12 @@ class AttemptRecord:
     step: str
     attempt: int
     node_id: str
-    status: str  # assigned, running, succeeded, failed, cancelled, lost
+    status: AttemptStatus
     error: str
 
     @property
     def open(self) -> bool:
-        return self.status in ("assigned", "running")
+        return self.status.open
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +99,7 @@ class ModuleRecord:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventRecord:
     seq: int
-    type: str
+    type: EventType
     run_id: str = ""
     step: str = ""
     attempt: int = 0

@@ -16,7 +16,8 @@ from typing import Any
 import aiosqlite
 
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
-from controlplane.domain import Isolation, NodeStatus, Resources, RunStatus, StepStatus
+from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
+from controlplane.domain import Resources
 from controlplane.store.database import Database
 from controlplane.store.records import (
     AttemptRecord,
@@ -161,14 +162,14 @@ class Reader:
             step=row["step"],
             attempt=row["attempt"],
             node_id=row["node_id"],
-            status=row["status"],
+            status=AttemptStatus(row["status"]),
             error=row["error"],
         )
 
     async def failed_nodes(self, run_id: str, step: str) -> frozenset[str]:
         rows = await self._all(
-            "SELECT DISTINCT node_id FROM attempts WHERE run_id = ? AND step = ? AND status IN ('failed', 'lost')",
-            (run_id, step),
+            "SELECT DISTINCT node_id FROM attempts WHERE run_id = ? AND step = ? AND status IN (?, ?)",
+            (run_id, step, AttemptStatus.FAILED.value, AttemptStatus.LOST.value),
         )
         return frozenset(r["node_id"] for r in rows)
 
@@ -286,21 +287,21 @@ class Tx(Reader):
     async def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
         await self._exec(
             "INSERT INTO attempts (run_id, step, attempt, node_id, status, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, step, attempt, node_id, "assigned", ts(now)),
+            (run_id, step, attempt, node_id, AttemptStatus.ASSIGNED.value, ts(now)),
         )
 
     async def finish_attempt(
-        self, run_id: str, step: str, attempt: int, *, status: str, error: str = "", now: datetime
+        self, run_id: str, step: str, attempt: int, *, status: AttemptStatus, error: str = "", now: datetime
     ) -> None:
         await self._exec(
             "UPDATE attempts SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
-            (status, error, ts(now), run_id, step, attempt),
+            (status.value, error, ts(now), run_id, step, attempt),
         )
 
     async def start_attempt(self, run_id: str, step: str, attempt: int, *, now: datetime) -> None:
         await self._exec(
-            "UPDATE attempts SET status = 'running', started_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
-            (ts(now), run_id, step, attempt),
+            "UPDATE attempts SET status = ?, started_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
+            (AttemptStatus.RUNNING.value, ts(now), run_id, step, attempt),
         )
 
     async def upsert_node(self, node: NodeRecord) -> None:
@@ -346,7 +347,7 @@ class Tx(Reader):
 
     async def add_event(
         self,
-        type: str,
+        type: EventType,
         *,
         now: datetime,
         run_id: str = "",
@@ -476,7 +477,7 @@ def _module(row: aiosqlite.Row) -> ModuleRecord:
 def _event(row: aiosqlite.Row) -> EventRecord:
     return EventRecord(
         seq=row["seq"],
-        type=row["type"],
+        type=EventType(row["type"]),
         run_id=row["run_id"],
         step=row["step"],
         attempt=row["attempt"],

@@ -22,12 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups.limits import CgroupStats, StepLimits
 from noded.cgroups.none import NoneDriver
 from noded.cgroups.procfile import PROC_SELF_CGROUP
 from noded.cgroups.v1 import V1Driver
 from noded.cgroups.v2 import V2Driver
-from noded.isolation import CGROUP_ROOT, IsolationMode
+from noded.isolation import CGROUP_ROOT
 
 
 class StepCgroup(Protocol):
@@ -47,7 +48,7 @@ class CgroupDriver(Protocol):
     """A node's cgroup hierarchy: idle workers in one cgroup, each running step in its own."""
 
     @property
-    def mode(self) -> IsolationMode: ...
+    def mode(self) -> Isolation: ...
 
     def setup(self) -> None:
         """Create the node's hierarchy; `CgroupError` if it is unusable."""
@@ -66,7 +67,7 @@ class CgroupDriver(Protocol):
 
 
 def open_driver(
-    mode: IsolationMode,
+    mode: Isolation,
     *,
     node_name: str,
     root: Path = CGROUP_ROOT,
@@ -74,10 +75,10 @@ def open_driver(
 ) -> CgroupDriver:
     """The driver for `mode` (see `noded.isolation.resolve`); call `setup()` next."""
     match mode:
-        case IsolationMode.CGROUP2:
+        case Isolation.CGROUP2:
             return V2Driver(node_name=node_name, root=root, proc_self_cgroup=proc_self_cgroup)
-        case IsolationMode.CGROUP1:
+        case Isolation.CGROUP1:
             return V1Driver(node_name=node_name, root=root, proc_self_cgroup=proc_self_cgroup)
-        case IsolationMode.NONE:
+        case Isolation.NONE:
             return NoneDriver(node_name=node_name)
     raise ValueError(f"unknown isolation mode {mode!r}")

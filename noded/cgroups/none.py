@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups.limits import NO_STATS, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
-from noded.isolation import IsolationMode
 
 
 class NoneStepCgroup:
@@ -19,7 +19,7 @@ class NoneStepCgroup:
 
 
 class NoneDriver:
-    mode = IsolationMode.NONE
+    mode = Isolation.NONE
 
     def __init__(self, *, node_name: str) -> None:
         self.node_name = node_name

@@ -34,12 +34,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
 from noded.cgroups.step import FileStepCgroup
-from noded.isolation import CGROUP_ROOT, V1_CONTROLLERS, IsolationMode
+from noded.isolation import CGROUP_ROOT, V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class _Hierarchy:
 
 
 class V1Driver:
-    mode = IsolationMode.CGROUP1
+    mode = Isolation.CGROUP1
 
     def __init__(
         self, *, node_name: str, root: Path = CGROUP_ROOT, proc_self_cgroup: Path = procfile.PROC_SELF_CGROUP

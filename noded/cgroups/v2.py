@@ -39,12 +39,13 @@ import logging
 import os
 from pathlib import Path
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
 from noded.cgroups.step import FileStepCgroup
-from noded.isolation import CGROUP_ROOT, V2_CONTROLLERS, IsolationMode
+from noded.isolation import CGROUP_ROOT, V2_CONTROLLERS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ ENABLE = " ".join(f"+{c}" for c in V2_CONTROLLERS)
 
 
 class V2Driver:
-    mode = IsolationMode.CGROUP2
+    mode = Isolation.CGROUP2
 
     def __init__(
         self, *, node_name: str, root: Path = CGROUP_ROOT, proc_self_cgroup: Path = procfile.PROC_SELF_CGROUP

@@ -14,16 +14,15 @@ Used in-process by unit tests and by ``noded.workers.worker_main``.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 import wasmtime
 
+from agentflow.jsonvalue import normalize_output
+from agentflow.vocabulary import FailureKind
 from noded.sandbox.engine import deadline_ticks, has_running_ticker
 from noded.sandbox.hostcalls import KNOWN_CAPABILITIES, HostCalls, define_imports
 from noded.sandbox.module_cache import CompiledModuleCache
@@ -41,19 +40,6 @@ WASM_PAGE_BYTES = 64 * 1024
 # C API gives no callback for the denial itself).
 _MEMORY_HEADROOM_MIN_BYTES = 2 * 1024 * 1024
 _MEMORY_HEADROOM_FRACTION = 16
-
-
-class FailureKind(StrEnum):
-    """Why a step failed. ``ExecResult.failure_kind`` holds one of these values."""
-
-    EXIT = "exit"  # exited with a non-zero code
-    TRAP = "trap"  # wasm trap (unreachable, out-of-bounds access, stack overflow, ...)
-    TIMEOUT = "timeout"  # wall-clock deadline passed
-    MEMORY = "memory"  # memory limit reached
-    OUTPUT_LIMIT = "output_limit"  # stdout over max_stdout_bytes
-    INVALID_OUTPUT = "invalid_output"  # stdout is not exactly one JSON value
-    MODULE = "module"  # module does not compile, link or instantiate, or has no _start
-    WORKER_LOST = "worker_lost"  # the worker process died mid-job (set by the pool)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +80,7 @@ class ExecResult:
 
     exit_code: int | None
     trap: str | None
-    failure_kind: str | None
+    failure_kind: FailureKind | None
     error: str
     output_json: str | None
     stderr: str
@@ -193,33 +179,9 @@ def _initial_memory_bytes(module: wasmtime.Module) -> int:
     return max(pages, default=0) * WASM_PAGE_BYTES
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _near_memory_limit(used: int, limit: int) -> bool:
     headroom = max(_MEMORY_HEADROOM_MIN_BYTES, limit // _MEMORY_HEADROOM_FRACTION)
     return used + headroom > limit
-
-
-def _validate_output(raw: bytes) -> tuple[str | None, str]:
-    """(compact JSON, "") for exactly one JSON value, else (None, reason)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"output is not valid UTF-8: {exc}"
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except RecursionError:
-        return None, "output is not valid JSON: nested too deeply"
-    except ValueError as exc:  # JSONDecodeError, out-of-range numbers
-        return None, f"output is not valid JSON: {exc}"
-    try:
-        compact.encode("utf-8")
-    except UnicodeEncodeError:  # a \ud800-style lone surrogate: keep it escaped
-        compact = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    return compact, ""
 
 
 def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCache) -> ExecResult:
@@ -248,7 +210,7 @@ def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCach
         return ExecResult(
             exit_code=exit_code,
             trap=trap,
-            failure_kind=None if failure_kind is None else str(failure_kind),
+            failure_kind=failure_kind,
             error=error,
             output_json=output_json,
             stderr=stderr.text(),
@@ -328,7 +290,7 @@ def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCach
         return result(FailureKind.EXIT, f"exited with code {exit_code}", exit_code=exit_code)
     if stdout.overflowed:
         return result(FailureKind.OUTPUT_LIMIT, f"stdout exceeded {job.max_stdout_bytes} bytes", exit_code=exit_code)
-    output_json, problem = _validate_output(stdout.getvalue())
+    output_json, problem = normalize_output(stdout.getvalue())
     if output_json is None:
         return result(FailureKind.INVALID_OUTPUT, problem, exit_code=exit_code)
     return result(None, exit_code=exit_code, output_json=output_json)

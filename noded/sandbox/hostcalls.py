@@ -20,14 +20,14 @@ from typing import Any
 
 import wasmtime
 
+from agentflow.vocabulary import Capability
+
 IMPORT_MODULE = "agentflow"
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest request or response crossing the host-call boundary."""
 MAX_OP_NAME_BYTES = 256
 
-CAP_LLM_COMPLETE = "llm.complete"
-CAP_HTTP_FETCH = "http.fetch"
-KNOWN_CAPABILITIES = frozenset({CAP_LLM_COMPLETE, CAP_HTTP_FETCH})
+KNOWN_CAPABILITIES = frozenset(Capability)
 
 LOG_LEVELS = frozenset({"debug", "info", "warn", "error"})
 
@@ -107,8 +107,16 @@ DEFAULT_OPERATIONS: Mapping[str, HostOperation] = {
     op.name: op
     for op in (
         HostOperation(name="log", handler=handle_log),
-        HostOperation(name=CAP_LLM_COMPLETE, handler=not_available_yet(CAP_LLM_COMPLETE), capability=CAP_LLM_COMPLETE),
-        HostOperation(name=CAP_HTTP_FETCH, handler=not_available_yet(CAP_HTTP_FETCH), capability=CAP_HTTP_FETCH),
+        HostOperation(
+            name=Capability.LLM_COMPLETE,
+            handler=not_available_yet(Capability.LLM_COMPLETE),
+            capability=Capability.LLM_COMPLETE,
+        ),
+        HostOperation(
+            name=Capability.HTTP_FETCH,
+            handler=not_available_yet(Capability.HTTP_FETCH),
+            capability=Capability.HTTP_FETCH,
+        ),
     )
 }
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from noded.sandbox import ExecResult, FailureKind, StepJob
+from agentflow.vocabulary import FailureKind
+from noded.sandbox import ExecResult, StepJob
 from noded.workers.errors import PoolClosed, ProtocolError, StepCancelled, WorkerCrashed, WorkerStartError
 from noded.workers.protocol import (
     ERROR,
@@ -514,7 +515,7 @@ def _pool_failure(kind: FailureKind, error: str, started: float) -> ExecResult:
     return ExecResult(
         exit_code=None,
         trap=None,
-        failure_kind=str(kind),
+        failure_kind=kind,
         error=error,
         output_json=None,
         stderr="",

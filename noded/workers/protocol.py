@@ -21,6 +21,7 @@ import os
 import struct
 from typing import Any
 
+from agentflow.vocabulary import Capability, FailureKind
 from noded.sandbox import ExecResult, StepJob
 from noded.workers.errors import ProtocolError
 
@@ -132,7 +133,7 @@ def job_from_dict(data: dict[str, Any]) -> StepJob:
             memory_limit_bytes=int(data["memory_limit_bytes"]),
             scratch_dir=str(data["scratch_dir"]),
             allowed_paths=tuple(str(p) for p in data.get("allowed_paths", ())),
-            capabilities=frozenset(str(c) for c in data.get("capabilities", ())),
+            capabilities=frozenset(Capability(c) for c in data.get("capabilities", ())),
             max_stdout_bytes=int(data["max_stdout_bytes"]),
             max_stderr_bytes=int(data["max_stderr_bytes"]),
         )
@@ -158,7 +159,7 @@ def result_from_dict(data: dict[str, Any]) -> ExecResult:
         return ExecResult(
             exit_code=None if data["exit_code"] is None else int(data["exit_code"]),
             trap=None if data["trap"] is None else str(data["trap"]),
-            failure_kind=None if data["failure_kind"] is None else str(data["failure_kind"]),
+            failure_kind=None if data["failure_kind"] is None else FailureKind(data["failure_kind"]),
             error=str(data["error"]),
             output_json=None if data["output_json"] is None else str(data["output_json"]),
             stderr=str(data["stderr"]),

@@ -21,6 +21,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from agentflow import wire
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import (
     controlplane_pb2,
@@ -29,6 +30,7 @@ from agentflow.v1 import (
     node_pb2_grpc,
     types_pb2,
 )
+from agentflow.vocabulary import FailureKind
 from controlplane.api.server import build_server
 from controlplane.engine import Engine
 
@@ -197,7 +199,7 @@ class FakeNode:
         error: str = "",
         exit_code: int = 0,
         stderr: str = "",
-        failure_kind: str = "",
+        failure_kind: FailureKind | None = None,
     ) -> None:
         attempt = attempt_ref(attempt)
         await self.send(
@@ -212,7 +214,9 @@ class FakeNode:
                     exit_code=exit_code,
                     stderr=stderr,
                     duration=Duration(nanos=1_000_000),
-                    failure_kind=failure_kind,
+                    failure_kind=wire.to_pb(failure_kind or FailureKind.EXIT, types_pb2.FailureKind)
+                    if outcome == types_pb2.STEP_OUTCOME_FAILED
+                    else types_pb2.FAILURE_KIND_UNSPECIFIED,
                 )
             )
         )

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from agentflow.vocabulary import RunStatus, StepStatus
 from controlplane.dag import Advance, StepState, advance, retry_reset, topological_order
-from controlplane.domain import RunStatus, StepStatus
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controlplane.domain import NodeStatus, Resources
+from agentflow.vocabulary import NodeStatus
+from controlplane.domain import Resources
 from controlplane.scheduler import Blocked, ClusterSnapshot, NodeView, Placement, Plan, ReadyStep, plan
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from noded.isolation import CGROUP_ROOT, V1_CONTROLLERS, IsolationMode, detect, resolve
+from agentflow.vocabulary import Isolation
+from noded.isolation import CGROUP_ROOT, V1_CONTROLLERS, detect, resolve
 
 pytestmark = pytest.mark.unit
 
@@ -33,34 +34,34 @@ def hybrid_tree(root: Path) -> Path:
     return root
 
 
-TREES: dict[str, tuple[Callable[[Path], Path], IsolationMode]] = {
-    "v2": (v2_tree, IsolationMode.CGROUP2),
-    "v2-controllers-on-one-line-each": (lambda r: v2_tree(r, "memory\npids\ncpu"), IsolationMode.CGROUP2),
-    "v2-without-pids": (lambda r: v2_tree(r, "cpuset cpu io memory"), IsolationMode.NONE),
-    "v2-without-memory": (lambda r: v2_tree(r, "cpuset cpu io pids"), IsolationMode.NONE),
-    "v2-no-controllers": (lambda r: v2_tree(r, ""), IsolationMode.NONE),
-    "v2-without-pids-but-v1-dirs": (lambda r: v1_tree(v2_tree(r, "cpu io memory")), IsolationMode.CGROUP1),
-    "v1": (v1_tree, IsolationMode.CGROUP1),
-    "v1-minimal": (lambda r: v1_tree(r, V1_CONTROLLERS), IsolationMode.CGROUP1),
-    "v1-without-pids": (lambda r: v1_tree(r, ("cpu", "memory")), IsolationMode.NONE),
-    "v1-without-memory": (lambda r: v1_tree(r, ("cpu", "pids")), IsolationMode.NONE),
+TREES: dict[str, tuple[Callable[[Path], Path], Isolation]] = {
+    "v2": (v2_tree, Isolation.CGROUP2),
+    "v2-controllers-on-one-line-each": (lambda r: v2_tree(r, "memory\npids\ncpu"), Isolation.CGROUP2),
+    "v2-without-pids": (lambda r: v2_tree(r, "cpuset cpu io memory"), Isolation.NONE),
+    "v2-without-memory": (lambda r: v2_tree(r, "cpuset cpu io pids"), Isolation.NONE),
+    "v2-no-controllers": (lambda r: v2_tree(r, ""), Isolation.NONE),
+    "v2-without-pids-but-v1-dirs": (lambda r: v1_tree(v2_tree(r, "cpu io memory")), Isolation.CGROUP1),
+    "v1": (v1_tree, Isolation.CGROUP1),
+    "v1-minimal": (lambda r: v1_tree(r, V1_CONTROLLERS), Isolation.CGROUP1),
+    "v1-without-pids": (lambda r: v1_tree(r, ("cpu", "memory")), Isolation.NONE),
+    "v1-without-memory": (lambda r: v1_tree(r, ("cpu", "pids")), Isolation.NONE),
     "v1-controller-is-a-file": (
         lambda r: (v1_tree(r, ("cpu", "pids")), (r / "memory").write_text(""))[0],
-        IsolationMode.NONE,
+        Isolation.NONE,
     ),
-    "hybrid": (hybrid_tree, IsolationMode.CGROUP1),
-    "controllers-is-a-directory": (lambda r: ((r / "cgroup.controllers").mkdir(), r)[1], IsolationMode.NONE),
-    "empty": (lambda r: r, IsolationMode.NONE),
+    "hybrid": (hybrid_tree, Isolation.CGROUP1),
+    "controllers-is-a-directory": (lambda r: ((r / "cgroup.controllers").mkdir(), r)[1], Isolation.NONE),
+    "empty": (lambda r: r, Isolation.NONE),
 }
 
 
 @pytest.mark.parametrize(("build", "expected"), TREES.values(), ids=TREES.keys())
-def test_detect(tmp_path: Path, build: Callable[[Path], Path], expected: IsolationMode) -> None:
+def test_detect(tmp_path: Path, build: Callable[[Path], Path], expected: Isolation) -> None:
     assert detect(build(tmp_path)) is expected
 
 
 def test_detect_on_a_missing_root(tmp_path: Path) -> None:
-    assert detect(tmp_path / "no-cgroupfs-here") is IsolationMode.NONE
+    assert detect(tmp_path / "no-cgroupfs-here") is Isolation.NONE
 
 
 def test_resolve_none_is_always_available_and_auto_is_detect(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_resolve_none_is_always_available_and_auto_is_detect(tmp_path: Path) -> 
         root = tmp_path / name
         root.mkdir()
         build(root)
-        assert resolve("none", root) is IsolationMode.NONE
+        assert resolve("none", root) is Isolation.NONE
         assert resolve("auto", root) is detect(root) is expected
 
 
@@ -78,7 +79,7 @@ def test_resolve_none_is_always_available_and_auto_is_detect(tmp_path: Path) -> 
     ids=["cgroup2-on-v2", "cgroup1-on-v1"],
 )
 def test_resolve_explicit_mode_that_is_available(tmp_path: Path, build: Callable[[Path], Path], requested: str) -> None:
-    assert resolve(requested, build(tmp_path)) is IsolationMode(requested)
+    assert resolve(requested, build(tmp_path)) is Isolation(requested)
 
 
 UNAVAILABLE = {
@@ -109,10 +110,10 @@ def test_resolve_unknown_mode(tmp_path: Path) -> None:
 
 def test_detect_on_this_host() -> None:
     mode = detect()
-    assert mode in set(IsolationMode)
+    assert mode in set(Isolation)
     v1_usable = all((CGROUP_ROOT / c).is_dir() and os.access(CGROUP_ROOT / c, os.W_OK) for c in V1_CONTROLLERS)
     if v1_usable:
-        assert mode is not IsolationMode.NONE
+        assert mode is not Isolation.NONE
     controllers = CGROUP_ROOT / "cgroup.controllers"
     if not controllers.is_file() and not v1_usable:
-        assert mode is IsolationMode.NONE
+        assert mode is Isolation.NONE

@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.clock import Clock, ManualClock
 from agentflow.v1 import node_pb2, types_pb2
+from agentflow.vocabulary import Isolation
 from noded.cgroups import CgroupStats, NoneDriver, StepLimits
 from noded.drain import DrainState
 from noded.errors import StateFull
-from noded.isolation import IsolationMode
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.runner import OUTBOX_RETRY_INTERVAL, StepRunner
@@ -80,7 +80,7 @@ class OomKillingCgroup:
 
 
 class OomDriver(NoneDriver):
-    mode = IsolationMode.CGROUP1
+    mode = Isolation.CGROUP1
 
     def create(self, name: str, limits: StepLimits) -> OomKillingCgroup:  # type: ignore[override]
         return OomKillingCgroup(name)
@@ -214,7 +214,7 @@ async def test_kernel_oom_kill_is_reported_as_the_memory_limit(make_runner, buil
     runner.on_assign(assignment(built_agents, "echo"))
     result = await sent.result("s")
     assert result.outcome == types_pb2.STEP_OUTCOME_FAILED
-    assert result.failure_kind == "memory"
+    assert result.failure_kind == types_pb2.FAILURE_KIND_MEMORY
     assert result.error == "memory limit reached: the worker was killed by the kernel at its cgroup limit of 192Mi"
 
 
@@ -237,7 +237,7 @@ async def test_module_with_the_wrong_bytes_fails_the_step(make_runner, built_age
     runner.on_assign(bad)
     result = await sent.result("s")
     assert result.outcome == types_pb2.STEP_OUTCOME_FAILED
-    assert result.failure_kind == "module"
+    assert result.failure_kind == types_pb2.FAILURE_KIND_MODULE
     assert "sha256:" + "0" * 64 in result.error
     assert not list((tmp_path / "modules").glob("*.wasm"))
 
@@ -246,6 +246,10 @@ async def test_guest_failure_carries_exit_code_and_stderr(make_runner, built_age
     runner, sent = await make_runner()
     runner.on_assign(assignment(built_agents, "fail"))
     result = await sent.result("s")
-    assert (result.outcome, result.failure_kind, result.exit_code) == (types_pb2.STEP_OUTCOME_FAILED, "exit", 3)
+    assert (result.outcome, result.failure_kind, result.exit_code) == (
+        types_pb2.STEP_OUTCOME_FAILED,
+        types_pb2.FAILURE_KIND_EXIT,
+        3,
+    )
     assert "boom" in result.stderr
     assert result.duration.ToTimedelta().total_seconds() > 0

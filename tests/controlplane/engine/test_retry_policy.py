@@ -9,6 +9,7 @@ import time
 import pytest
 
 from agentflow.v1 import types_pb2
+from agentflow.vocabulary import FailureKind
 
 pytestmark = pytest.mark.component
 
@@ -40,7 +41,7 @@ async def fail(node, assignment, n: int) -> None:
         error=f"exit code {n}",
         exit_code=n,
         stderr=f"boom {n}\n",
-        failure_kind="exit",
+        failure_kind=FailureKind.EXIT,
     )
     assert (await node.ack(assignment)).stale is False
 

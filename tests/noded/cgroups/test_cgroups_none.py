@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups import NO_STATS, CgroupStats, NoneDriver, StepLimits, open_driver, slug
-from noded.isolation import IsolationMode
 
 pytestmark = pytest.mark.unit
 
@@ -15,9 +15,9 @@ LIMITS = StepLimits(memory_bytes=1 << 20, cpu_millis=0, pids_max=1)
 
 
 def test_open_driver_none_does_nothing() -> None:
-    driver = open_driver(IsolationMode.NONE, node_name="n1")
+    driver = open_driver(Isolation.NONE, node_name="n1")
     assert isinstance(driver, NoneDriver)
-    assert driver.mode is IsolationMode.NONE
+    assert driver.mode is Isolation.NONE
     driver.setup()
     driver.adopt(os.getpid())
     step = driver.create("Run/1", LIMITS)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups import CgroupError, FileStepCgroup, StepLimits, V1Driver, fs, open_driver
 from noded.cgroups.procfile import parse
-from noded.isolation import CGROUP_ROOT, IsolationMode, detect
+from noded.isolation import CGROUP_ROOT, detect
 
 MiB = 1024 * 1024
 CONTROLLERS = ("memory", "cpu", "pids")
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.component
 @pytest.fixture(autouse=True)
 def _needs_cgroup_v1() -> None:
     """These tests use the real kernel: without it they fail and say what is missing."""
-    if os.geteuid() != 0 or detect() is not IsolationMode.CGROUP1:
+    if os.geteuid() != 0 or detect() is not Isolation.CGROUP1:
         pytest.fail(
             "needs root and writable cgroup v1 memory, cpu and pids hierarchies under /sys/fs/cgroup "
             f"(euid {os.geteuid()}, detected {detect().value})",
@@ -73,7 +74,7 @@ def node() -> str:
 
 @pytest.fixture
 def driver(node: str) -> Iterator[V1Driver]:
-    d = open_driver(IsolationMode.CGROUP1, node_name=node)
+    d = open_driver(Isolation.CGROUP1, node_name=node)
     assert isinstance(d, V1Driver)
     d.setup()
     try:
@@ -97,7 +98,7 @@ def create(driver: V1Driver, name: str, limits: StepLimits) -> FileStepCgroup:
 
 
 def test_setup_makes_workers_and_steps_in_each_hierarchy(driver: V1Driver, node: str) -> None:
-    assert driver.mode is IsolationMode.CGROUP1
+    assert driver.mode is Isolation.CGROUP1
     dirs = node_dirs(node)
     assert len(dirs) >= 3
     for d in dirs:
@@ -280,7 +281,7 @@ def test_cleanup_stale_kills_leftovers(driver: V1Driver, node: str, procs: Spawn
     crashed = create(driver, "left-over", StepLimits(memory_bytes=48 * MiB, cpu_millis=250, pids_max=32))
     crashed.attach(child.pid)
 
-    restarted = open_driver(IsolationMode.CGROUP1, node_name=node)
+    restarted = open_driver(Isolation.CGROUP1, node_name=node)
     restarted.setup()
     assert restarted.cleanup_stale() == 1
 
@@ -290,7 +291,7 @@ def test_cleanup_stale_kills_leftovers(driver: V1Driver, node: str, procs: Spawn
 
 
 def test_teardown_leaves_nothing_behind(node: str, procs: Spawn) -> None:
-    driver = open_driver(IsolationMode.CGROUP1, node_name=node)
+    driver = open_driver(Isolation.CGROUP1, node_name=node)
     assert isinstance(driver, V1Driver)
     driver.setup()
     child = procs()

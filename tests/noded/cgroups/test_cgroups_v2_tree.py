@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from agentflow.vocabulary import Isolation
 from noded.cgroups import CgroupError, CgroupStats, FileStepCgroup, StepLimits, V2Driver, open_driver
-from noded.isolation import IsolationMode
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def driver(tree: tuple[Path, Path]) -> V2Driver:
     root, proc = tree
-    d = open_driver(IsolationMode.CGROUP2, node_name="node-1", root=root, proc_self_cgroup=proc)
+    d = open_driver(Isolation.CGROUP2, node_name="node-1", root=root, proc_self_cgroup=proc)
     assert isinstance(d, V2Driver)
     d.setup()
     return d
@@ -57,7 +57,7 @@ def driver(tree: tuple[Path, Path]) -> V2Driver:
 
 def test_setup_moves_the_daemon_into_a_leaf_and_enables_controllers(tree: tuple[Path, Path], driver: V2Driver) -> None:
     own = tree[0] / OWN
-    assert driver.mode is IsolationMode.CGROUP2
+    assert driver.mode is Isolation.CGROUP2
     assert driver.own == own
     assert (own / "daemon" / "cgroup.procs").read_text() == str(os.getpid())
     assert (own / "cgroup.subtree_control").read_text() == "+memory +cpu +pids"

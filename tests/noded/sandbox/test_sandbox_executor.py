@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import wasmtime
 
+from agentflow.vocabulary import FailureKind
 from noded.sandbox import (
     CompiledModuleCache,
     ExecResult,
-    FailureKind,
     HostCallError,
     StepJob,
     create_engine,
@@ -124,7 +124,7 @@ def test_badjson_is_invalid_output(run_agent: RunAgent) -> None:
     [
         (b"", "output is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
         (b"1 2", "output is not valid JSON: Extra data: line 1 column 3 (char 2)"),
-        (b"NaN", "output is not valid JSON: NaN is not valid JSON"),
+        (b"NaN", "output is not valid JSON: NaN is not a JSON value"),
         (b'"\xff"', "output is not valid UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "output is not valid JSON: nested too deeply"),
     ],

@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from agentflow.vocabulary import FailureKind
 from noded.sandbox import ExecResult, StepJob
 from noded.workers import ProtocolError
 from noded.workers.protocol import (
@@ -39,7 +40,7 @@ JOB = StepJob(
 RESULT = ExecResult(
     exit_code=None,
     trap="interrupt",
-    failure_kind="timeout",
+    failure_kind=FailureKind.TIMEOUT,
     error="timed out after 1.5s",
     output_json=None,
     stderr="é \ud800 [… 3 bytes truncated]",

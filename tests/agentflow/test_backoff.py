@@ -1,4 +1,4 @@
-"""Table tests for `controlplane.backoff.retry_delay`."""
+"""Table tests for `agentflow.backoff.retry_delay`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from controlplane.backoff import JITTER_MAX, JITTER_MIN, retry_delay
+from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
 
 pytestmark = pytest.mark.unit
 
