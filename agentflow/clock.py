@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -40,14 +40,23 @@ async def wait(event: asyncio.Event, within: timedelta | None, *, clock: Clock) 
         await event.wait()
         return True
     waiter = asyncio.ensure_future(event.wait())
-    timer = asyncio.ensure_future(clock.sleep(within))
     try:
-        await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        await wait_for_future(waiter, within, clock=clock)
     finally:
         waiter.cancel()
-        timer.cancel()
-        await asyncio.gather(waiter, timer, return_exceptions=True)
     return event.is_set()
+
+
+async def wait_for_future(future: asyncio.Future[Any], within: timedelta, *, clock: Clock) -> bool:
+    """Wait until `future` is done or `within` passes on `clock`; True if it was done in time.
+    The future is left as it is (the caller cancels it if it wants to)."""
+    timer = asyncio.ensure_future(clock.sleep(within))
+    try:
+        await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        await asyncio.gather(timer, return_exceptions=True)
+    return future.done()
 
 
 class ManualClock:

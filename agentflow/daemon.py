@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import signal
 import sys
@@ -96,12 +97,25 @@ def daemon_main(
         import uvloop
 
         uvloop.run(serve(config))
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except FatalError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+    except BaseException as exc:  # what stopped serve(), often in an ExceptionGroup of its components
+        match _leaf(exc):
+            case ConfigError() as error:
+                print(f"{prog}: {error}", file=sys.stderr)
+                return 2
+            case FatalError() as error:
+                print(f"{prog}: {error}", file=sys.stderr)
+                return 1
+            case KeyboardInterrupt():
+                return 130
+            case SystemExit():
+                raise
+        logging.getLogger(component).critical("stopped by an unexpected error", exc_info=exc)
         return 1
-    except KeyboardInterrupt:
-        return 130
     return 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first error that is not a group: what a TaskGroup of components failed with."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -20,17 +20,27 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentflow import wire
+from agentflow.clock import Clock, SystemClock, wait_for_future
 from agentflow.daemon import FatalError
-from agentflow.v1 import node_admin_pb2, node_admin_pb2_grpc, node_pb2, types_pb2
+from agentflow.rpc import ErrorMappingInterceptor, StatusTable
+from agentflow.v1 import node_admin_pb2, node_admin_pb2_grpc, types_pb2
+from agentflow.vocabulary import Isolation
 from noded.drain import DrainState
+from noded.errors import NotConfirmed, NotConnected
 from noded.link import ControlPlaneLink
+from noded.messages import DrainRequest
 from noded.runner import StepRunner
 
 SERVICE = node_admin_pb2.DESCRIPTOR.services_by_name["NodeAdmin"].full_name
 # The longest path a unix socket address holds (sun_path, less its terminating NUL).
 MAX_SOCKET_PATH = 107
 # How long Drain/Undrain wait for the control plane to confirm over the stream.
-CONFIRM_TIMEOUT_S = 10.0
+CONFIRM_TIMEOUT = timedelta(seconds=10)
+STATUS_CODES: StatusTable = (
+    (NotConnected, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotConfirmed, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,7 +49,7 @@ class NodeFacts:
 
     name: str
     server: str
-    isolation: types_pb2.Isolation
+    isolation: Isolation
     slots: int
     version: str
 
@@ -53,7 +63,9 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
         runner: StepRunner,
         drain: DrainState,
         idle_workers: Callable[[], int],
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._facts = facts
         self._link = link
         self._runner = runner
@@ -68,37 +80,27 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
     async def Drain(
         self, request: node_admin_pb2.DrainSelfRequest, context: grpc.aio.ServicerContext
     ) -> node_admin_pb2.NodeStatusReport:
-        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
-        if deadline is not None and deadline < timedelta(0):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deadline: must not be negative")
-        ask = node_pb2.DrainRequest(draining=True)
-        if deadline is not None:
-            ask.deadline.FromTimedelta(deadline)
-        await self._ask(ask, context)
+        deadline = wire.optional_duration(request, "deadline", field="deadline")
+        await self._ask(DrainRequest(draining=True, deadline=deadline))
         return self._report()
 
     async def Undrain(
         self, request: node_admin_pb2.UndrainSelfRequest, context: grpc.aio.ServicerContext
     ) -> node_admin_pb2.NodeStatusReport:
-        await self._ask(node_pb2.DrainRequest(draining=False), context)
+        await self._ask(DrainRequest(draining=False))
         return self._report()
 
-    async def _ask(self, request: node_pb2.DrainRequest, context: grpc.aio.ServicerContext) -> None:
+    async def _ask(self, request: DrainRequest) -> None:
         """Send the request up the stream and wait for the control plane's Drain answer."""
         seen = self._drain.updates
-        if not self._link.connected.is_set() or not self._link.send(node_pb2.NodeMessage(drain=request)):
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"not connected to the control plane at {self._facts.server}; try again once connected",
-            )
+        if not self._link.connected.is_set() or not self._link.send(request):
+            raise NotConnected(f"not connected to the control plane at {self._facts.server}; try again once connected")
+        answered = asyncio.ensure_future(self._drain.next_update(seen))
         try:
-            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
-                await self._drain.next_update(seen)
-        except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"the control plane did not confirm within {CONFIRM_TIMEOUT_S:.0f}s",
-            )
+            if not await wait_for_future(answered, CONFIRM_TIMEOUT, clock=self._clock):
+                raise NotConfirmed(f"the control plane did not confirm within {CONFIRM_TIMEOUT.total_seconds():.0f}s")
+        finally:
+            answered.cancel()
 
     def _report(self) -> node_admin_pb2.NodeStatusReport:
         facts = self._facts
@@ -108,7 +110,7 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
             server=facts.server,
             connected=self._link.connected.is_set(),
             draining=self._drain.draining,
-            isolation=facts.isolation,
+            isolation=wire.to_pb(facts.isolation, types_pb2.Isolation),
             slots=facts.slots,
             unacked_results=self._runner.unacked_count,
             idle_workers=self._idle_workers(),
@@ -133,7 +135,7 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
 
 async def serve_admin(servicer: NodeAdminServicer, path: Path) -> grpc.aio.Server:
     """Start the admin server on the unix socket `path` (owner-only; `claim_socket` it first)."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(STATUS_CODES)])
     node_admin_pb2_grpc.add_NodeAdminServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,4 +1,5 @@
-"""The node daemon: worker pool + step runner + control-plane link + metrics."""
+"""The node daemon: worker pool, step runner, metrics, local admin API and the control-plane
+link, supervised together: when one fails the others stop, and the error reaches the exit code."""
 
 from __future__ import annotations
 
@@ -11,20 +12,19 @@ from importlib.metadata import PackageNotFoundError, version
 import grpc
 from prometheus_client import CollectorRegistry
 
-from agentflow import wire
 from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
-from agentflow.telemetry import serve_metrics
+from agentflow.lifecycle import Component, GrpcServer, MetricsServer, supervise
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
-from agentflow.v1 import types_pb2
 from agentflow.vocabulary import Isolation
 from noded import capacity, isolation
 from noded.admin import NodeAdminServicer, NodeFacts, claim_socket, serve_admin
 from noded.cgroups import CgroupDriver, CgroupError, node_subtree, open_driver
 from noded.config import NodedConfig
 from noded.drain import DrainState
-from noded.link import ControlPlaneLink, Registration
+from noded.link import ControlPlaneLink
+from noded.messages import Capacity, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.runner import StepRunner
@@ -39,6 +39,7 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 )
+ADMIN_STOP_GRACE_S = 0.5
 
 
 def _version() -> str:
@@ -46,6 +47,21 @@ def _version() -> str:
         return version("agentflow")
     except PackageNotFoundError:
         return "dev"
+
+
+class PoolService(Component):
+    """The warm worker pool as a component: started in `run()`, its workers stopped on shutdown."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        super().__init__()
+        self.pool = pool
+
+    async def _serve(self) -> None:
+        try:
+            await self.pool.start()
+            await self.stopping.wait()
+        finally:
+            await self.pool.shutdown()
 
 
 async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> None:
@@ -56,12 +72,18 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     data_dir.mkdir(parents=True, exist_ok=True)
     claim_socket(config.admin_socket_path)  # first: a second noded on this data dir stops here
     cgroups = _cgroup_driver(config)
-    mode = cgroups.mode
     slots = config.slots or capacity.default_slots()
-    offered = types_pb2.Resources(
-        cpu_millis=config.cpu or capacity.host_cpu_millis(),
-        memory_bytes=config.memory or capacity.host_memory_bytes(),
-        slots=slots,
+    registration = Registration(
+        name=config.name,
+        node_id="",
+        labels=config.labels,
+        capacity=Capacity(
+            cpu_millis=config.cpu or capacity.host_cpu_millis(),
+            memory_bytes=config.memory or capacity.host_memory_bytes(),
+            slots=slots,
+        ),
+        isolation=cgroups.mode,
+        version=_version(),
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
@@ -90,13 +112,6 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             cgroups=cgroups,
             drain=drain,
         )
-        registration = Registration(
-            name=config.name,
-            labels=config.labels,
-            capacity=offered,
-            isolation=wire.to_pb(mode, types_pb2.Isolation),
-            version=_version(),
-        )
         link = ControlPlaneLink(
             channel,
             registration=registration,
@@ -105,22 +120,13 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             on_connection=lambda up: metrics.connected.set(1 if up else 0),
         )
         await runner.load_outbox()
-        saver = asyncio.create_task(runner.save_refused_results(), name="outbox-retry")
-        stack.push_async_callback(_cancel, saver)
-        stack.push_async_callback(pool.shutdown)
-        await pool.start()
-        stack.push_async_callback(runner.shutdown)
-        try:
-            metrics_port, stop_metrics = serve_metrics(registry, config.metrics_listen)
-        except OSError as exc:
-            raise FatalError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
-        stack.callback(stop_metrics)
+        metrics_server = MetricsServer(registry, config.metrics_listen)
         admin_socket = config.admin_socket_path
         admin = NodeAdminServicer(
             facts=NodeFacts(
                 name=config.name,
                 server=config.server,
-                isolation=registration.isolation,
+                isolation=cgroups.mode,
                 slots=slots,
                 version=registration.version,
             ),
@@ -129,49 +135,28 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             drain=drain,
             idle_workers=lambda: pool.idle_count,
         )
-        admin_server = await serve_admin(admin, admin_socket)
+        admin_server = GrpcServer(await serve_admin(admin, admin_socket), grace=ADMIN_STOP_GRACE_S)
         stack.callback(admin_socket.unlink, missing_ok=True)
-        stack.push_async_callback(admin_server.stop, 0.5)
-        # The link outlives `stop` by the grace period, so that results still reach the control plane.
-        link_stop = asyncio.Event()
-        link_task = asyncio.create_task(link.run(link_stop), name="control-plane-link")
-        stack.push_async_callback(_finish, link_task)
-        stack.callback(link_stop.set)  # runs before _finish: the link ends on it
         metrics_host, _ = split_address(config.metrics_listen)
         write_state_file(
             config.state_file,
-            {"name": config.name, "server": config.server, "metrics": f"{metrics_host}:{metrics_port}",
-             "isolation": mode.value, "slots": slots, "admin_socket": str(admin_socket)},
+            {"name": config.name, "server": config.server, "metrics": f"{metrics_host}:{metrics_server.port}",
+             "isolation": cgroups.mode.value, "slots": slots, "admin_socket": str(admin_socket)},
         )  # fmt: skip
         stack.callback(config.state_file.unlink, missing_ok=True)
         log.info(
             "node ready",
-            extra={"node": config.name, "server": config.server, "isolation": mode.value, "slots": slots},
+            extra={"node": config.name, "server": config.server, "isolation": cgroups.mode.value, "slots": slots},
         )
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({link_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if link_task.done() and not link_task.cancelled() and link_task.exception() is not None:
-            raise link_task.exception()  # type: ignore[misc]
-        log.info("node stopping")
-        await wind_down(link, runner, grace=config.shutdown_grace, force=force)
+
+        async def graceful() -> None:
+            log.info("node stopping")
+            await wind_down(link, runner, grace=config.shutdown_grace, force=force)
+
+        # Stopped in reverse: the link last of all to start, first to stop, once running steps
+        # finished and their results landed (wind_down); then the steps still running.
+        await supervise([PoolService(pool), runner, metrics_server, admin_server, link], stop, before_stopping=graceful)
     log.info("node stopped")
-
-
-async def _finish(task: asyncio.Task[None]) -> None:
-    """Let the link end on the stop event; cancel it if it does not within a moment."""
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=2)
-    except (TimeoutError, Exception):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _cgroup_driver(config: NodedConfig) -> CgroupDriver:

@@ -19,5 +19,13 @@ class StateFull(StateError):
     """The disk under the node's data dir is full; nothing was written."""
 
 
+class NotConnected(Error):
+    """The node has no stream to the control plane right now."""
+
+
+class NotConfirmed(Error):
+    """The control plane did not answer the node's request in time."""
+
+
 class RegistrationError(Error, FatalError):
     """The control plane refused this node (e.g. its name is taken)."""

@@ -1,9 +1,12 @@
-"""Runs assigned step attempts: fetch module → scratch dir → worker → outbox → report.
+"""Runs assigned step attempts: fetch module → scratch dir → step cgroup → worker → outbox → report.
 
 Each phase is safe after a failure of the one before: a module that cannot be fetched becomes
-a failed result, a worker that dies becomes a `worker_lost` result, and the scratch directory
-is removed whatever happened. A result goes into the outbox before it is sent and leaves it
-only when the control plane acknowledges it.
+a failed result, a worker that dies becomes a `worker_lost` result, the cgroup and the scratch
+directory are removed whatever happened. A result goes into the outbox before it is sent and
+leaves it only when the control plane acknowledges it; a result the outbox refuses (a full disk)
+is sent all the same and written again until it is saved or acknowledged.
+
+The runner deals in `noded.messages` only; the link turns them into protobuf.
 """
 
 from __future__ import annotations
@@ -15,54 +18,53 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from google.protobuf.duration_pb2 import Duration
-
-from agentflow import wire
+from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, SystemClock
-from agentflow.spec import format_memory
-from agentflow.v1 import node_pb2, types_pb2
-from agentflow.vocabulary import Capability, FailureKind
+from agentflow.lifecycle import Component
+from agentflow.vocabulary import Capability, FailureKind, StepOutcome
 from noded.cgroups import (
-    MIN_CPU_MILLIS,
     NO_STATS,
     CgroupDriver,
     CgroupError,
     CgroupStats,
     StepCgroup,
-    StepLimits,
+    oom_kill_error,
     slug,
+    step_limits,
 )
 from noded.drain import DrainState
 from noded.errors import ModuleFetchError, StateError
+from noded.messages import Ack, Assignment, DrainNotice, Started, StepResult, ToControlPlane
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.sandbox import ExecResult, StepJob
-from noded.state import NodeState, ResultKey
+from noded.state import NodeState
 from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
 
-
-# A step's cgroup holds its worker process while it runs. The guest's linear memory is bounded
-# exactly by wasmtime (resources.memory); the cgroup adds this much for the worker's own
-# allocations during the step (instance, buffers, compiling a module not yet cached).
-CGROUP_MEMORY_HEADROOM = 128 * 1024 * 1024
-CGROUP_PIDS_MAX = 64
-# How often results the outbox refused (a full disk) are written again until they are acked.
 OUTBOX_RETRY_INTERVAL = timedelta(seconds=2)
+"""How often results the outbox refused (a full disk) are written again until they are acked."""
+MIN_TIMEOUT = timedelta(milliseconds=1)
+
+Send = Callable[[ToControlPlane], bool]
+"""Queues a message for the control plane; False when there is no stream to queue it on."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunningStep:
-    key: ResultKey
+    key: AttemptKey
     workflow: str
     since: datetime
 
 
-class StepRunner:
+class StepRunner(Component):
+    """`run()` owns every step task; `shutdown()` stops the steps still running (the control
+    plane places them again)."""
+
     def __init__(
         self,
         *,
@@ -70,13 +72,13 @@ class StepRunner:
         modules: ModuleStore,
         state: NodeState,
         scratch_root: Path,
-        send: Callable[[node_pb2.NodeMessage], bool],
+        send: Send,
         metrics: NodeMetrics,
         cgroups: CgroupDriver,
         drain: DrainState,
         clock: Clock | None = None,
     ) -> None:
-        self._clock = clock or SystemClock()
+        super().__init__()
         self._pool = pool
         self._modules = modules
         self._state = state
@@ -85,70 +87,87 @@ class StepRunner:
         self._metrics = metrics
         self._cgroups = cgroups
         self._drain = drain
-        self._running: dict[ResultKey, asyncio.Task[None]] = {}
-        self._running_since: dict[ResultKey, RunningStep] = {}
+        self._clock = clock or SystemClock()
+        self._group: asyncio.TaskGroup | None = None
+        self._running: dict[AttemptKey, RunningStep] = {}
+        self._tasks: dict[AttemptKey, asyncio.Task[None]] = {}
+        self._cancel_requested: set[AttemptKey] = set()
+        self._unacked: dict[AttemptKey, StepResult] = {}  # mirror of the outbox, kept even if the disk fails
+        self._unsaved: set[AttemptKey] = set()  # unacked results the outbox refused
+        self._retry_saving = asyncio.Event()
         # Set while nothing runs / no result awaits an ack (what a graceful stop waits for).
         self.no_steps = asyncio.Event()
         self.no_unacked = asyncio.Event()
         self.no_steps.set()
         self.no_unacked.set()
-        self._cancel_requested: set[ResultKey] = set()
-        self._unacked: dict[ResultKey, bytes] = {}  # mirror of the outbox, kept even if the disk fails
-        self._unsaved: set[ResultKey] = set()  # unacked results the outbox refused
-        self._retry_saving = asyncio.Event()
 
     async def load_outbox(self) -> None:
         """Take over results a previous run of the daemon finished but never got acked."""
-        for key, blob in await self._state.pending_results():
-            self._unacked[key] = blob
+        for result in await self._state.pending_results():
+            self._unacked[result.key] = result
         self._note_changes()
 
-    # LinkHandlers -------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                saver = group.create_task(self._save_refused_results(), name="outbox-retry")
+                await self.stopping.wait()
+                saver.cancel()
+                for task in self._tasks.values():
+                    task.cancel()  # the daemon is stopping; the control plane places them again
+        finally:
+            self._group = None
 
-    def in_flight(self) -> list[ResultKey]:
+    # what the link asks ---------------------------------------------------------------------
+
+    def in_flight(self) -> list[AttemptKey]:
         return sorted(self._running)
 
-    def unacked(self) -> list[tuple[ResultKey, bytes]]:
-        return sorted(self._unacked.items())
+    def unacked(self) -> list[StepResult]:
+        return [self._unacked[k] for k in sorted(self._unacked)]
 
     def running_count(self) -> int:
         return len(self._running)
 
-    def on_assign(self, assignment: types_pb2.Assignment) -> None:
-        key = ResultKey(assignment.run_id, assignment.step, assignment.attempt)
+    def idle_workers(self) -> int:
+        return self._pool.idle_count
+
+    def on_assign(self, assignment: Assignment) -> None:
+        key = assignment.key
         if key in self._running:
             return  # delivered twice; already running
         if key in self._unacked:
-            self._send(node_pb2.NodeMessage(result=types_pb2.StepResult.FromString(self._unacked[key])))
+            self._send(self._unacked[key])  # finished already: the result again, not the step
             return
-        task = asyncio.create_task(self._execute(key, assignment), name=f"step-{key.run_id}-{key.step}-{key.attempt}")
-        self._running[key] = task
+        if self._group is None:
+            raise RuntimeError("the step runner is not running")
+        self._running[key] = RunningStep(key=key, workflow=assignment.workflow, since=self._clock.now())
         self._note_changes()
-        self._running_since[key] = RunningStep(key=key, workflow=assignment.workflow_name, since=datetime.now(UTC))
-        self._metrics.running.set(len(self._running))
+        self._tasks[key] = self._group.create_task(self._execute(assignment), name=f"step {key}")
 
-    def on_cancel(self, key: ResultKey) -> None:
-        if key not in self._running:
+    def on_cancel(self, key: AttemptKey) -> None:
+        if key not in self._running or key in self._cancel_requested or self._group is None:
             return
         self._cancel_requested.add(key)
-        asyncio.get_running_loop().create_task(self._pool.cancel(_pool_key(key)))
+        self._group.create_task(self._pool.cancel(str(key)), name=f"cancel {key}")
 
-    async def on_ack(self, key: ResultKey, stale: bool) -> None:
-        if self._unacked.pop(key, None) is None:
+    async def on_ack(self, ack: Ack) -> None:
+        if self._unacked.pop(ack.key, None) is None:
             return
         self._note_changes()
-        if stale:
-            log.info("control plane dropped a stale result", extra={"run": key.run_id, "step": key.step})
-        if key in self._unsaved:
-            self._unsaved.discard(key)
+        if ack.stale:
+            log.info("control plane dropped a stale result", extra={"run": ack.key.run_id, "step": ack.key.step})
+        if ack.key in self._unsaved:
+            self._unsaved.discard(ack.key)
             return
         try:
-            await self._state.delete_result(key)
-        except StateError as exc:
+            await self._state.delete_result(ack.key)
+        except StateError as exc:  # it is resent after a restart, and acked as a repeat
             log.error("cannot delete an acked result from the outbox", extra={"error": str(exc)})
 
-    def on_drain(self, draining: bool, deadline: datetime | None) -> None:
-        self._drain.update(draining, deadline)
+    def on_drain(self, notice: DrainNotice) -> None:
+        self._drain.update(notice.draining, notice.deadline)
 
     def _note_changes(self) -> None:
         for event, empty in ((self.no_steps, not self._running), (self.no_unacked, not self._unacked)):
@@ -156,11 +175,12 @@ class StepRunner:
                 event.set()
             else:
                 event.clear()
+        self._metrics.running.set(len(self._running))
 
-    # status (for the local admin API) ------------------------------------------------------
+    # status (for the local admin API) --------------------------------------------------------
 
     def running_steps(self) -> list[RunningStep]:
-        return sorted(self._running_since.values(), key=lambda s: (s.since, s.key))
+        return sorted(self._running.values(), key=lambda s: (s.since, s.key))
 
     @property
     def unacked_count(self) -> int:
@@ -171,109 +191,92 @@ class StepRunner:
         """Unacked results the outbox refused (a full disk); they are written again until saved."""
         return len(self._unsaved)
 
-    # execution ----------------------------------------------------------------------------
+    # execution -------------------------------------------------------------------------------
 
-    async def _execute(self, key: ResultKey, a: types_pb2.Assignment) -> None:
+    async def _execute(self, a: Assignment) -> None:
+        key = a.key
         scratch = self._scratch_root / key.run_id / key.step / str(key.attempt)
         started = time.monotonic()
         try:
-            result = await self._attempt(key, a, scratch)
+            result = await self._attempt(a, scratch)
         except asyncio.CancelledError:
             raise  # the daemon is stopping; the control plane requeues the attempt
         except Exception as exc:  # a bug or host trouble must still end the attempt visibly
             log.exception("step attempt failed on the node", extra={"run": key.run_id, "step": key.step})
-            result = _failed(
-                types_pb2.StepResult(run_id=key.run_id, step=key.step, attempt=key.attempt),
-                FailureKind.WORKER_LOST,
-                f"node error: {type(exc).__name__}: {exc}",
-            )
+            result = _failed(key, FailureKind.WORKER_LOST, f"node error: {type(exc).__name__}: {exc}")
         finally:
             self._running.pop(key, None)
-            self._running_since.pop(key, None)
+            self._tasks.pop(key, None)
+            self._cancel_requested.discard(key)
             self._note_changes()
-            self._metrics.running.set(len(self._running))
             shutil.rmtree(scratch, ignore_errors=True)
-        result.duration.CopyFrom(_duration(time.monotonic() - started))
-        await self._report(key, result)
+        await self._report(dataclasses.replace(result, duration=timedelta(seconds=time.monotonic() - started)))
 
-    async def _attempt(self, key: ResultKey, a: types_pb2.Assignment, scratch: Path) -> types_pb2.StepResult:
-        base = types_pb2.StepResult(run_id=key.run_id, step=key.step, attempt=key.attempt)
+    async def _attempt(self, a: Assignment, scratch: Path) -> StepResult:
+        key = a.key
         try:
             module_path = await self._modules.ensure(a.module_digest)
         except (ModuleFetchError, OSError) as exc:
-            return _failed(base, FailureKind.MODULE, f"module {a.module_digest}: {exc}")
+            return _failed(key, FailureKind.MODULE, f"module {a.module_digest}: {exc}")
         except Exception as exc:  # an RPC error while downloading
-            return _failed(base, FailureKind.MODULE, f"module {a.module_digest}: download failed: {exc}")
+            return _failed(key, FailureKind.MODULE, f"module {a.module_digest}: download failed: {exc}")
         scratch.mkdir(parents=True, exist_ok=True)
-        capabilities = set()
-        if a.capabilities.llm:
-            capabilities.add(Capability.LLM_COMPLETE)
-        if a.capabilities.http_allowed_hosts:
-            capabilities.add(Capability.HTTP_FETCH)
         job = StepJob(
             digest=a.module_digest,
             module_path=str(module_path),
             stdin=a.stdin_json.encode(),
-            timeout_s=max(a.timeout.ToTimedelta().total_seconds(), 0.001),
-            memory_limit_bytes=a.resources.memory_bytes,
+            timeout_s=max(a.timeout, MIN_TIMEOUT).total_seconds(),
+            memory_limit_bytes=a.memory_bytes,
             scratch_dir=str(scratch),
-            allowed_paths=tuple(a.capabilities.allowed_paths),
-            capabilities=frozenset(capabilities),
+            allowed_paths=a.capabilities.allowed_paths,
+            capabilities=_capabilities(a),
         )
-
         try:
             cgroup = self._cgroups.create(
-                slug(_pool_key(key)),
-                StepLimits(
-                    memory_bytes=a.resources.memory_bytes + CGROUP_MEMORY_HEADROOM,
-                    cpu_millis=max(a.resources.cpu_millis, MIN_CPU_MILLIS),
-                    pids_max=CGROUP_PIDS_MAX,
-                ),
+                slug(str(key)), step_limits(cpu_millis=a.cpu_millis, memory_bytes=a.memory_bytes)
             )
         except CgroupError as exc:
             log.error("cannot create the step's cgroup", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
+            return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         stats: list[CgroupStats] = []
 
         def started(pid: int) -> None:
             cgroup.attach(pid)  # before the job is sent: the step never runs outside its cgroup
-            ref = node_pb2.AttemptRef(run_id=key.run_id, step=key.step, attempt=key.attempt)
-            self._send(node_pb2.NodeMessage(started=node_pb2.StepStarted(attempt=ref)))
+            self._send(Started(key=key))
 
         def ended(pid: int) -> None:
             stats.append(_release(cgroup, pid))
 
         try:
             if key in self._cancel_requested:
-                raise StepCancelled(_pool_key(key))
-            outcome = await self._pool.run(job, key=_pool_key(key), on_start=started, on_end=ended)
+                raise StepCancelled(str(key))
+            outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended)
         except CgroupError as exc:
             log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
+            return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         except StepCancelled:
-            base.outcome = types_pb2.STEP_OUTCOME_CANCELLED
-            base.error = "cancelled by the control plane"
-            return base
+            return StepResult(key=key, outcome=StepOutcome.CANCELLED, error="cancelled by the control plane")
         except PoolClosed:
             raise asyncio.CancelledError() from None
         except WorkerError as exc:  # host-side trouble (e.g. the scratch dir vanished): not the agent's fault
             log.error("worker failed to run the step", extra={"step": key.step, "error": str(exc)})
-            return _failed(base, FailureKind.WORKER_LOST, f"node error: {exc}")
+            return _failed(key, FailureKind.WORKER_LOST, f"node error: {exc}")
         finally:
-            self._cancel_requested.discard(key)
             if not stats:  # the job never reached a worker
                 _release(cgroup, None)
-        if outcome.failure_kind == FailureKind.WORKER_LOST and stats and stats[0].oom_kills:
-            outcome = _oom_killed(outcome, a.resources.memory_bytes)
-        self._metrics.observe(outcome, workflow=a.workflow_name)
-        return _from_exec(base, outcome)
+        if outcome.failure_kind is FailureKind.WORKER_LOST and stats and stats[0].oom_kills:
+            outcome = dataclasses.replace(
+                outcome, failure_kind=FailureKind.MEMORY, error=oom_kill_error(a.memory_bytes)
+            )
+        self._metrics.observe(outcome, workflow=a.workflow)
+        return _from_exec(key, outcome)
 
-    async def _report(self, key: ResultKey, result: types_pb2.StepResult) -> None:
-        blob = result.SerializeToString()
-        self._unacked[key] = blob
+    async def _report(self, result: StepResult) -> None:
+        key = result.key
+        self._unacked[key] = result
         self._note_changes()
         try:
-            await self._state.put_result(key, blob)
+            await self._state.put_result(result)
         except StateError as exc:
             # Keep it in memory, send it anyway and write it again later: only a crash before
             # the ack or the next successful write would lose it.
@@ -281,33 +284,36 @@ class StepRunner:
             log.error("cannot write the result to the outbox", extra={"error": str(exc), "step": key.step})
             self._unsaved.add(key)
             self._retry_saving.set()
-        self._send(node_pb2.NodeMessage(result=result))
+        self._send(result)
 
-    async def save_refused_results(self) -> None:
-        """Runs until cancelled: writes results the outbox refused again, every
-        `OUTBOX_RETRY_INTERVAL`, until each is saved or acknowledged."""
+    async def _save_refused_results(self) -> None:
+        """Write results the outbox refused again, every `OUTBOX_RETRY_INTERVAL`, until each is
+        saved or acknowledged."""
         while True:
             await self._retry_saving.wait()
             await self._clock.sleep(OUTBOX_RETRY_INTERVAL)
             for key in sorted(self._unsaved):
-                blob = self._unacked.get(key)
+                result = self._unacked.get(key)
                 try:
-                    if blob is not None:
-                        await self._state.put_result(key, blob)
+                    if result is not None:
+                        await self._state.put_result(result)
                 except StateError as exc:
                     log.warning("the outbox still refuses results", extra={"error": str(exc)})
                     break
                 self._unsaved.discard(key)
-                if blob is not None:
+                if result is not None:
                     log.info("result written to the outbox", extra={"run": key.run_id, "step": key.step})
             if not self._unsaved:
                 self._retry_saving.clear()
 
-    async def shutdown(self) -> None:
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+
+def _capabilities(a: Assignment) -> frozenset[Capability]:
+    granted = set()
+    if a.capabilities.llm:
+        granted.add(Capability.LLM_COMPLETE)
+    if a.capabilities.http_allowed_hosts:
+        granted.add(Capability.HTTP_FETCH)
+    return frozenset(granted)
 
 
 def _release(cgroup: StepCgroup, pid: int | None) -> CgroupStats:
@@ -318,39 +324,19 @@ def _release(cgroup: StepCgroup, pid: int | None) -> CgroupStats:
         return NO_STATS
 
 
-def _oom_killed(outcome: ExecResult, memory_bytes: int) -> ExecResult:
-    """A worker the kernel killed for its cgroup's memory limit: the step hit its memory limit."""
-    limit = format_memory(memory_bytes + CGROUP_MEMORY_HEADROOM)
-    return dataclasses.replace(
-        outcome,
-        failure_kind=FailureKind.MEMORY,
-        error=f"memory limit reached: the worker was killed by the kernel at its cgroup limit of {limit}",
+def _failed(key: AttemptKey, kind: FailureKind, error: str) -> StepResult:
+    return StepResult(key=key, outcome=StepOutcome.FAILED, failure_kind=kind, error=error)
+
+
+def _from_exec(key: AttemptKey, outcome: ExecResult) -> StepResult:
+    succeeded = outcome.failure_kind is None and outcome.output_json is not None
+    return StepResult(
+        key=key,
+        outcome=StepOutcome.SUCCEEDED if succeeded else StepOutcome.FAILED,
+        failure_kind=None if succeeded else (outcome.failure_kind or FailureKind.EXIT),
+        output_json=outcome.output_json or "" if succeeded else "",
+        error="" if succeeded else outcome.error,
+        exit_code=outcome.exit_code or 0,
+        stderr=outcome.stderr,
+        denied_host_calls=outcome.denied_host_calls,
     )
-
-
-def _pool_key(key: ResultKey) -> str:
-    return f"{key.run_id}/{key.step}/{key.attempt}"
-
-
-def _duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromTimedelta(timedelta(seconds=seconds))
-    return d
-
-
-def _failed(base: types_pb2.StepResult, kind: FailureKind, error: str) -> types_pb2.StepResult:
-    base.outcome = types_pb2.STEP_OUTCOME_FAILED
-    base.failure_kind = wire.to_pb(kind, types_pb2.FailureKind)
-    base.error = error
-    return base
-
-
-def _from_exec(base: types_pb2.StepResult, outcome: ExecResult) -> types_pb2.StepResult:
-    base.exit_code = outcome.exit_code or 0
-    base.stderr = outcome.stderr
-    base.denied_host_calls = outcome.denied_host_calls
-    if outcome.failure_kind is None and outcome.output_json is not None:
-        base.outcome = types_pb2.STEP_OUTCOME_SUCCEEDED
-        base.output_json = outcome.output_json
-        return base
-    return _failed(base, outcome.failure_kind or FailureKind.EXIT, outcome.error)

@@ -7,8 +7,8 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from agentflow.v1 import node_pb2
 from noded.link import ControlPlaneLink
+from noded.messages import Goodbye
 from noded.runner import StepRunner
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ async def wind_down(link: ControlPlaneLink, runner: StepRunner, *, grace: timede
     """
     if grace <= timedelta(0) or (runner.no_steps.is_set() and runner.no_unacked.is_set()):
         return
-    link.send(node_pb2.NodeMessage(goodbye=node_pb2.Goodbye()))
+    link.send(Goodbye())
     log.info(
         "letting running steps finish before stopping (signal again to stop now)",
         extra={"running": runner.running_count(), "grace_s": grace.total_seconds()},

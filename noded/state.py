@@ -7,17 +7,25 @@ implementations: SQLite (the daemon's), in-memory (tests) and failing (fault inj
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
+from google.protobuf.message import DecodeError
 
+from agentflow.attempt import AttemptKey
 from agentflow.storage import is_disk_full
+from agentflow.v1 import types_pb2
+from agentflow.wire import InvalidField
+from noded import convert
 from noded.errors import StateError, StateFull
+from noded.messages import StepResult
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -32,21 +40,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ResultKey:
-    run_id: str
-    step: str
-    attempt: int
-
-
 class NodeState(Protocol):
     """Every method raises `StateError` (`StateFull` on a full disk) when the storage fails."""
 
     async def node_id(self) -> str | None: ...
     async def set_node_id(self, node_id: str) -> None: ...
-    async def put_result(self, key: ResultKey, result: bytes) -> None: ...
-    async def delete_result(self, key: ResultKey) -> None: ...
-    async def pending_results(self) -> list[tuple[ResultKey, bytes]]: ...
+    async def put_result(self, result: StepResult) -> None: ...
+    async def delete_result(self, key: AttemptKey) -> None: ...
+    async def pending_results(self) -> list[StepResult]:
+        """In the order they were first put."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -94,27 +98,34 @@ class SqliteNodeState:
                 (node_id,),
             )
 
-    async def put_result(self, key: ResultKey, result: bytes) -> None:
+    async def put_result(self, result: StepResult) -> None:
+        key, blob = result.key, convert.result_to_pb(result).SerializeToString()
         async with _failing_as("write a result to the outbox"):
             await self._conn.execute(
                 "INSERT OR REPLACE INTO outbox (run_id, step, attempt, result) VALUES (?, ?, ?, ?)",
-                (key.run_id, key.step, key.attempt, result),
+                (key.run_id, key.step, key.attempt, blob),
             )
 
-    async def delete_result(self, key: ResultKey) -> None:
+    async def delete_result(self, key: AttemptKey) -> None:
         async with _failing_as("delete a result from the outbox"):
             await self._conn.execute(
                 "DELETE FROM outbox WHERE run_id = ? AND step = ? AND attempt = ?",
                 (key.run_id, key.step, key.attempt),
             )
 
-    async def pending_results(self) -> list[tuple[ResultKey, bytes]]:
+    async def pending_results(self) -> list[StepResult]:
         async with (
             _failing_as("read the outbox"),
-            self._conn.execute("SELECT run_id, step, attempt, result FROM outbox ORDER BY rowid") as cur,
+            self._conn.execute("SELECT result FROM outbox ORDER BY rowid") as cur,
         ):
             rows = await cur.fetchall()
-        return [(ResultKey(r[0], r[1], int(r[2])), bytes(r[3])) for r in rows]
+        results = []
+        for (blob,) in rows:
+            try:
+                results.append(convert.result_from_pb(types_pb2.StepResult.FromString(bytes(blob))))
+            except (DecodeError, InvalidField) as exc:  # written by another version: not ours to send
+                log.error("dropping an unreadable result from the outbox", extra={"error": str(exc)})
+        return results
 
     async def close(self) -> None:
         await self._conn.close()
@@ -123,7 +134,7 @@ class SqliteNodeState:
 class MemoryNodeState:
     def __init__(self) -> None:
         self._node_id: str | None = None
-        self._outbox: dict[ResultKey, bytes] = {}
+        self._outbox: dict[AttemptKey, StepResult] = {}
 
     async def node_id(self) -> str | None:
         return self._node_id
@@ -131,15 +142,15 @@ class MemoryNodeState:
     async def set_node_id(self, node_id: str) -> None:
         self._node_id = node_id
 
-    async def put_result(self, key: ResultKey, result: bytes) -> None:
-        self._outbox.pop(key, None)  # a rewritten result moves to the end, as in SQLite
-        self._outbox[key] = result
+    async def put_result(self, result: StepResult) -> None:
+        self._outbox.pop(result.key, None)  # a rewritten result moves to the end, as in SQLite
+        self._outbox[result.key] = result
 
-    async def delete_result(self, key: ResultKey) -> None:
+    async def delete_result(self, key: AttemptKey) -> None:
         self._outbox.pop(key, None)
 
-    async def pending_results(self) -> list[tuple[ResultKey, bytes]]:
-        return list(self._outbox.items())
+    async def pending_results(self) -> list[StepResult]:
+        return list(self._outbox.values())
 
     async def close(self) -> None:
         return None
@@ -153,7 +164,7 @@ class FailingNodeState(MemoryNodeState):
         super().__init__()
         self.full = True
 
-    async def put_result(self, key: ResultKey, result: bytes) -> None:
+    async def put_result(self, result: StepResult) -> None:
         if self.full:
             raise StateFull("cannot write a result to the outbox: the disk is full (database or disk is full)")
-        await super().put_result(key, result)
+        await super().put_result(result)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from agentflow import rpc
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_admin_pb2, node_admin_pb2_grpc, types_pb2
 
@@ -50,15 +51,17 @@ def _translate(
 ) -> ClientError:
     """A typed error for a failed call. `timeout_is_unreachable=False` for servers that answer
     DEADLINE_EXCEEDED themselves (noded, when the control plane does not confirm in time)."""
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code is grpc.StatusCode.UNAVAILABLE or (code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout_is_unreachable):
-        return Unreachable(f"{what} at {server} is unreachable ({details})")
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return Rejected(details or "invalid request")
-    if code is grpc.StatusCode.NOT_FOUND:
-        return NotFound(details or "not found")
-    return Refused(f"{code.name}: {details}")
+    match rpc.translate(exc):
+        case rpc.Unavailable(details=details):
+            return Unreachable(f"{what} at {server} is unreachable ({details})")
+        case rpc.DeadlineExceeded(details=details) if timeout_is_unreachable:
+            return Unreachable(f"{what} at {server} is unreachable ({details})")
+        case rpc.InvalidArgument(details=details):
+            return Rejected(details or "invalid request")
+        case rpc.NotFound(details=details):
+            return NotFound(details or "not found")
+        case error:
+            return Refused(f"{error.code.name}: {error.details}")
 
 
 def file_digest(path: Path) -> str:

@@ -9,7 +9,7 @@ from grpc_reflection.v1alpha import reflection
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc
 from controlplane.api.admin import ControlPlaneServicer
-from controlplane.api.errors import ErrorMappingInterceptor
+from controlplane.api.errors import error_mapping
 from controlplane.api.gateway import NodeGatewayServicer
 from controlplane.engine import Engine
 
@@ -30,7 +30,7 @@ GRPC_OPTIONS = (
 
 async def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server bound to `listen` (port 0 picks one); answer it and the bound port."""
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=GRPC_OPTIONS)
+    server = grpc.aio.server(interceptors=[error_mapping()], options=GRPC_OPTIONS)
     controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
     node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine), server)
     health_servicer = health.aio.HealthServicer()

@@ -5,17 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from agentflow.attempt import AttemptKey
 from agentflow.spec import Capabilities
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from controlplane.domain import Resources
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptKey:
-    run_id: str
-    step: str
-    attempt: int
-
 
 # down: control plane -> node
 

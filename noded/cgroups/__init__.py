@@ -23,6 +23,7 @@ from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, MIN_CPU_MILLIS, NO_STATS, CgroupStats, StepLimits
 from noded.cgroups.naming import MAX_NAME_LEN, node_subtree, slug
 from noded.cgroups.none import NoneDriver
+from noded.cgroups.policy import MEMORY_HEADROOM, PIDS_MAX, oom_kill_error, step_limits
 from noded.cgroups.procfile import PROC_SELF_CGROUP
 from noded.cgroups.step import RELEASE_TIMEOUT_S, FileStepCgroup
 from noded.cgroups.v1 import V1Driver
@@ -31,8 +32,10 @@ from noded.cgroups.v2 import V2Driver
 __all__ = [
     "CPU_PERIOD_US",
     "MAX_NAME_LEN",
+    "MEMORY_HEADROOM",
     "MIN_CPU_MILLIS",
     "NO_STATS",
+    "PIDS_MAX",
     "PROC_SELF_CGROUP",
     "RELEASE_TIMEOUT_S",
     "CgroupDriver",
@@ -45,6 +48,8 @@ __all__ = [
     "V1Driver",
     "V2Driver",
     "node_subtree",
+    "oom_kill_error",
     "open_driver",
     "slug",
+    "step_limits",
 ]

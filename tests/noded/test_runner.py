@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from disks import fill, mounted_tmpfs
-from google.protobuf.duration_pb2 import Duration
 from prometheus_client import CollectorRegistry
 
+from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, ManualClock
-from agentflow.v1 import node_pb2, types_pb2
-from agentflow.vocabulary import Isolation
+from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from noded.cgroups import CgroupStats, NoneDriver, StepLimits
 from noded.drain import DrainState
 from noded.errors import StateFull
+from noded.messages import Ack, Assignment, Started, StepResult, ToControlPlane
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.runner import OUTBOX_RETRY_INTERVAL, StepRunner
-from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey, SqliteNodeState
+from noded.state import FailingNodeState, MemoryNodeState, NodeState, SqliteNodeState
 from noded.workers import WorkerPool
 
 pytestmark = pytest.mark.component
@@ -36,20 +39,20 @@ class Sent:
     """Messages the runner sent up, with a way to wait for one."""
 
     def __init__(self) -> None:
-        self.messages: list[node_pb2.NodeMessage] = []
+        self.messages: list[ToControlPlane] = []
         self._changed = asyncio.Event()
 
-    def __call__(self, message: node_pb2.NodeMessage) -> bool:
+    def __call__(self, message: ToControlPlane) -> bool:
         self.messages.append(message)
         self._changed.set()
         return True
 
-    async def result(self, step: str) -> types_pb2.StepResult:
+    async def result(self, step: str) -> StepResult:
         async with asyncio.timeout(30):
             while True:
                 for m in self.messages:
-                    if m.WhichOneof("kind") == "result" and m.result.step == step:
-                        return m.result
+                    if isinstance(m, StepResult) and m.key.step == step:
+                        return m
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -58,12 +61,7 @@ class Sent:
         await self._changed.wait()
 
     def kinds(self, step: str) -> list[str]:
-        out = []
-        for m in self.messages:
-            kind = m.WhichOneof("kind")
-            if (kind == "result" and m.result.step == step) or (kind == "started" and m.started.attempt.step == step):
-                out.append(kind)
-        return out
+        return [type(m).__name__ for m in self.messages if isinstance(m, StepResult | Started) and m.key.step == step]
 
 
 class OomKillingCgroup:
@@ -103,6 +101,7 @@ async def make_runner(
     async def make(
         *, state: NodeState | None = None, cgroups: NoneDriver | None = None, clock: Clock | None = None
     ) -> tuple[StepRunner, Sent]:
+        """A started runner (shut down after the test) and what it sends."""
         pool = WorkerPool(tmp_path / f"compiled-{len(pools)}", warm=1, max_workers=2)
         pools.append(pool)
         await pool.start()
@@ -119,27 +118,26 @@ async def make_runner(
             drain=DrainState(metrics),
             clock=clock,
         )
+        await stack.enter_async_context(runner)
         return runner, sent
 
-    yield make
+    async with contextlib.AsyncExitStack() as stack:
+        yield make
     for pool in pools:
         await pool.shutdown()
 
 
-def assignment(
-    built_agents: Path, agent: str, *, step: str = "s", attempt: int = 1, **stdin: object
-) -> types_pb2.Assignment:
+def assignment(built_agents: Path, agent: str, *, step: str = "s", attempt: int = 1, **stdin: object) -> Assignment:
     path = built_agents / "tests" / "agents" / f"{agent}.wasm"
     document = {"input": stdin or None, "upstream": {}, "step": {"run": "r1", "name": step, "attempt": attempt}}
-    return types_pb2.Assignment(
-        run_id="r1",
-        step=step,
-        attempt=attempt,
+    return Assignment(
+        key=AttemptKey("r1", step, attempt),
+        workflow="wf",
         module_digest=digest_of(path),
         stdin_json=json.dumps(document),
-        resources=types_pb2.Resources(cpu_millis=100, memory_bytes=64 * MiB),
-        timeout=Duration(seconds=30),
-        workflow_name="wf",
+        cpu_millis=100,
+        memory_bytes=64 * MiB,
+        timeout=timedelta(seconds=30),
     )
 
 
@@ -148,18 +146,18 @@ async def test_result_is_kept_until_acked(make_runner, built_agents: Path) -> No
     runner, sent = await make_runner(state=state)
     runner.on_assign(assignment(built_agents, "echo", greeting="hi"))
     result = await sent.result("s")
-    assert result.outcome == types_pb2.STEP_OUTCOME_SUCCEEDED
+    assert result.outcome == StepOutcome.SUCCEEDED
     assert json.loads(result.output_json)["input"] == {"greeting": "hi"}
-    assert sent.kinds("s") == ["started", "result"]
-    key = ResultKey("r1", "s", 1)
-    assert [k for k, _ in await state.pending_results()] == [key]
-    assert runner.unacked()[0][0] == key and runner.in_flight() == []
+    assert sent.kinds("s") == ["Started", "StepResult"]
+    key = AttemptKey("r1", "s", 1)
+    assert [r.key for r in await state.pending_results()] == [key]
+    assert runner.unacked() == [result] and runner.in_flight() == []
 
     # Delivered again (e.g. after a reconnect): the stored result is resent, the step is not rerun.
     runner.on_assign(assignment(built_agents, "echo", greeting="hi"))
-    assert sent.kinds("s") == ["started", "result", "result"]
+    assert sent.kinds("s") == ["Started", "StepResult", "StepResult"]
 
-    await runner.on_ack(key, stale=False)
+    await runner.on_ack(Ack(key=key, stale=False))
     assert await state.pending_results() == [] and runner.unacked() == []
 
 
@@ -167,8 +165,8 @@ async def test_full_disk_still_sends_the_result(make_runner, built_agents: Path)
     runner, sent = await make_runner(state=FailingNodeState())
     runner.on_assign(assignment(built_agents, "echo"))
     result = await sent.result("s")
-    assert result.outcome == types_pb2.STEP_OUTCOME_SUCCEEDED
-    assert [k for k, _ in runner.unacked()] == [ResultKey("r1", "s", 1)]  # kept in memory for a resend
+    assert result.outcome == StepOutcome.SUCCEEDED
+    assert [r.key for r in runner.unacked()] == [AttemptKey("r1", "s", 1)]  # kept in memory for a resend
 
 
 async def test_on_a_real_full_disk_the_result_is_sent_and_saved_once_space_returns(
@@ -180,31 +178,27 @@ async def test_on_a_real_full_disk_the_result_is_sent_and_saved_once_space_retur
         try:
             await state.set_node_id("n1")  # the database and its WAL exist before the disk fills
             runner, sent = await make_runner(state=state, clock=clock)
-            saver = asyncio.create_task(runner.save_refused_results())
             filler = fill(disk)
             runner.on_assign(assignment(built_agents, "echo", greeting="full"))
 
             result = await sent.result("s")  # sent at once, not held until a reconnect
-            assert result.outcome == types_pb2.STEP_OUTCOME_SUCCEEDED
+            assert result.outcome == StepOutcome.SUCCEEDED
             assert json.loads(result.output_json)["input"] == {"greeting": "full"}
             assert runner.unsaved_count == 1
             with pytest.raises(StateFull, match="the disk is full"):
-                await state.put_result(ResultKey("r1", "other", 1), b"x")
+                await state.put_result(dataclasses.replace(result, key=AttemptKey("r1", "other", 1)))
 
             await clock.wait_for_sleepers()
             await clock.advance(OUTBOX_RETRY_INTERVAL)  # still full: it stays in memory, unsaved
             assert await state.pending_results() == []
-            assert [k for k, _ in runner.unacked()] == [ResultKey("r1", "s", 1)]
+            assert [r.key for r in runner.unacked()] == [AttemptKey("r1", "s", 1)]
 
             filler.unlink()  # space is back: the next retry writes it to the outbox
             await clock.wait_for_sleepers()
             await clock.advance(OUTBOX_RETRY_INTERVAL)
             saved = await state.pending_results()
-            assert [k for k, _ in saved] == [ResultKey("r1", "s", 1)]
-            assert types_pb2.StepResult.FromString(saved[0][1]) == result
+            assert saved == [result]
             assert runner.unsaved_count == 0
-            saver.cancel()
-            await asyncio.gather(saver, return_exceptions=True)
         finally:
             await state.close()
 
@@ -213,8 +207,8 @@ async def test_kernel_oom_kill_is_reported_as_the_memory_limit(make_runner, buil
     runner, sent = await make_runner(cgroups=OomDriver(node_name="test"))
     runner.on_assign(assignment(built_agents, "echo"))
     result = await sent.result("s")
-    assert result.outcome == types_pb2.STEP_OUTCOME_FAILED
-    assert result.failure_kind == types_pb2.FAILURE_KIND_MEMORY
+    assert result.outcome == StepOutcome.FAILED
+    assert result.failure_kind == FailureKind.MEMORY
     assert result.error == "memory limit reached: the worker was killed by the kernel at its cgroup limit of 192Mi"
 
 
@@ -222,22 +216,21 @@ async def test_cancel_kills_the_running_step(make_runner, built_agents: Path) ->
     runner, sent = await make_runner()
     runner.on_assign(assignment(built_agents, "spin"))
     async with asyncio.timeout(30):
-        while "started" not in sent.kinds("s"):
+        while "Started" not in sent.kinds("s"):
             await sent.changed()
-    runner.on_cancel(ResultKey("r1", "s", 1))
+    runner.on_cancel(AttemptKey("r1", "s", 1))
     result = await sent.result("s")
-    assert result.outcome == types_pb2.STEP_OUTCOME_CANCELLED
+    assert result.outcome == StepOutcome.CANCELLED
     assert runner.in_flight() == []
 
 
 async def test_module_with_the_wrong_bytes_fails_the_step(make_runner, built_agents: Path, tmp_path: Path) -> None:
     runner, sent = await make_runner()
-    bad = assignment(built_agents, "echo")
-    bad.module_digest = "sha256:" + "0" * 64  # nothing in the library hashes to this
+    bad = dataclasses.replace(assignment(built_agents, "echo"), module_digest="sha256:" + "0" * 64)  # unknown bytes
     runner.on_assign(bad)
     result = await sent.result("s")
-    assert result.outcome == types_pb2.STEP_OUTCOME_FAILED
-    assert result.failure_kind == types_pb2.FAILURE_KIND_MODULE
+    assert result.outcome == StepOutcome.FAILED
+    assert result.failure_kind == FailureKind.MODULE
     assert "sha256:" + "0" * 64 in result.error
     assert not list((tmp_path / "modules").glob("*.wasm"))
 
@@ -247,9 +240,9 @@ async def test_guest_failure_carries_exit_code_and_stderr(make_runner, built_age
     runner.on_assign(assignment(built_agents, "fail"))
     result = await sent.result("s")
     assert (result.outcome, result.failure_kind, result.exit_code) == (
-        types_pb2.STEP_OUTCOME_FAILED,
-        types_pb2.FAILURE_KIND_EXIT,
+        StepOutcome.FAILED,
+        FailureKind.EXIT,
         3,
     )
     assert "boom" in result.stderr
-    assert result.duration.ToTimedelta().total_seconds() > 0
+    assert result.duration > timedelta(0)

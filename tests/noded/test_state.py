@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from disks import fill, mounted_tmpfs
 
+from agentflow.attempt import AttemptKey
+from agentflow.vocabulary import FailureKind, StepOutcome
 from noded.errors import StateError, StateFull
-from noded.state import FailingNodeState, MemoryNodeState, NodeState, ResultKey, SqliteNodeState
+from noded.messages import StepResult
+from noded.state import FailingNodeState, MemoryNodeState, NodeState, SqliteNodeState
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
-A1 = ResultKey("run-a", "fetch", 1)
-A2 = ResultKey("run-a", "fetch", 2)
-B1 = ResultKey("run-b", "count", 1)
-C1 = ResultKey("run-c", "shout", 1)
+A1 = AttemptKey("run-a", "fetch", 1)
+A2 = AttemptKey("run-a", "fetch", 2)
+B1 = AttemptKey("run-b", "count", 1)
+C1 = AttemptKey("run-c", "shout", 1)
+
+
+def ok(key: AttemptKey, output: str) -> StepResult:
+    return StepResult(key=key, outcome=StepOutcome.SUCCEEDED, output_json=json.dumps(output))
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -45,67 +54,75 @@ async def test_outbox_starts_empty(state: NodeState) -> None:
 
 
 async def test_pending_results_in_put_order(state: NodeState) -> None:
-    await state.put_result(C1, b"c")
-    await state.put_result(A1, b"a1")
-    await state.put_result(B1, b"b")
-    await state.put_result(A2, b"a2")
-    assert await state.pending_results() == [(C1, b"c"), (A1, b"a1"), (B1, b"b"), (A2, b"a2")]
+    await state.put_result(ok(C1, "c"))
+    await state.put_result(ok(A1, "a1"))
+    await state.put_result(ok(B1, "b"))
+    await state.put_result(ok(A2, "a2"))
+    assert await state.pending_results() == [ok(C1, "c"), ok(A1, "a1"), ok(B1, "b"), ok(A2, "a2")]
 
 
 async def test_attempts_of_one_step_are_separate_results(state: NodeState) -> None:
-    await state.put_result(A1, b"first")
-    await state.put_result(A2, b"second")
+    await state.put_result(ok(A1, "first"))
+    await state.put_result(ok(A2, "second"))
     await state.delete_result(A1)
-    assert await state.pending_results() == [(A2, b"second")]
+    assert await state.pending_results() == [ok(A2, "second")]
 
 
 async def test_put_on_the_same_key_replaces_and_moves_to_the_end(state: NodeState) -> None:
-    await state.put_result(A1, b"old")
-    await state.put_result(B1, b"b")
-    await state.put_result(ResultKey("run-a", "fetch", 1), b"new")
-    assert await state.pending_results() == [(B1, b"b"), (A1, b"new")]
+    await state.put_result(ok(A1, "old"))
+    await state.put_result(ok(B1, "b"))
+    await state.put_result(ok(AttemptKey("run-a", "fetch", 1), "new"))
+    assert await state.pending_results() == [ok(B1, "b"), ok(A1, "new")]
 
 
 async def test_delete_removes_only_that_result(state: NodeState) -> None:
     for key in (A1, B1, C1):
-        await state.put_result(key, key.step.encode())
+        await state.put_result(ok(key, key.step))
     await state.delete_result(B1)
-    assert await state.pending_results() == [(A1, b"fetch"), (C1, b"shout")]
+    assert await state.pending_results() == [ok(A1, "fetch"), ok(C1, "shout")]
 
 
 async def test_delete_of_an_unknown_key_is_a_no_op(state: NodeState) -> None:
-    await state.put_result(A1, b"a")
-    await state.delete_result(ResultKey("run-x", "nope", 9))
+    await state.put_result(ok(A1, "a"))
+    await state.delete_result(AttemptKey("run-x", "nope", 9))
     await state.delete_result(A1)
     await state.delete_result(A1)
     assert await state.pending_results() == []
 
 
-async def test_results_are_bytes_exactly(state: NodeState) -> None:
-    payload = bytes(range(256)) * 64 + b"\x00"
-    await state.put_result(A1, payload)
-    await state.put_result(B1, b"")
-    [(key_a, got_a), (key_b, got_b)] = await state.pending_results()
-    assert (key_a, got_a, key_b, got_b) == (A1, payload, B1, b"")
-    assert type(got_a) is bytes and type(key_a.attempt) is int
+async def test_results_round_trip_exactly(state: NodeState) -> None:
+    failed = StepResult(
+        key=A1,
+        outcome=StepOutcome.FAILED,
+        failure_kind=FailureKind.MEMORY,
+        error="memory limit of 32Mi reached",
+        exit_code=137,
+        stderr="\x00 a NUL, \u2603 and a new line\n" * 100,
+        duration=timedelta(seconds=1, microseconds=250),
+        denied_host_calls=3,
+    )
+    cancelled = StepResult(key=B1, outcome=StepOutcome.CANCELLED, error="cancelled by the control plane")
+    await state.put_result(failed)
+    await state.put_result(cancelled)
+    assert await state.pending_results() == [failed, cancelled]
 
 
 async def test_sqlite_state_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "dir" / "noded.db"
     first = await SqliteNodeState.open(path)
     await first.set_node_id("node-abc")
-    await first.put_result(B1, b"b")
-    await first.put_result(A1, b"a")
-    await first.put_result(C1, b"c")
+    await first.put_result(ok(B1, "b"))
+    await first.put_result(ok(A1, "a"))
+    await first.put_result(ok(C1, "c"))
     await first.delete_result(C1)
     await first.close()
 
     second = await SqliteNodeState.open(path)
     try:
         assert await second.node_id() == "node-abc"
-        assert await second.pending_results() == [(B1, b"b"), (A1, b"a")]
-        await second.put_result(C1, b"after")
-        assert [k for k, _ in await second.pending_results()] == [B1, A1, C1]
+        assert await second.pending_results() == [ok(B1, "b"), ok(A1, "a")]
+        await second.put_result(ok(C1, "after"))
+        assert [r.key for r in await second.pending_results()] == [B1, A1, C1]
     finally:
         await second.close()
 
@@ -115,7 +132,7 @@ async def test_sqlite_files_of_different_paths_are_independent(tmp_path: Path) -
     two = await SqliteNodeState.open(tmp_path / "two.db")
     try:
         await one.set_node_id("one")
-        await one.put_result(A1, b"a")
+        await one.put_result(ok(A1, "a"))
         assert (await two.node_id(), await two.pending_results()) == (None, [])
     finally:
         await one.close()
@@ -140,6 +157,6 @@ async def full_state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
 async def test_a_full_disk_refuses_results_with_the_same_typed_error(full_state: NodeState) -> None:
     with pytest.raises(StateFull, match="cannot write a result to the outbox: the disk is full") as info:
-        await full_state.put_result(A1, b"a" * 8192)
+        await full_state.put_result(ok(A1, "a" * 8192))
     assert isinstance(info.value, StateError)
     assert await full_state.pending_results() == []

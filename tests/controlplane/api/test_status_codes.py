@@ -5,8 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from agentflow.wire import InvalidField
 from controlplane import errors
-from controlplane.api.errors import STATUS_CODES, status_for
+from controlplane.api.errors import STATUS_CODES, error_mapping
 
 pytestmark = pytest.mark.unit
 
@@ -23,11 +24,16 @@ pytestmark = pytest.mark.unit
         (errors.StorageFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (errors.StorageError("x"), grpc.StatusCode.UNAVAILABLE),
         (errors.Error("x"), grpc.StatusCode.INTERNAL),
+        (InvalidField("x"), grpc.StatusCode.INVALID_ARGUMENT),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v.name,
 )
-def test_status_for(error: errors.Error, code: grpc.StatusCode) -> None:
-    assert status_for(error) is code
+def test_status_for(error: Exception, code: grpc.StatusCode) -> None:
+    assert error_mapping().status_for(error) is code
+
+
+def test_an_error_not_in_the_table_has_no_code_and_becomes_internal_at_the_edge() -> None:
+    assert error_mapping().status_for(KeyError("x")) is None
 
 
 def test_no_class_is_shadowed_by_an_earlier_base() -> None:

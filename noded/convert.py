@@ -1,0 +1,168 @@
+"""noded's messages <-> protobuf: the only module of the node that does this (the outbox stores
+results in their wire form, so it uses this module too)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agentflow import wire
+from agentflow.attempt import AttemptKey
+from agentflow.spec import Capabilities
+from agentflow.v1 import node_pb2, types_pb2
+from agentflow.vocabulary import FailureKind, StepOutcome
+from noded.messages import (
+    Ack,
+    Assignment,
+    Cancel,
+    DrainNotice,
+    DrainRequest,
+    FromControlPlane,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Registered,
+    Registration,
+    Started,
+    StepResult,
+    ToControlPlane,
+)
+
+
+def attempt_ref(key: AttemptKey) -> node_pb2.AttemptRef:
+    return node_pb2.AttemptRef(run_id=key.run_id, step=key.step, attempt=key.attempt)
+
+
+def attempt_key(ref: node_pb2.AttemptRef, *, field: str) -> AttemptKey:
+    if not ref.run_id or not ref.step or ref.attempt < 1:
+        raise wire.InvalidField(f"{field}: run_id, step and a positive attempt are required")
+    return AttemptKey(ref.run_id, ref.step, ref.attempt)
+
+
+def _duration(value: timedelta) -> Duration:
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+# up -------------------------------------------------------------------------------------------
+
+
+def registration(reg: Registration) -> node_pb2.RegisterRequest:
+    return node_pb2.RegisterRequest(
+        name=reg.name,
+        node_id=reg.node_id,
+        labels=reg.labels,
+        capacity=types_pb2.Resources(
+            cpu_millis=reg.capacity.cpu_millis, memory_bytes=reg.capacity.memory_bytes, slots=reg.capacity.slots
+        ),
+        isolation=wire.to_pb(reg.isolation, types_pb2.Isolation),
+        version=reg.version,
+    )
+
+
+def result_to_pb(result: StepResult) -> types_pb2.StepResult:
+    return types_pb2.StepResult(
+        run_id=result.key.run_id,
+        step=result.key.step,
+        attempt=result.key.attempt,
+        outcome=wire.to_pb(result.outcome, types_pb2.StepOutcome),
+        failure_kind=(
+            types_pb2.FAILURE_KIND_UNSPECIFIED
+            if result.failure_kind is None
+            else wire.to_pb(result.failure_kind, types_pb2.FailureKind)
+        ),
+        output_json=result.output_json,
+        error=result.error,
+        exit_code=result.exit_code,
+        stderr=result.stderr,
+        duration=_duration(result.duration),
+        denied_host_calls=result.denied_host_calls,
+    )
+
+
+def result_from_pb(message: types_pb2.StepResult) -> StepResult:
+    outcome = wire.from_pb(StepOutcome, types_pb2.StepOutcome, message.outcome, field="result.outcome")
+    kind = None
+    if outcome is StepOutcome.FAILED:
+        kind = wire.from_pb(FailureKind, types_pb2.FailureKind, message.failure_kind, field="result.failure_kind")
+    return StepResult(
+        key=AttemptKey(message.run_id, message.step, message.attempt),
+        outcome=outcome,
+        failure_kind=kind,
+        output_json=message.output_json,
+        error=message.error,
+        exit_code=message.exit_code,
+        stderr=message.stderr,
+        duration=wire.duration(message.duration, field="result.duration"),
+        denied_host_calls=message.denied_host_calls,
+    )
+
+
+def to_pb(message: ToControlPlane) -> node_pb2.NodeMessage:
+    match message:
+        case Hello():
+            return node_pb2.NodeMessage(
+                hello=node_pb2.Hello(
+                    in_flight=[attempt_ref(k) for k in message.in_flight],
+                    unacked=[attempt_ref(k) for k in message.unacked],
+                )
+            )
+        case Heartbeat():
+            now = Timestamp()
+            now.GetCurrentTime()
+            return node_pb2.NodeMessage(
+                heartbeat=node_pb2.Heartbeat(time=now, running=message.running, idle_workers=message.idle_workers)
+            )
+        case Started():
+            return node_pb2.NodeMessage(started=node_pb2.StepStarted(attempt=attempt_ref(message.key)))
+        case StepResult():
+            return node_pb2.NodeMessage(result=result_to_pb(message))
+        case DrainRequest():
+            request = node_pb2.DrainRequest(draining=message.draining)
+            if message.deadline is not None:
+                request.deadline.FromTimedelta(message.deadline)
+            return node_pb2.NodeMessage(drain=request)
+        case Goodbye():
+            return node_pb2.NodeMessage(goodbye=node_pb2.Goodbye())
+    raise TypeError(f"not a message for the control plane: {message!r}")
+
+
+# down -----------------------------------------------------------------------------------------
+
+
+def registered(response: node_pb2.RegisterResponse) -> Registered:
+    interval = wire.optional_duration(response, "heartbeat_interval", field="heartbeat_interval")
+    return Registered(node_id=response.node_id, heartbeat_interval=interval or None)
+
+
+def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
+    """The domain message, or None for a kind this node does not know (a newer control plane)."""
+    match message.WhichOneof("kind"):
+        case "assign":
+            a = message.assign
+            return Assignment(
+                key=attempt_key(node_pb2.AttemptRef(run_id=a.run_id, step=a.step, attempt=a.attempt), field="assign"),
+                workflow=a.workflow_name,
+                module_digest=a.module_digest,
+                stdin_json=a.stdin_json,
+                cpu_millis=a.resources.cpu_millis,
+                memory_bytes=a.resources.memory_bytes,
+                timeout=wire.duration(a.timeout, field="assign.timeout"),
+                capabilities=Capabilities(
+                    llm=a.capabilities.llm,
+                    http_allowed_hosts=tuple(a.capabilities.http_allowed_hosts),
+                    allowed_paths=tuple(a.capabilities.allowed_paths),
+                ),
+            )
+        case "cancel":
+            return Cancel(key=attempt_key(message.cancel, field="cancel"))
+        case "ack":
+            return Ack(key=attempt_key(message.ack.attempt, field="ack.attempt"), stale=message.ack.stale)
+        case "drain":
+            drain = message.drain
+            deadline = wire.timestamp(drain.deadline, field="drain.deadline") if drain.HasField("deadline") else None
+            return DrainNotice(draining=drain.draining, deadline=deadline)
+    return None
