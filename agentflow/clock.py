@@ -23,6 +23,10 @@ class Clock(Protocol):
         """Return once `delay` has passed on this clock."""
         ...
 
+    async def sleep_until(self, when: datetime) -> None:
+        """Return once this clock reads `when` or later."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -31,9 +35,13 @@ class SystemClock:
     async def sleep(self, delay: timedelta) -> None:
         await asyncio.sleep(max(delay.total_seconds(), 0.0))
 
+    async def sleep_until(self, when: datetime) -> None:
+        await self.sleep(when - self.now())
 
-async def wait(event: asyncio.Event, within: timedelta | None, *, clock: Clock) -> bool:
-    """Wait until `event` is set or `within` passes on `clock`; True if the event was set."""
+
+async def wait(event: asyncio.Event, within: timedelta | datetime | None, *, clock: Clock) -> bool:
+    """Wait until `event` is set or `within` passes on `clock` (a delay from now, or a time);
+    True if the event was set. The deadline is fixed when this is called."""
     if event.is_set():
         return True
     if within is None:
@@ -47,10 +55,11 @@ async def wait(event: asyncio.Event, within: timedelta | None, *, clock: Clock) 
     return event.is_set()
 
 
-async def wait_for_future(future: asyncio.Future[Any], within: timedelta, *, clock: Clock) -> bool:
+async def wait_for_future(future: asyncio.Future[Any], within: timedelta | datetime, *, clock: Clock) -> bool:
     """Wait until `future` is done or `within` passes on `clock`; True if it was done in time.
     The future is left as it is (the caller cancels it if it wants to)."""
-    timer = asyncio.ensure_future(clock.sleep(within))
+    until = within if isinstance(within, datetime) else clock.now() + within
+    timer = asyncio.ensure_future(clock.sleep_until(until))
     try:
         await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -72,11 +81,14 @@ class ManualClock:
         return self._now
 
     async def sleep(self, delay: timedelta) -> None:
-        if delay <= timedelta(0):
+        await self.sleep_until(self._now + delay)
+
+    async def sleep_until(self, when: datetime) -> None:
+        if when <= self._now:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + delay, next(self._order), future))
+        heapq.heappush(self._sleepers, (when, next(self._order), future))
         self._changed.set()
         await future
 
@@ -93,18 +105,19 @@ class ManualClock:
                 await self._changed.wait()
 
     async def advance(self, delta: timedelta | float) -> None:
-        """Move time forward and wake every sleep that is due, letting each woken task run."""
+        """Jump forward by `delta`, then wake every sleep that is now due, in deadline order.
+
+        Each woken task sees the new time; a periodic task wakes once per jump, however many of
+        its periods the jump spans (as a process that was suspended would).
+        """
         if isinstance(delta, (int, float)):
             delta = timedelta(seconds=delta)
         if delta < timedelta(0):
             raise ValueError("a clock does not go backwards")
-        target = self._now + delta
-        while self._sleepers and self._sleepers[0][0] <= target:
-            due, _, future = heapq.heappop(self._sleepers)
-            self._now = max(self._now, due)
+        self._now += delta
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
-                for _ in range(5):  # let the woken task reach its next await
-                    await asyncio.sleep(0)
-        self._now = target
+                await asyncio.sleep(0)  # let the woken task run to its next await
         await asyncio.sleep(0)

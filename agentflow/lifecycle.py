@@ -109,15 +109,20 @@ class GrpcServer(Component):
     """A started `grpc.aio.Server` as a component: `shutdown()` stops it, letting calls in
     progress finish for up to `grace` seconds."""
 
-    def __init__(self, server: grpc.aio.Server, *, grace: float) -> None:
+    def __init__(
+        self, server: grpc.aio.Server, *, grace: float, before_stop: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         super().__init__()
         self.server = server
         self._grace = grace
+        self._before_stop = before_stop
 
     async def _serve(self) -> None:
         try:
             await self.stopping.wait()
         finally:
+            if self._before_stop is not None:
+                await self._before_stop()  # e.g. health checks answer NOT_SERVING from now on
             await self.server.stop(self._grace)
 
 

@@ -76,4 +76,4 @@ class ControlPlaneMetrics:
                 except SubscriberLagged:
                     continue
                 self.observe(event)
-                self.connected_nodes.set(len(engine.core.sessions))
+                self.connected_nodes.set(len(engine.fleet.sessions))

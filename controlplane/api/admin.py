@@ -89,12 +89,12 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         self, request: controlplane_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Node:
         deadline = wire.optional_duration(request, "deadline", field="deadline")
-        return convert.node(await self._engine.nodes.drain(request.name, deadline=deadline))
+        return convert.node(await self._engine.drains.drain(request.name, deadline=deadline))
 
     async def UndrainNode(
         self, request: controlplane_pb2.UndrainNodeRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Node:
-        return convert.node(await self._engine.nodes.undrain(request.name))
+        return convert.node(await self._engine.drains.undrain(request.name))
 
     async def PushModule(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,12 +25,11 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
     async def Register(
         self, request: node_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterResponse:
-        node_id = await self._engine.nodes.register(convert.registration(request))
-        core = self._engine.core
+        node_id = await self._engine.registration.register(convert.registration(request))
         return node_pb2.RegisterResponse(
             node_id=node_id,
-            heartbeat_interval=convert.duration(core.heartbeat_interval),
-            heartbeat_ttl=convert.duration(core.node_ttl),
+            heartbeat_interval=convert.duration(self._engine.heartbeat_interval),
+            heartbeat_ttl=convert.duration(self._engine.node_ttl),
         )
 
     async def Connect(
@@ -41,8 +39,8 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
         node_id = metadata.get(NODE_ID_METADATA, "")
         if not node_id:
             raise Unauthenticated(f"Connect needs the {NODE_ID_METADATA} metadata from Register")
-        nodes = self._engine.nodes
-        session = await nodes.open_session(node_id)
+        registration = self._engine.registration
+        session = await registration.open_session(node_id)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
         closed = asyncio.ensure_future(session.closed.wait())
         get: asyncio.Future[ToNode] | None = None
@@ -53,19 +51,19 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                 if not get.done():
                     break
                 yield convert.to_node(get.result())
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
         finally:
             for pending in (get, closed):
                 if pending is not None:
                     pending.cancel()
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-            await nodes.close_session(session)
+            await asyncio.gather(reader, return_exceptions=True)
+            await registration.close_session(session)
+        # What ended the node's side of the stream (a bad message, say) is the stream's status.
+        if not reader.cancelled() and (failure := reader.exception()) is not None:
+            raise failure
 
     async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
-        nodes = self._engine.nodes
+        engine = self._engine
         try:
             first = True
             async for message in request_iterator:
@@ -74,13 +72,13 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                     raise InvalidArgument("Connect: the first message must be a hello")
                 first = False
                 if kind == "hello":
-                    await nodes.hello(session, convert.hello(message.hello))
+                    await engine.registration.hello(session, convert.hello(message.hello))
                 elif kind == "heartbeat":
-                    await nodes.heartbeat(session)
+                    await engine.liveness.heartbeat(session)
                 elif kind == "started":
-                    await nodes.started(session, convert.attempt_key(message.started.attempt))
+                    await engine.reports.started(session, convert.attempt_key(message.started.attempt))
                 elif kind == "result":
-                    await nodes.result(session, convert.result(message.result))
+                    await engine.reports.result(session, convert.result(message.result))
                 elif kind == "drain":
                     request = message.drain
                     try:
@@ -90,9 +88,9 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                             "node sent a bad drain request", extra={"node": session.node_name, "error": str(exc)}
                         )
                         continue
-                    await nodes.drain_request(session, draining=request.draining, deadline=deadline)
+                    await engine.drains.drain_request(session, draining=request.draining, deadline=deadline)
                 elif kind == "goodbye":
-                    await nodes.goodbye(session)
+                    await engine.liveness.goodbye(session)
         finally:
             session.closed.set()
 

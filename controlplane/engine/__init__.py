@@ -1,8 +1,8 @@
 """The control plane's domain services; no gRPC in here."""
 
 from controlplane.engine.bus import EventBus, SubscriberLagged, Subscription
-from controlplane.engine.core import NodeSession
 from controlplane.engine.engine import Engine
+from controlplane.engine.fleet import NodeSession
 from controlplane.engine.messages import (
     AckResult,
     AssignStep,

@@ -3,36 +3,61 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from agentflow.clock import Clock, SystemClock
+from agentflow.clock import wait as clock_wait
+from agentflow.lifecycle import Component
 from agentflow.vocabulary import StepStatus
-from controlplane.clock import Clock, SystemClock
 from controlplane.engine.bus import EventBus
 from controlplane.engine.core import Core
-from controlplane.engine.nodes import NodeService
+from controlplane.engine.drains import Drains
+from controlplane.engine.fleet import Fleet
+from controlplane.engine.liveness import LivenessService
+from controlplane.engine.nodes import NodeViews
 from controlplane.engine.placement import schedule_pass
+from controlplane.engine.registration import Registration
+from controlplane.engine.reports import Reports
 from controlplane.engine.runs import RunService
+from controlplane.errors import Error
 from controlplane.store import ModuleBlobs, StateStore
 
 log = logging.getLogger(__name__)
 
 # Upper bound on the time between scheduling passes even when nothing woke the scheduler.
 MAX_SCHEDULE_IDLE = timedelta(seconds=1)
+MIN_REAP_INTERVAL = timedelta(milliseconds=50)
 
 
-class Engine:
-    """Owns the state and its loops. `async with Engine.open(...)`, then `await run()`."""
+class Engine(Component):
+    """Owns the state and its loops: `Engine.open(...)`, then `run()` (the scheduler and the node
+    reaper) until `shutdown()`, which also closes the store. Without `run()`, tests drive
+    `schedule_once()`, `liveness.reap()` and `drains.enforce()` themselves."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        blobs: ModuleBlobs,
+        rng: random.Random,
+        heartbeat_interval: timedelta,
+        node_ttl: timedelta,
+    ) -> None:
+        super().__init__()
         self.core = core
-        self.runs = RunService(core)
-        self.nodes = NodeService(core)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
+        self.fleet = Fleet()
+        self.heartbeat_interval = heartbeat_interval
+        self.node_ttl = node_ttl
+        self.runs = RunService(core, self.fleet, blobs)
+        self.nodes = NodeViews(core, self.fleet)
+        self.registration = Registration(core, self.fleet)
+        self.liveness = LivenessService(core, self.fleet, node_ttl=node_ttl)
+        self.reports = Reports(core, self.fleet, rng=rng)
+        self.drains = Drains(core, self.fleet, self.nodes)
+        self._closed = False
 
     @classmethod
     async def open(
@@ -47,74 +72,69 @@ class Engine:
     ) -> Engine:
         data_dir.mkdir(parents=True, exist_ok=True)
         store = await StateStore.open(data_dir / "state.db")
-        core = Core(
-            store=store,
+        engine = cls(
+            Core(store=store, bus=EventBus(), clock=clock or SystemClock()),
             blobs=ModuleBlobs(data_dir / "modules", max_bytes=max_module_bytes),
-            bus=EventBus(),
-            clock=clock or SystemClock(),
             rng=rng or random.Random(),
             heartbeat_interval=heartbeat_interval,
             node_ttl=node_ttl,
         )
-        engine = cls(core)
-        await engine.nodes.load()
+        await engine.registration.load()
         return engine
 
-    async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._schedule_loop(), name="scheduler"),
-            asyncio.create_task(self._reap_loop(), name="node-reaper"),
-        ]
-        self.core.wake()
+    async def _serve(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            loops = [
+                group.create_task(self._schedule_loop(), name="scheduler"),
+                group.create_task(self._reap_loop(), name="node-reaper"),
+            ]
+            self.core.wake()
+            await self.stopping.wait()
+            for loop in loops:
+                loop.cancel()
 
-    async def schedule_once(self) -> timedelta | None:
-        """One pass; answers how long until a backoff expires (None: nothing waits on time)."""
+    async def schedule_once(self) -> datetime | None:
+        """One pass; answers when the next backoff expires (None: nothing waits on time)."""
         core = self.core
         if not await core.store.read.has_steps_with_status(StepStatus.READY):
             return None  # nothing to place: no write transaction
         now = core.clock.now()
         async with core.tx() as tx:
-            result = await schedule_pass(tx, nodes=await tx.nodes(), live_status=core.live_status(), now=now)
+            result = await schedule_pass(tx, nodes=await tx.nodes(), live_status=self.fleet.live_status(), now=now)
         for node_id, message in result.assignments:
-            core.send(node_id, message)
-        if result.next_wakeup is None:
-            return None
-        return max(result.next_wakeup - now, timedelta(0))
+            self.fleet.send(node_id, message)
+        return result.next_wakeup
 
     async def _schedule_loop(self) -> None:
         core = self.core
-        while not self._stopping.is_set():
+        while True:
             core.wake_event.clear()
             try:
-                wait = await self.schedule_once()
-            except Exception:
-                log.exception("scheduling pass failed; retrying")
-                wait = MAX_SCHEDULE_IDLE
-            timeout = min(wait or MAX_SCHEDULE_IDLE, MAX_SCHEDULE_IDLE).total_seconds()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await core.wake_event.wait()
+                wakeup = await self.schedule_once()
+            except Error as exc:  # e.g. the disk is full: nothing was changed, try again
+                log.warning("scheduling pass failed; retrying", extra={"error": str(exc)})
+                wakeup = None
+            idle_until = core.clock.now() + MAX_SCHEDULE_IDLE
+            await clock_wait(core.wake_event, min(wakeup or idle_until, idle_until), clock=core.clock)
 
     async def _reap_loop(self) -> None:
-        interval = max(self.core.heartbeat_interval.total_seconds() / 2, 0.05)
-        while not self._stopping.is_set():
+        interval = max(self.heartbeat_interval / 2, MIN_REAP_INTERVAL)
+        while True:
             try:
-                await self.nodes.reap()
-                await self.nodes.enforce_drains()
-            except Exception:
-                log.exception("node liveness or drain check failed; retrying")
-            await asyncio.sleep(interval)
+                await self.liveness.reap()
+                await self.drains.enforce()
+            except Error as exc:
+                log.warning("node liveness or drain check failed; retrying", extra={"error": str(exc)})
+            await self.core.clock.sleep(interval)
 
     async def shutdown(self) -> None:
         """Stop the loops and close the store; safe to call twice."""
-        if self._stopping.is_set():
+        await super().shutdown()
+        if self._closed:
             return
-        self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closed = True
         # Closed here, while the store is open: a stream handler that ends later finds its
         # session already gone and leaves the (then closed) store alone.
-        for session in list(self.core.sessions.values()):
-            await self.nodes.close_session(session)
+        for session in list(self.fleet.sessions.values()):
+            await self.registration.close_session(session)
         await self.core.store.close()

@@ -19,9 +19,10 @@ from agentflow.vocabulary import EventType, RunStatus, StepStatus
 from controlplane.dag import StepState, retry_reset
 from controlplane.domain import Resources
 from controlplane.engine.core import Core
+from controlplane.engine.fleet import Fleet
 from controlplane.engine.transitions import cancel_run, settle_run
 from controlplane.errors import FailedPrecondition, InvalidArgument, NotFound
-from controlplane.store import ModuleRecord, RunRecord, StepRecord
+from controlplane.store import ModuleBlobs, ModuleRecord, RunRecord, StepRecord
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_WORKFLOW_BYTES = 1024 * 1024
@@ -37,8 +38,10 @@ class RunView:
 
 
 class RunService:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, fleet: Fleet, blobs: ModuleBlobs) -> None:
         self._core = core
+        self._fleet = fleet
+        self._blobs = blobs
 
     async def submit(
         self, *, workflow_yaml: str, source: str, input_json: str, module_digests: Mapping[str, str]
@@ -128,7 +131,7 @@ class RunService:
                 raise FailedPrecondition(f'run "{run_id}" already {run.status.value}')
             cancels = await cancel_run(tx, run, now=now)
         for node_id, message in cancels:
-            self._core.send(node_id, message)
+            self._fleet.send(node_id, message)
         return await self.view(run_id)
 
     async def retry(self, run_id: str) -> RunView:
@@ -171,7 +174,7 @@ class RunService:
         return await self.view(run_id)
 
     async def push_module(self, *, name: str, expected_digest: str, chunks: AsyncIterable[bytes]) -> ModuleRecord:
-        blob = await self._core.blobs.write(chunks, expected_digest=expected_digest)
+        blob = await self._blobs.write(chunks, expected_digest=expected_digest)
         record = ModuleRecord(digest=blob.digest, size=blob.size, name=name[:255], created_at=self._core.clock.now())
         async with self._core.tx() as tx:
             existing = await tx.module(blob.digest)
@@ -189,7 +192,7 @@ class RunService:
     async def module_chunks(self, digest: str) -> AsyncIterator[bytes]:
         if await self._core.store.read.module(digest) is None:
             raise NotFound(f"module {digest} is not stored")
-        async for chunk in self._core.blobs.read(digest):
+        async for chunk in self._blobs.read(digest):
             yield chunk
 
     async def _node_names(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ from agentflow.clock import ManualClock, SystemClock, wait
 pytestmark = [pytest.mark.component, pytest.mark.timeout(10)]
 
 
-async def test_sleepers_wake_in_deadline_order_only_when_time_reaches_them() -> None:
+async def test_sleepers_wake_in_deadline_order_once_time_reaches_them() -> None:
     clock = ManualClock()
     start = clock.now()
     woke: list[str] = []

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from agentflow import wire
+from agentflow.clock import Clock
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import (
     controlplane_pb2,
@@ -173,6 +174,17 @@ class FakeNode:
     async def heartbeat(self) -> None:
         await self.send(node_pb2.NodeMessage(heartbeat=node_pb2.Heartbeat(running=0, idle_workers=1)))
 
+    async def heartbeat_seen(self, clock: Clock) -> None:
+        """Heartbeat and wait until the control plane has recorded it at `clock`'s time."""
+        await self.heartbeat()
+        expected = clock.now()
+
+        async def seen() -> bool:
+            node = await self.cp.admin.GetNode(controlplane_pb2.GetNodeRequest(name=self.name), timeout=WAIT_S)
+            return node.last_heartbeat.ToDatetime(tzinfo=UTC) >= expected
+
+        await eventually(seen, what=f"heartbeat of {self.name} recorded")
+
     def start_heartbeats(self, interval: float) -> None:
         async def beat() -> None:
             while True:
@@ -315,6 +327,7 @@ class ControlPlane:
         self.nodes: list[FakeNode] = []
         self.module_digests: dict[str, str] = {}  # "./name.wasm" -> digest, for submit()
         self._closed = False
+        self.loops: asyncio.Task[None] | None = None  # engine.run(), unless opened with start=False
 
     # helpers for test modules, which cannot import this conftest
     eventually = staticmethod(eventually)
@@ -389,6 +402,8 @@ class ControlPlane:
         async with asyncio.timeout(WAIT_S):
             await self.server.stop(0.1)
             await self.engine.shutdown()
+            if self.loops is not None:
+                await self.loops  # re-raises what stopped them
         for node in self.nodes:
             await node.drop()
         await self.channel.close()
@@ -399,10 +414,13 @@ OpenControlPlane = Callable[..., Awaitable[ControlPlane]]
 
 @pytest.fixture
 async def control_plane(tmp_path: Path) -> AsyncIterator[OpenControlPlane]:
-    """open(data_dir=None, *, start=True, heartbeat_interval=1.0, node_ttl=60.0, ...) -> ControlPlane.
+    """open(data_dir=None, *, start=True, heartbeat_interval=1.0, node_ttl=60.0, clock=None, ...) -> ControlPlane.
+
+    With a `ManualClock`, the engine's loops (scheduler backoffs, the TTL reaper, drain
+    deadlines) move only when the test advances it.
 
     `start=False` leaves the scheduler and reaper loops off: the test drives
-    `engine.schedule_once()` and `engine.nodes.reap()` itself.
+    `engine.schedule_once()`, `engine.liveness.reap()` and `engine.drains.enforce()` itself.
     """
     opened: list[ControlPlane] = []
 
@@ -413,6 +431,7 @@ async def control_plane(tmp_path: Path) -> AsyncIterator[OpenControlPlane]:
         heartbeat_interval: float = 1.0,
         node_ttl: float = 60.0,
         max_module_bytes: int = MODULE_BYTES,
+        clock: Clock | None = None,
     ) -> ControlPlane:
         data_dir = data_dir or tmp_path / "cp"
         engine = await Engine.open(
@@ -420,12 +439,13 @@ async def control_plane(tmp_path: Path) -> AsyncIterator[OpenControlPlane]:
             heartbeat_interval=timedelta(seconds=heartbeat_interval),
             node_ttl=timedelta(seconds=node_ttl),
             max_module_bytes=max_module_bytes,
+            clock=clock,
         )
         server, port, _ = await build_server(engine, "127.0.0.1:0")
         await server.start()
-        if start:
-            await engine.start()
         cp = ControlPlane(engine, server, port, data_dir)
+        if start:
+            cp.loops = asyncio.create_task(engine.run(), name="engine")
         opened.append(cp)
         return cp
 

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from sample_workflows import ONE_STEP
 
+from agentflow.clock import ManualClock
 from agentflow.v1 import controlplane_pb2, node_pb2, types_pb2
 
 pytestmark = pytest.mark.component
@@ -100,7 +101,9 @@ async def test_undrain_lets_the_node_take_steps_again(cp, echo_wasm) -> None:
     assert node_events(cp.data_dir, "a").count("node.undrained") == 1
 
 
-async def test_past_the_deadline_running_steps_move_without_costing_an_attempt(cp, echo_wasm) -> None:
+async def test_past_the_deadline_running_steps_move_without_costing_an_attempt(control_plane, echo_wasm) -> None:
+    clock = ManualClock()
+    cp = await control_plane(clock=clock)
     await cp.push(echo_wasm)
     a = await cp.node("a").join()
     run_id = await cp.submit(ONE_STEP)  # retry: one attempt only
@@ -108,11 +111,15 @@ async def test_past_the_deadline_running_steps_move_without_costing_an_attempt(c
     await a.started(first)
     b = await cp.node("b").join()
 
-    node = await drain(cp, "a", deadline_s=0.3)
+    node = await drain(cp, "a", deadline_s=30)
     assert node.HasField("drain_deadline")
     notice = await a.expect("drain")
     assert notice.deadline == node.drain_deadline
 
+    await clock.wait_for_sleepers(2)  # the reaper and the scheduler
+    await clock.advance(timedelta(seconds=29))
+    await a.quiet("cancel", 0.2)  # not yet
+    await clock.advance(timedelta(seconds=2))
     await a.cancel(first)
     moved = await b.assignment()
     assert (moved.step, moved.attempt) == ("only", 2)

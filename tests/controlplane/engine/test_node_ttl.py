@@ -1,17 +1,23 @@
-"""Liveness: a node silent past its TTL goes down and its steps move on; only READY nodes get work."""
+"""Liveness: a node silent past its TTL goes down and its steps move on; only READY nodes get work.
+
+Time is a manual clock: the reaper runs when the test advances it, and nodes heartbeat when the
+test says so.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
+from agentflow.clock import ManualClock
 from agentflow.v1 import types_pb2
 
 pytestmark = pytest.mark.component
 
-HEARTBEAT_S = 0.1
-TTL_S = 0.5
+HEARTBEAT_S = 1.0
+TTL = timedelta(seconds=5)
 
 ONE_STEP = """
 apiVersion: agentflow/v1
@@ -35,22 +41,34 @@ agents:
 
 
 @pytest.fixture
-async def cp(control_plane):
-    return await control_plane(heartbeat_interval=HEARTBEAT_S, node_ttl=TTL_S)
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-async def test_silent_node_goes_down_and_its_step_moves_to_another_node(cp, echo_wasm) -> None:
+@pytest.fixture
+async def cp(control_plane, clock):
+    return await control_plane(heartbeat_interval=HEARTBEAT_S, node_ttl=TTL.total_seconds(), clock=clock)
+
+
+async def advance(clock: ManualClock, delta: timedelta) -> None:
+    """Move time on once the engine's loops wait on the clock (the reaper and the scheduler)."""
+    await clock.wait_for_sleepers(2)
+    await clock.advance(delta)
+
+
+async def test_silent_node_goes_down_and_its_step_moves_to_another_node(cp, clock, echo_wasm) -> None:
     a = await cp.node("a").join()
-    a.start_heartbeats(HEARTBEAT_S)
     await cp.push(echo_wasm)
     run_id = await cp.submit(ONE_STEP)
     a1 = await a.assignment()
     await a.started(a1)
     b = await cp.node("b").join()
-    b.start_heartbeats(HEARTBEAT_S)
 
-    # a keeps its stream open but stops heartbeating
-    await a.stop_heartbeats()
+    # a keeps its stream open but stops heartbeating; b heartbeats within its TTL
+    await advance(clock, TTL * 0.6)
+    await b.heartbeat_seen(clock)
+    assert (await cp.list_nodes())["a"].status == types_pb2.NODE_STATUS_READY  # 3 s silent: not yet
+    await advance(clock, TTL * 0.6)  # a: 6 s silent, b: 3 s
     b2 = await b.assignment()
     assert (b2.run_id, b2.step, b2.attempt) == (run_id, "only", 2)
     nodes = await cp.list_nodes()
@@ -69,19 +87,21 @@ async def test_silent_node_goes_down_and_its_step_moves_to_another_node(cp, echo
     assert [m.assign.attempt for m in a.received if m.WhichOneof("kind") == "assign"] == [1]
 
 
-async def test_heartbeating_node_stays_ready_past_the_ttl(cp, echo_wasm) -> None:
+async def test_heartbeating_node_stays_ready_past_the_ttl(cp, clock, echo_wasm) -> None:
     a = await cp.node("a").join()
-    a.start_heartbeats(HEARTBEAT_S)
     await cp.push(echo_wasm)
     run_id = await cp.submit(ONE_STEP)
     a1 = await a.assignment()
-    await a.quiet("assign", 3 * TTL_S)
+    for _ in range(6):  # 6 x 4 s = almost five TTLs, with a heartbeat every 4 s
+        await advance(clock, TTL * 0.8)
+        await a.heartbeat_seen(clock)
+    await a.quiet("assign", 0)
     assert (await cp.list_nodes())["a"].status == types_pb2.NODE_STATUS_READY
     assert (await a.finish(a1, None)).stale is False
     await cp.wait_run(run_id, types_pb2.RUN_STATUS_SUCCEEDED)
 
 
-async def test_steps_never_go_to_down_or_disconnected_nodes(cp, echo_wasm) -> None:
+async def test_steps_never_go_to_down_or_disconnected_nodes(cp, clock, echo_wasm) -> None:
     await cp.push(echo_wasm)
     # registered, never connected: disconnected, then down once its TTL passes
     never = cp.node("big-never-connected", slots=64)
@@ -99,12 +119,12 @@ async def test_steps_never_go_to_down_or_disconnected_nodes(cp, echo_wasm) -> No
         return all(s.error.startswith("waiting: no ready nodes (") for s in steps)
 
     await cp.eventually(all_blocked, what="steps blocked for want of ready nodes")
+    await advance(clock, TTL * 1.2)
     await never.wait_status(types_pb2.NODE_STATUS_DOWN)
     await dropped.wait_status(types_pb2.NODE_STATUS_DOWN)
 
     # the only READY node has one slot: the steps go there one at a time, never elsewhere
     small = await cp.node("small", slots=1).join()
-    small.start_heartbeats(HEARTBEAT_S)
     for _ in range(3):
         assignment = await small.assignment()
         waiting = [s for s in (await cp.get_run(run_id)).steps if s.status == types_pb2.STEP_STATUS_READY]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
+from datetime import UTC, timedelta
 
 import pytest
 
+from agentflow.clock import ManualClock
 from agentflow.v1 import types_pb2
 from agentflow.vocabulary import FailureKind
 
@@ -54,31 +55,34 @@ def failed_events(cp, run_id: str) -> list[dict]:
     return [{"attempt": attempt, **json.loads(data)} for attempt, data in rows]
 
 
-async def test_step_failing_twice_then_succeeding_ends_succeeded_at_attempt_3(cp, echo_wasm) -> None:
+async def test_step_failing_twice_then_succeeding_ends_succeeded_at_attempt_3(control_plane, echo_wasm) -> None:
+    clock = ManualClock()
+    cp = await control_plane(clock=clock)
     node = await cp.node("n1").join()
     await cp.push(echo_wasm)
     run_id = await cp.submit(workflow(3))
 
     a1 = await node.assignment("flaky")
     assert a1.attempt == 1
-    failed_at = time.monotonic()  # taken before the failure is sent: what follows is at least the backoff
     await fail(node, a1, 1)
     step = await cp.step(run_id, "flaky")
-    assert step.status in (types_pb2.STEP_STATUS_READY, types_pb2.STEP_STATUS_ASSIGNED)
+    assert step.status == types_pb2.STEP_STATUS_READY  # backing off: the clock has not moved
     assert (step.error, step.exit_code, step.stderr) == ("exit code 1", 1, "boom 1\n")
-    if step.status == types_pb2.STEP_STATUS_READY:
-        assert step.HasField("not_before")
+    assert step.not_before.ToDatetime(tzinfo=UTC) - clock.now() >= timedelta(milliseconds=80)  # 100ms ±20 %
 
+    await clock.advance(timedelta(milliseconds=79))  # less than the shortest backoff: still waiting
+    await node.quiet("assign", 0.2)
+    await clock.advance(timedelta(milliseconds=42))  # 121 ms: past the longest
     a2 = await node.assignment("flaky")
     assert a2.attempt == 2
-    assert time.monotonic() - failed_at >= 0.08  # backoff 100ms, jitter 0.8-1.2
     assert json.loads(a2.stdin_json)["step"]["attempt"] == 2
-    failed_at = time.monotonic()
     await fail(node, a2, 2)
 
+    await clock.advance(timedelta(milliseconds=159))  # the delay doubled: 160-240 ms
+    await node.quiet("assign", 0.2)
+    await clock.advance(timedelta(milliseconds=82))
     a3 = await node.assignment("flaky")
     assert a3.attempt == 3
-    assert time.monotonic() - failed_at >= 0.16  # doubled
     await node.finish(a3, {"third": "time lucky"})
     step = await cp.wait_step(run_id, "flaky", types_pb2.STEP_STATUS_SUCCEEDED)
     assert (step.attempt, step.max_attempts, step.error) == (3, 3, "")

@@ -1,0 +1,53 @@
+"""What nodes report about their attempts: started, and results (applied only for the current
+attempt from the node it was placed on: fencing lives in `transitions.apply_result`)."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from agentflow.vocabulary import EventType, StepStatus
+from controlplane.engine.core import Core
+from controlplane.engine.fleet import Fleet, NodeSession
+from controlplane.engine.messages import AckResult, AttemptKey, StepResultReport
+from controlplane.engine.transitions import apply_result
+
+log = logging.getLogger(__name__)
+
+
+class Reports:
+    def __init__(self, core: Core, fleet: Fleet, *, rng: random.Random) -> None:
+        self._core = core
+        self._fleet = fleet
+        self._rng = rng
+
+    async def started(self, session: NodeSession, key: AttemptKey) -> None:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            step = await tx.step(key.run_id, key.step)
+            if (
+                step is None
+                or step.attempt != key.attempt
+                or step.status is not StepStatus.ASSIGNED
+                or step.node_id != session.node_id
+            ):
+                return
+            await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
+            await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
+            await tx.add_event(
+                EventType.AGENT_STARTED,
+                now=now,
+                run_id=key.run_id,
+                step=key.step,
+                attempt=key.attempt,
+                node=session.node_name,
+            )
+
+    async def result(self, session: NodeSession, report: StepResultReport) -> None:
+        now = self._core.clock.now()
+        async with self._core.tx() as tx:
+            applied = await apply_result(
+                tx, report, node_id=session.node_id, node_name=session.node_name, now=now, rng=self._rng
+            )
+        # Ack only after the commit: the node keeps the result in its outbox until then.
+        self._fleet.send(session.node_id, AckResult(key=report.key, stale=not applied))
