@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,7 +31,7 @@ from noded.drain import DrainState
 from noded.errors import NotConfirmed, NotConnected
 from noded.link import ControlPlaneLink
 from noded.messages import DrainRequest
-from noded.runner import StepRunner
+from noded.runner import RunningStep
 
 SERVICE = node_admin_pb2.DESCRIPTOR.services_by_name["NodeAdmin"].full_name
 # The longest path a unix socket address holds (sun_path, less its terminating NUL).
@@ -41,6 +42,15 @@ STATUS_CODES: StatusTable = (
     (NotConnected, grpc.StatusCode.FAILED_PRECONDITION),
     (NotConfirmed, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
+
+
+class RunnerStatus(Protocol):
+    """What the status report reads from the step runner."""
+
+    @property
+    def unacked_count(self) -> int: ...
+
+    def running_steps(self) -> list[RunningStep]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +70,7 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
         *,
         facts: NodeFacts,
         link: ControlPlaneLink,
-        runner: StepRunner,
+        runner: RunnerStatus,
         drain: DrainState,
         idle_workers: Callable[[], int],
         clock: Clock | None = None,

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import grpc
@@ -100,6 +100,15 @@ class ControlPlaneLink(Component):
         self._heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         self.node_id: str | None = None
         self.connected = asyncio.Event()
+        self.redial_at: datetime | None = None  # while waiting to dial again after a failure
+        self._redial_scheduled = asyncio.Event()
+
+    async def wait_for_redial(self) -> datetime:
+        """Wait until the link is backing off before a redial; answer when it dials (for tests
+        and status)."""
+        await self._redial_scheduled.wait()
+        assert self.redial_at is not None
+        return self.redial_at
 
     # sending ---------------------------------------------------------------------------------
 
@@ -158,7 +167,13 @@ class ControlPlaneLink(Component):
                 cap=RECONNECT_MAX,
                 jitter=self._rng.uniform(JITTER_MIN, JITTER_MAX),
             )
-            await wait(self.stopping, delay, clock=self._clock)
+            self.redial_at = self._clock.now() + delay
+            self._redial_scheduled.set()
+            try:
+                await wait(self.stopping, self.redial_at, clock=self._clock)
+            finally:
+                self.redial_at = None
+                self._redial_scheduled.clear()
 
     async def _register(self) -> None:
         registration = dataclasses.replace(self._registration, node_id=await self._state.node_id() or "")

@@ -88,7 +88,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
 
 def translate(exc: grpc.RpcError) -> RpcError:
     """The typed error for a failed call."""
-    if isinstance(exc, grpc.Call):
+    if isinstance(exc, grpc.Call | grpc.aio.AioRpcError):  # the aio error is not a grpc.Call
         code, details = exc.code(), exc.details() or ""
     else:
         code, details = grpc.StatusCode.UNKNOWN, str(exc)
