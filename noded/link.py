@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -190,7 +190,6 @@ class ControlPlaneLink(Component):
 
     async def _session(self) -> None:
         assert self.node_id is not None
-        call = self._stub.Connect(metadata=((NODE_ID_METADATA, self.node_id),))
         queue: asyncio.Queue[ToControlPlane] = asyncio.Queue(maxsize=SEND_QUEUE_SIZE)
         self._behind.clear()
         # Open the queue before taking the snapshot: a result finishing meanwhile is then
@@ -198,15 +197,22 @@ class ControlPlaneLink(Component):
         self._outgoing = queue
         in_flight = self._handlers.in_flight()
         unacked = self._handlers.unacked()
-        await call.write(convert.to_pb(Hello(in_flight=tuple(in_flight), unacked=tuple(r.key for r in unacked))))
-        for result in unacked:
-            await call.write(convert.to_pb(result))
+
+        async def outgoing() -> AsyncIterator[node_pb2.NodeMessage]:
+            yield convert.to_pb(Hello(in_flight=tuple(in_flight), unacked=tuple(r.key for r in unacked)))
+            for result in unacked:
+                yield convert.to_pb(result)
+            while True:
+                yield convert.to_pb(await queue.get())
+
+        # gRPC writes from the iterator, so a stream the control plane ends (say NOT_FOUND for a
+        # node it forgot) reaches the reader with that status rather than as a failed write.
+        call = self._stub.Connect(outgoing(), metadata=((NODE_ID_METADATA, self.node_id),))
         self.connected.set()
         self._on_connection(True)
         log.info("connected to control plane", extra={"in_flight": len(in_flight), "unacked": len(unacked)})
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._write_loop(call, queue), name="link-writer")
                 group.create_task(self._heartbeat_loop(queue), name="link-heartbeat")
                 group.create_task(self._read_loop(call), name="link-reader")
                 group.create_task(self._until_stopped_or_behind(), name="link-watch")
@@ -227,10 +233,6 @@ class ControlPlaneLink(Component):
             raise StreamBehind("the control plane stopped reading this stream")
         raise _Stopped()
 
-    async def _write_loop(self, call: grpc.aio.StreamStreamCall, queue: asyncio.Queue[ToControlPlane]) -> None:
-        while True:
-            await call.write(convert.to_pb(await queue.get()))
-
     async def _heartbeat_loop(self, queue: asyncio.Queue[ToControlPlane]) -> None:
         handlers = self._handlers
         while True:
@@ -240,10 +242,7 @@ class ControlPlaneLink(Component):
 
     async def _read_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         handlers = self._handlers
-        while True:
-            message = await call.read()
-            if message is grpc.aio.EOF:
-                raise ConnectionError("control plane closed the stream")
+        async for message in call:
             match convert.from_pb(message):
                 case Assignment() as assignment:
                     handlers.on_assign(assignment)
@@ -255,6 +254,7 @@ class ControlPlaneLink(Component):
                     handlers.on_drain(notice)
                 case None:
                     log.debug("ignoring a message this node does not know", extra={"kind": message.WhichOneof("kind")})
+        raise ConnectionError("control plane closed the stream")
 
 
 class _Stopped(ConnectionError):

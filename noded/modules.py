@@ -25,6 +25,7 @@ class ModuleStore:
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self.hits = 0
         self.misses = 0
+        self.joined = 0  # requests that waited for a download already in flight
 
     def path(self, digest: str) -> Path:
         if not is_digest(digest):
@@ -41,6 +42,7 @@ class ModuleStore:
             pending = self._inflight.get(digest)
             if pending is None:
                 break
+            self.joined += 1
             try:
                 return await asyncio.shield(pending)
             except asyncio.CancelledError:

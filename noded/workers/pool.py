@@ -198,6 +198,11 @@ class WorkerPool:
         return self._busy
 
     @property
+    def queued_count(self) -> int:
+        """Keyed jobs waiting for a worker."""
+        return sum(1 for entry in self._entries.values() if entry.worker is None)
+
+    @property
     def pids(self) -> list[int]:
         """Pids of every worker process the pool currently owns."""
         return sorted(w.pid for w in self._workers)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from waiting import WAIT_S, eventually
 
 from agentflow import wire
 from agentflow.clock import Clock
@@ -35,24 +35,10 @@ from agentflow.vocabulary import FailureKind
 from controlplane.api.server import build_server
 from controlplane.engine import Engine
 
-WAIT_S = 5.0  # the longest any single expected message or state may take to show up
-POLL_S = 0.02
 GiB = 1 << 30
 MODULE_BYTES = 4 * 1024 * 1024
 
 TERMINAL_RUN = frozenset({types_pb2.RUN_STATUS_SUCCEEDED, types_pb2.RUN_STATUS_FAILED, types_pb2.RUN_STATUS_CANCELLED})
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = WAIT_S, what: str = "") -> Any:
-    """Poll the async `check` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(POLL_S)
-    raise AssertionError(f"not within {within}s: {what or check!r} (last: {last!r})")
 
 
 Attempt = node_pb2.AttemptRef | types_pb2.Assignment

@@ -82,6 +82,8 @@ class FakeGateway(node_pb2_grpc.NodeGatewayServicer):
         self.refuse_register: tuple[grpc.StatusCode, str] | None = None
         self.refuse_connect: list[tuple[grpc.StatusCode, str]] = []  # one per Connect, in order
         self.modules: dict[str, bytes] = {}
+        self.known: set[str] = set()  # node ids Register answered; Connect refuses others (NOT_FOUND)
+        self.forget_registrations = 0  # this many registrations are forgotten at once
         self.streams: list[FakeStream] = []
         self._opened: asyncio.Queue[FakeStream] = asyncio.Queue()
 
@@ -92,6 +94,10 @@ class FakeGateway(node_pb2_grpc.NodeGatewayServicer):
         if self.refuse_register is not None:
             await context.abort(*self.refuse_register)
         response = node_pb2.RegisterResponse(node_id=request.node_id or f"node-{len(self.registrations)}")
+        if self.forget_registrations:
+            self.forget_registrations -= 1
+        else:
+            self.known.add(response.node_id)
         response.heartbeat_interval.FromTimedelta(self.heartbeat_interval)
         return response
 
@@ -101,6 +107,10 @@ class FakeGateway(node_pb2_grpc.NodeGatewayServicer):
         if self.refuse_connect:
             await context.abort(*self.refuse_connect.pop(0))
         node_id = dict(context.invocation_metadata() or ()).get(NODE_ID_METADATA, "")
+        if node_id not in self.known:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f'node id "{node_id}" is not registered; call Register first'
+            )
         stream = FakeStream(node_id)
         self.streams.append(stream)
         self._opened.put_nowait(stream)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import grpc
 import pytest
 from fake_gateway import FakeGateway, FakeHandlers, serve_gateway
+from waiting import eventually
 
 from agentflow.attempt import AttemptKey
 from agentflow.clock import ManualClock
@@ -156,9 +157,14 @@ async def test_a_broken_stream_is_redialled_after_the_backoff(open_link) -> None
 
 async def test_a_control_plane_that_forgot_the_node_gets_it_registered_again(open_link) -> None:
     gateway = FakeGateway()
-    gateway.refuse_connect = [(grpc.StatusCode.NOT_FOUND, 'node id "node-1" is not registered')]
+    gateway.forget_registrations = 1  # as a control plane whose database was replaced would
     link, _, _, clock, _ = await open_link(gateway=gateway)
-    await clock.advance(await redial(link) - clock.now())
+    # A NOT_FOUND that races the node's first writes can reach it as a transport error; then it
+    # redials once more before it learns that it must register again.
+    while not gateway.streams:
+        redial_at = await redial(link)
+        await clock.advance(max(redial_at - clock.now(), timedelta(0)))
+        await eventually(lambda at=redial_at: link.redial_at != at or gateway.streams, what="the redial")
     stream = await gateway.stream()
     await stream.expect("hello")
     assert [r.node_id for r in gateway.registrations] == ["", "node-1"]  # it asks for its old id back

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import eventually
 
 from noded.errors import ModuleFetchError
 from noded.modules import ModuleStore
@@ -97,7 +98,7 @@ async def test_concurrent_ensure_of_one_digest_fetches_once(root: Path, fetch: F
     store = ModuleStore(root, fetch)
     tasks = [asyncio.create_task(store.ensure(DIGEST)) for _ in range(5)]
     await fetch.started.wait()
-    await asyncio.sleep(0.01)  # let every task reach the in-flight download
+    await eventually(lambda: store.joined == 4, what="every other task waiting for the download")
     fetch.gate.set()
     paths = await asyncio.gather(*tasks)
     assert len(set(paths)) == 1 and paths[0].read_bytes() == MODULE
@@ -121,7 +122,7 @@ async def test_concurrent_waiters_see_the_verification_failure(root: Path) -> No
     store = ModuleStore(root, fetch)
     tasks = [asyncio.create_task(store.ensure(DIGEST)) for _ in range(3)]
     await fetch.started.wait()
-    await asyncio.sleep(0.01)
+    await eventually(lambda: store.joined == 2, what="both other tasks waiting for the download")
     fetch.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, ModuleFetchError) for r in results), results
@@ -192,7 +193,7 @@ async def test_waiter_survives_the_cancellation_of_the_downloading_task(root: Pa
     downloader = asyncio.create_task(store.ensure(DIGEST))
     await fetch.started.wait()
     waiter = asyncio.create_task(store.ensure(DIGEST))
-    await asyncio.sleep(0.01)  # the waiter joins the in-flight download
+    await eventually(lambda: store.joined == 1, what="the waiter joining the download")
     downloader.cancel()
     fetch.gate.set()
     path = await waiter  # fetches it itself instead of inheriting the other task's cancellation
@@ -207,7 +208,7 @@ async def test_cancelling_a_waiter_does_not_stop_the_download(root: Path, fetch:
     downloader = asyncio.create_task(store.ensure(DIGEST))
     await fetch.started.wait()
     waiter = asyncio.create_task(store.ensure(DIGEST))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: store.joined == 1, what="the waiter joining the download")
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

@@ -66,7 +66,8 @@ async def test_get_waits_for_the_next_event() -> None:
     bus = EventBus()
     sub = bus.subscribe("run-a")
     waiting = asyncio.create_task(sub.get())
-    await asyncio.sleep(0.01)
+    for _ in range(3):  # let it run to where it waits
+        await asyncio.sleep(0)
     assert not waiting.done()
     e = event("run-a")
     bus.publish([e])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import eventually
 
 from noded.sandbox import StepJob
 from noded.workers import PoolClosed, PoolState, StepCancelled, WorkerCrashed, WorkerPool, WorkerStartError
@@ -35,22 +36,13 @@ async def pool(tmp_path: Path) -> AsyncIterator[WorkerPool]:
         yield pool
 
 
-async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Polls ``predicate`` until it holds; fails the test after ``seconds``."""
-    for _ in range(int(seconds / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {seconds}s")
-
-
 async def test_start_keeps_warm_workers(tmp_path: Path, agent_job: MakeJob) -> None:
     async with WorkerPool(tmp_path, warm=2, max_workers=3) as pool:
         assert (pool.state, pool.idle_count, pool.busy_count) == (PoolState.RUNNING, 2, 0)
         # long enough that a worker starting on a loaded machine is ready before the job ends
         slow = asyncio.create_task(pool.run(agent_job("tests/agents/sleep", input={"ms": 3000})))
         # the busy worker's place among the warm ones is refilled in the background
-        await wait_for(lambda: (pool.busy_count, pool.idle_count) == (1, 2))
+        await eventually(lambda: (pool.busy_count, pool.idle_count) == (1, 2), within=10)
         assert not slow.done()
         assert (await slow).output_json == '{"slept":3000}'
         assert (pool.busy_count, pool.idle_count, len(pool.pids)) == (0, 3, 3)  # never above max_workers
@@ -80,19 +72,18 @@ async def test_concurrent_jobs_share_a_bounded_pool(tmp_path: Path, agent_job: M
 async def test_killed_worker_is_lost_and_replaced(pool: WorkerPool, agent_job: MakeJob) -> None:
     started: list[int] = []
     task = asyncio.create_task(pool.run(agent_job("tests/agents/spin"), on_start=started.append))
-    await wait_for(lambda: bool(started))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: bool(started), within=10)
     os.kill(started[0], signal.SIGKILL)
     result = await task
     assert result.failure_kind == "worker_lost"
     assert result.error == f"worker process {started[0]} was killed by signal SIGKILL"
     assert (await pool.run(agent_job("tests/agents/echo", stdin=b"[]"))).output_json == "[]"
-    await wait_for(lambda: started[0] not in pool.pids)
+    await eventually(lambda: started[0] not in pool.pids, within=10)
 
 
 async def test_cancel_kills_the_spinning_worker(pool: WorkerPool, agent_job: MakeJob) -> None:
     task = asyncio.create_task(pool.run(agent_job("tests/agents/spin"), key="run-1/spin/1"))
-    await wait_for(lambda: pool.pid_of("run-1/spin/1") is not None)
+    await eventually(lambda: pool.pid_of("run-1/spin/1") is not None, within=10)
     pid = pool.pid_of("run-1/spin/1")
     assert pid is not None
     assert await pool.cancel("run-1/spin/1")
@@ -101,16 +92,16 @@ async def test_cancel_kills_the_spinning_worker(pool: WorkerPool, agent_job: Mak
     assert cancelled.value.key == "run-1/spin/1"
     assert not await pool.cancel("run-1/spin/1")
     assert not await pool.cancel("never-started")
-    await wait_for(lambda: not psutil.pid_exists(pid))
+    await eventually(lambda: not psutil.pid_exists(pid), within=10)
     assert (await pool.run(agent_job("tests/agents/echo", stdin=b"1"))).ok
 
 
 async def test_cancel_while_waiting_for_a_worker(tmp_path: Path, agent_job: MakeJob) -> None:
     async with WorkerPool(tmp_path, warm=1, max_workers=1) as pool:
         spinning = asyncio.create_task(pool.run(agent_job("tests/agents/spin"), key="a"))
-        await wait_for(lambda: pool.pid_of("a") is not None)
+        await eventually(lambda: pool.pid_of("a") is not None, within=10)
         waiting = asyncio.create_task(pool.run(agent_job("tests/agents/echo"), key="b"))
-        await asyncio.sleep(0.1)
+        await eventually(lambda: pool.queued_count == 1, what="b waiting for a worker")
         assert pool.pid_of("b") is None
         assert await pool.cancel("b")
         with pytest.raises(StepCancelled):
@@ -123,11 +114,11 @@ async def test_cancel_while_waiting_for_a_worker(tmp_path: Path, agent_job: Make
 async def test_task_cancellation_kills_the_worker(pool: WorkerPool, agent_job: MakeJob) -> None:
     started: list[int] = []
     task = asyncio.create_task(pool.run(agent_job("tests/agents/spin"), on_start=started.append))
-    await wait_for(lambda: bool(started))
+    await eventually(lambda: bool(started), within=10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_for(lambda: not psutil.pid_exists(started[0]))
+    await eventually(lambda: not psutil.pid_exists(started[0]), within=10)
     assert (await pool.run(agent_job("tests/agents/echo", stdin=b"2"))).output_json == "2"
 
 
@@ -186,7 +177,7 @@ async def test_before_job_hook(tmp_path: Path, agent_job: MakeJob) -> None:
 
         with pytest.raises(PermissionError):
             await pool.run(agent_job("tests/agents/echo", stdin=b'"refuse"'))
-        await wait_for(lambda: not psutil.pid_exists(pid))  # a worker in an unknown state is not reused
+        await eventually(lambda: not psutil.pid_exists(pid))  # a worker in an unknown state is not reused
         assert (await pool.run(agent_job("tests/agents/echo", stdin=b"4"))).output_json == "4"
 
 
@@ -200,8 +191,8 @@ async def test_shutdown_leaves_no_children(tmp_path: Path, agent_job: MakeJob) -
     pool = WorkerPool(tmp_path, warm=2, max_workers=3, grace_s=1.0)
     await pool.start()
     running = asyncio.create_task(pool.run(agent_job("tests/agents/spin")))
-    await wait_for(lambda: pool.busy_count == 1)
-    await wait_for(lambda: len(pool.pids) == 3)
+    await eventually(lambda: pool.busy_count == 1, within=10)
+    await eventually(lambda: len(pool.pids) == 3, within=10)
     pids = pool.pids
     assert set(pids) <= children()
 
