@@ -9,3 +9,19 @@ agents:
   - name: only
     module: ./echo.wasm
 """
+
+CHAIN = """
+apiVersion: agentflow/v1
+kind: Workflow
+name: chain
+version: "1"
+agents:
+  - name: first
+    module: ./echo.wasm
+  - name: second
+    module: ./echo.wasm
+    dependsOn: [first]
+  - name: third
+    module: ./echo.wasm
+    dependsOn: [second]
+"""

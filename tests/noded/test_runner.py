@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from disks import fill, mounted_tmpfs
+from jobs import digest_of
 from prometheus_client import CollectorRegistry
 
 from agentflow.attempt import AttemptKey
@@ -82,10 +82,6 @@ class OomDriver(NoneDriver):
 
     def create(self, name: str, limits: StepLimits) -> OomKillingCgroup:  # type: ignore[override]
         return OomKillingCgroup(name)
-
-
-def digest_of(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -7,26 +7,12 @@ import json
 
 import grpc
 import pytest
+from sample_workflows import CHAIN, ONE_STEP
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
 pytestmark = pytest.mark.component
 
-CHAIN = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: chain
-version: "1"
-agents:
-  - name: first
-    module: ./echo.wasm
-  - name: second
-    module: ./echo.wasm
-    dependsOn: [first]
-  - name: third
-    module: ./echo.wasm
-    dependsOn: [second]
-"""
 DIAMOND = """
 apiVersion: agentflow/v1
 kind: Workflow
@@ -44,15 +30,6 @@ agents:
   - name: summarize
     module: ./echo.wasm
     dependsOn: [count, shout]
-"""
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
 """
 
 

@@ -6,6 +6,7 @@ import sqlite3
 
 import grpc
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
@@ -24,15 +25,6 @@ agents:
     module: notamodule
     timeout: forever
   - module: ./echo.wasm
-"""
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
 """
 TWO_LOCAL = """
 apiVersion: agentflow/v1

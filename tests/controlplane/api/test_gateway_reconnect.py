@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
 pytestmark = pytest.mark.component
-
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 
 
 async def test_hello_without_the_attempt_requeues_it_with_the_next_attempt(cp, echo_wasm) -> None:

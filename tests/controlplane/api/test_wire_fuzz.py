@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protofuzz import messages
+from sample_workflows import ONE_STEP
 
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import controlplane_pb2, node_pb2, types_pb2
@@ -28,29 +29,19 @@ FUZZ = settings(
     max_examples=max(settings.default.max_examples // 5, 1), suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-WORKFLOW = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
-
 
 @pytest.fixture
 async def world(cp, echo_wasm, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
     """A control plane with a node, a module and a run, whose names the fuzzed requests reuse."""
     node = await cp.node("n1").join()
     module = await cp.push(echo_wasm)
-    run_id = await cp.submit(WORKFLOW)
+    run_id = await cp.submit(ONE_STEP)
     await node.assignment("only")
     caplog.set_level(logging.ERROR, logger="controlplane")
     return {
         "cp": cp,
         "log": caplog,
-        "names": ["n1", node.node_id, run_id, module.digest, "only", "one", "./echo.wasm", WORKFLOW],
+        "names": ["n1", node.node_id, run_id, module.digest, "only", "one", "./echo.wasm", ONE_STEP],
     }
 
 

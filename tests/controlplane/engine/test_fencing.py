@@ -6,20 +6,12 @@ import json
 import sqlite3
 
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.v1 import node_pb2, types_pb2
 
 pytestmark = pytest.mark.component
 
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 RETRYING = """
 apiVersion: agentflow/v1
 kind: Workflow

@@ -10,6 +10,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.clock import ManualClock
 from agentflow.v1 import types_pb2
@@ -19,15 +20,6 @@ pytestmark = pytest.mark.component
 HEARTBEAT_S = 1.0
 TTL = timedelta(seconds=5)
 
-ONE_STEP = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 THREE_PARALLEL = """
 apiVersion: agentflow/v1
 kind: Workflow

@@ -7,26 +7,11 @@ import logging
 import sqlite3
 
 import pytest
+from sample_workflows import CHAIN
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
 pytestmark = pytest.mark.component
-
-CHAIN = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: chain
-version: "1"
-agents:
-  - name: first
-    module: ./echo.wasm
-  - name: second
-    module: ./echo.wasm
-    dependsOn: [first]
-  - name: third
-    module: ./echo.wasm
-    dependsOn: [second]
-"""
 
 
 def event_types(data_dir, run_id: str) -> list[str]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sample_workflows import ONE_STEP
 
 from agentflow.spec import load_workflow, resolve_modules
 from controlplane.domain import Resources
@@ -20,15 +21,6 @@ pytestmark = pytest.mark.component
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
-WORKFLOW = """
-apiVersion: agentflow/v1
-kind: Workflow
-name: one
-version: "1"
-agents:
-  - name: only
-    module: ./echo.wasm
-"""
 
 
 @pytest.fixture
@@ -96,7 +88,7 @@ async def test_the_database_is_in_wal_mode(store: StateStore) -> None:
 
 async def seed(tx: Tx) -> None:
     """A workflow, a run of it and its one step."""
-    spec = resolve_modules(load_workflow(WORKFLOW, source="one.yaml"), {"./echo.wasm": DIGEST})
+    spec = resolve_modules(load_workflow(ONE_STEP, source="one.yaml"), {"./echo.wasm": DIGEST})
     await tx.insert_workflow(workflow_id="wf-1", spec=spec, digest="sha256:" + "cd" * 32, source_yaml="", now=NOW)
     await tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW)
     await tx.insert_step(

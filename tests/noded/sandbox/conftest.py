@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jobs
 import pytest
 import wasmtime
+from jobs import job_for
 
 from noded.sandbox import CompiledModuleCache, EpochTicker, ExecResult, StepJob, create_engine, run_step
-
-MiB = 1024 * 1024
-
-
-def _step_stdin(
-    input: Any = None, upstream: dict[str, Any] | None = None, *, name: str = "step", attempt: int = 1
-) -> bytes:
-    doc = {
-        "input": {} if input is None else input,
-        "upstream": upstream or {},
-        "step": {"run": "run-1", "name": name, "attempt": attempt},
-    }
-    return json.dumps(doc).encode()
-
-
-def _job_for(path: Path, stdin: bytes = b"{}", *, scratch: Path, **overrides: Any) -> StepJob:
-    fields: dict[str, Any] = {
-        "digest": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "module_path": str(path),
-        "stdin": stdin,
-        "timeout_s": 10.0,
-        "memory_limit_bytes": 64 * MiB,
-        "scratch_dir": str(scratch),
-    }
-    fields.update(overrides)
-    return StepJob(**fields)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +36,7 @@ def scratch(tmp_path: Path) -> Path:
 @pytest.fixture
 def step_stdin() -> Callable[..., bytes]:
     """step_stdin(input, upstream, name=..., attempt=...) -> the stdin document the control plane sends."""
-    return _step_stdin
+    return jobs.step_stdin
 
 
 @pytest.fixture
@@ -70,7 +44,7 @@ def make_job(scratch: Path) -> Callable[..., StepJob]:
     """make_job(wasm_path, stdin, **StepJob overrides) -> StepJob with the right digest."""
 
     def make(path: Path, stdin: bytes = b"{}", **overrides: Any) -> StepJob:
-        return _job_for(path, stdin, scratch=scratch, **overrides)
+        return job_for(path, stdin, scratch=scratch, **overrides)
 
     return make
 
@@ -83,7 +57,7 @@ def run_agent(built_agents: Path, engine: wasmtime.Engine, cache: CompiledModule
     """run_agent("tests/agents/echo", stdin, **StepJob overrides) -> ExecResult."""
 
     def run(agent: str, stdin: bytes = b"{}", **overrides: Any) -> ExecResult:
-        job = _job_for(built_agents / f"{agent}.wasm", stdin, scratch=scratch, **overrides)
+        job = job_for(built_agents / f"{agent}.wasm", stdin, scratch=scratch, **overrides)
         return run_step(job, engine=engine, cache=cache)
 
     return run

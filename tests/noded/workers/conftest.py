@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jobs import job_for, step_stdin
 
 from noded.sandbox import StepJob
-
-MiB = 1024 * 1024
 
 MakeJob = Callable[..., StepJob]
 
@@ -24,19 +21,7 @@ def agent_job(built_agents: Path, tmp_path: Path) -> MakeJob:
     scratch.mkdir()
 
     def make(agent: str, *, input: Any = None, stdin: bytes | None = None, **overrides: Any) -> StepJob:
-        path = built_agents / f"{agent}.wasm"
-        if stdin is None:
-            doc = {"input": input or {}, "upstream": {}, "step": {"run": "r", "name": "s", "attempt": 1}}
-            stdin = json.dumps(doc).encode()
-        fields: dict[str, Any] = {
-            "digest": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "module_path": str(path),
-            "stdin": stdin,
-            "timeout_s": 10.0,
-            "memory_limit_bytes": 64 * MiB,
-            "scratch_dir": str(scratch),
-        }
-        fields.update(overrides)
-        return StepJob(**fields)
+        stdin = step_stdin(input, run="r", name="s") if stdin is None else stdin
+        return job_for(built_agents / f"{agent}.wasm", stdin, scratch=scratch, **overrides)
 
     return make
