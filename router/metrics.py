@@ -1,0 +1,61 @@
+"""Prometheus metrics of the router, in a registry of its own (served on the API port at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.calls = Counter(
+            "agentflow_llm_calls_total",
+            "LLM calls answered, by provider, model and status",
+            ["provider", "model", "status"],
+            registry=registry,
+        )
+        self.cost = Counter("agentflow_llm_cost_usd_total", "LLM cost in USD", ["provider", "model"], registry=registry)
+        self.tokens = Counter(
+            "agentflow_llm_tokens_total",
+            "LLM tokens by kind (input, cached_input, output)",
+            ["provider", "model", "kind"],
+            registry=registry,
+        )
+        self.cache = Counter(
+            "agentflow_llm_cache_total",
+            "Calls by cache result (hit, miss, replay, coalesced)",
+            ["result"],
+            registry=registry,
+        )
+        self.rate_limit_wait = Histogram(
+            "agentflow_llm_rate_limit_wait_seconds",
+            "Time calls waited for a deployment's RPM/TPM buckets",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "agentflow_llm_breaker_state",
+            "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
+            ["deployment"],
+            registry=registry,
+        )
+        self.upstream_seconds = Histogram(
+            "agentflow_llm_upstream_seconds",
+            "Duration of upstream calls",
+            ["provider", "model"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "agentflow_llm_retries_total",
+            "Upstream calls retried or passed to a fallback",
+            ["deployment", "reason"],
+            registry=registry,
+        )
+        self._cache_children = {r: self.cache.labels(r) for r in ("hit", "miss", "replay", "coalesced")}
+
+    def cache_result(self, result: str) -> None:
+        self._cache_children[result].inc()

@@ -1,0 +1,122 @@
+"""The router's SQLite file (`router.db`): one connection on one thread, writes batched.
+
+Writes are queued in memory and committed together, in one transaction, by the next job on the
+database thread; a query runs on the same thread after every write queued before it, so a reader
+always sees what was recorded before it asked. WAL mode, `synchronous=NORMAL`: a power cut may
+lose the last moments of cache and ledger, never corrupt them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE cache (
+        key TEXT PRIMARY KEY, completion TEXT NOT NULL, size INTEGER NOT NULL,
+        created REAL NOT NULL, expires REAL NOT NULL
+    );
+    CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, call_index INTEGER NOT NULL,
+        workflow TEXT NOT NULL, request_hash TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL,
+        completion TEXT NOT NULL, cost_usd REAL NOT NULL, cache TEXT NOT NULL, origin TEXT NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (run, step, attempt, call_index)
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, day TEXT NOT NULL,
+        run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, workflow TEXT NOT NULL,
+        model TEXT NOT NULL, provider TEXT NOT NULL, cache TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL
+    );
+    CREATE INDEX ledger_attempt ON ledger (run, step, attempt);
+    CREATE INDEX ledger_day ON ledger (day);
+    CREATE TABLE thresholds (
+        run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, kind TEXT NOT NULL,
+        fraction REAL NOT NULL, spent REAL NOT NULL, grant_value REAL NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (run, step, attempt, kind, fraction)
+    );
+    """,
+)
+
+
+class Database:
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._pending: list[tuple[str, Sequence[Any]]] = []
+        self._flush_scheduled = False
+        self._closed = False
+        self._last_flush: asyncio.Future[Any] | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-db")
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(executor, _connect, path)
+        return cls(conn, executor)
+
+    def write(self, sql: str, params: Sequence[Any]) -> None:
+        """Queue a statement; it commits with the next batch (soon, on the loop's next turn)."""
+        self._pending.append((sql, params))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._pending and not self._closed:
+            self._last_flush = self._submit(None)
+
+    def _submit(self, job: Callable[[sqlite3.Connection], T] | None) -> asyncio.Future[T | None]:
+        batch, self._pending = self._pending, []
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch, job)
+
+    def _run(self, batch: list[tuple[str, Sequence[Any]]], job: Callable[[sqlite3.Connection], T] | None) -> T | None:
+        conn = self._conn
+        if batch:
+            with conn:
+                for sql, params in batch:
+                    conn.execute(sql, params)
+        if job is None:
+            return None
+        with conn:
+            return job(conn)
+
+    async def query(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` on the database thread after every write queued so far."""
+        result = await self._submit(job)
+        return result  # type: ignore[return-value]
+
+    async def flush(self) -> None:
+        await self._submit(None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return conn
