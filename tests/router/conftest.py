@@ -37,7 +37,11 @@ async def start_router(tmp_path: Path, fake: FakeProvider) -> AsyncIterator[Star
     started: list[Router] = []
 
     async def starter(
-        *, clock: Clock | None = None, config: RouterConfig | None = None, data_dir: Path | None = None, **overrides: Any
+        *,
+        clock: Clock | None = None,
+        config: RouterConfig | None = None,
+        data_dir: Path | None = None,
+        **overrides: Any,
     ) -> Router:
         cfg = config or base_config(data_dir or tmp_path / f"router-{len(started)}", fake, **overrides)
         registry = CollectorRegistry()

@@ -56,15 +56,15 @@ class Router:
             await self.engine.close()
 
 
-async def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "the condition") -> Any:
-    """Poll `predicate` on the loop until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], Any], *, within: float = 10.0, what: str = "the condition") -> Any:
+    """Poll `predicate` on the loop until it is truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.002)
 
 
