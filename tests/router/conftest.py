@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +11,13 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 from router_fakes import FakeProvider
-from router_support import Router, base_config
+from router_support import Router, StartRouter, base_config
 
 from router.app import start
 from router.clock import Clock, ManualClock
 from router.config import RouterConfig
 from router.engine import Engine
 from router.metrics import RouterMetrics
-
-StartRouter = Callable[..., Awaitable[Router]]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,10 @@ class Router:
             self.stopped = True
             await self.runner.cleanup()
             await self.engine.close()
+
+
+StartRouter = Callable[..., Awaitable[Router]]
+"""The `start_router` fixture: `await start_router(clock=..., data_dir=..., **config_overrides)`."""
 
 
 async def wait_until(predicate: Callable[[], Any], *, within: float = 10.0, what: str = "the condition") -> Any:
