@@ -30,7 +30,8 @@ async def ask(http: aiohttp.ClientSession, router: Router, text: str, headers: d
     async with http.post(router.api + "/chat/completions", json=sampled(text), headers=headers) as r:
         assert r.status == 200, await r.text()
         body = await r.json()
-        return r.headers["x-agentflow-cache"], body["choices"][0]["message"]["content"], r.headers["x-agentflow-cost-usd"]
+        text = body["choices"][0]["message"]["content"]
+        return r.headers["x-agentflow-cache"], text, r.headers["x-agentflow-cost-usd"]
 
 
 async def attempt(http: aiohttp.ClientSession, router: Router, n: int, texts: list[str]) -> list[str]:
