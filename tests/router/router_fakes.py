@@ -75,6 +75,7 @@ class FakeProvider:
     def __init__(self, *, words: int = 3) -> None:
         self.calls: list[Received] = []
         self._scripts: list[Script] = []
+        self._holding: list[Hold] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.words = words  # the answer is streamed in this many pieces
@@ -102,6 +103,9 @@ class FakeProvider:
         return self
 
     async def stop(self) -> None:
+        for step in self._scripts + self._holding:
+            if isinstance(step, Hold):
+                step.gate.set()  # a failed test must not leave handlers waiting
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -111,6 +115,7 @@ class FakeProvider:
         self.arrived.set()
         step = self._scripts.pop(0) if self._scripts else None
         if isinstance(step, Hold):
+            self._holding.append(step)
             await step.gate.wait()
             step = None
         return body, step
