@@ -65,14 +65,14 @@ class Ticket:
         return self.completion
 
 
-def build_providers(config: RouterConfig) -> dict[str, Provider]:
+def build_providers(config: RouterConfig, clock: Clock) -> dict[str, Provider]:
     connect = config.timeouts.connect.total_seconds()
     out: dict[str, Provider] = {}
     for p in config.providers:
         if p.kind == "openai":
-            out[p.name] = OpenAIProvider(p, connect_timeout=connect)
+            out[p.name] = OpenAIProvider(p, connect_timeout=connect, wall=clock.time)
         elif p.kind == "anthropic":
-            out[p.name] = AnthropicProvider(p, connect_timeout=connect)
+            out[p.name] = AnthropicProvider(p, connect_timeout=connect, wall=clock.time)
         else:
             out[p.name] = DevProvider()
     if config.dev:
@@ -119,13 +119,14 @@ class Engine:
         providers: dict[str, Provider] | None = None,
     ) -> Engine:
         db = await Database.open(config.database)
+        clock = clock or SystemClock()
         engine = cls(
             config,
             db=db,
             metrics=metrics,
-            clock=clock or SystemClock(),
+            clock=clock,
             rng=rng or random.Random(),
-            providers=providers if providers is not None else build_providers(config),
+            providers=providers if providers is not None else build_providers(config, clock),
         )
         await engine.cache.load()
         await engine.ledger.load()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -28,8 +28,11 @@ ANTHROPIC_VERSION = "2023-06-01"
 class AnthropicProvider:
     shape = Shape.ANTHROPIC
 
-    def __init__(self, config: ProviderConfig, *, connect_timeout: float) -> None:
+    def __init__(
+        self, config: ProviderConfig, *, connect_timeout: float, wall: Callable[[], float] = time.time
+    ) -> None:
         self.name = config.name
+        self._wall = wall  # reads HTTP-date Retry-After headers
         self._url = config.base_url + "/v1/messages"
         self._headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if config.api_key is not None:
@@ -67,7 +70,7 @@ class AnthropicProvider:
         except Exception as exc:
             raise map_transport_error(self.name, exc) from None
         if status != 200:
-            raise error_for_status(self.name, status, raw, headers, now=time.time())
+            raise error_for_status(self.name, status, raw, headers, now=self._wall())
         try:
             keep = raw if request.shape is Shape.ANTHROPIC else None
             return completion_from_anthropic(json.loads(raw), keep, now=int(time.time()))
@@ -83,7 +86,9 @@ class AnthropicProvider:
             async with asyncio.timeout(limit_s):
                 async with session.post(self._url, data=data, headers=self._headers) as resp:
                     if resp.status != 200:
-                        raise error_for_status(self.name, resp.status, await resp.read(), resp.headers, now=time.time())
+                        raise error_for_status(
+                            self.name, resp.status, await resp.read(), resp.headers, now=self._wall()
+                        )
                     text: list[str] = []
                     start: dict[str, Any] = {}
                     usage: dict[str, Any] = {}

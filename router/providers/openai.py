@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -20,8 +20,11 @@ from router.translate import completion_from_openai, dumps
 class OpenAIProvider:
     shape = Shape.OPENAI
 
-    def __init__(self, config: ProviderConfig, *, connect_timeout: float) -> None:
+    def __init__(
+        self, config: ProviderConfig, *, connect_timeout: float, wall: Callable[[], float] = time.time
+    ) -> None:
         self.name = config.name
+        self._wall = wall  # reads HTTP-date Retry-After headers
         self._url = config.base_url + "/chat/completions"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if config.api_key is not None:
@@ -58,7 +61,7 @@ class OpenAIProvider:
         except Exception as exc:
             raise map_transport_error(self.name, exc) from None
         if status != 200:
-            raise error_for_status(self.name, status, raw, headers, now=time.time())
+            raise error_for_status(self.name, status, raw, headers, now=self._wall())
         try:
             keep = raw if request.shape is Shape.OPENAI else None
             return completion_from_openai(json.loads(raw), keep, now=int(time.time()))
@@ -74,7 +77,9 @@ class OpenAIProvider:
             async with asyncio.timeout(limit_s):
                 async with session.post(self._url, data=data, headers=self._headers) as resp:
                     if resp.status != 200:
-                        raise error_for_status(self.name, resp.status, await resp.read(), resp.headers, now=time.time())
+                        raise error_for_status(
+                            self.name, resp.status, await resp.read(), resp.headers, now=self._wall()
+                        )
                     text: list[str] = []
                     finish = "stop"
                     usage = Usage()

@@ -67,7 +67,7 @@ async def test_usd_grant_refuses_with_402_before_anything_goes_upstream(
     start_router: StartRouter, fake: FakeProvider, http: aiohttp.ClientSession
 ) -> None:
     router = await start_router(pricing={"gpt-*": Price(input=1000.0, output=2000.0)})
-    # estimate: (1 // 3 + 8) input and 5 output tokens → 0.009 + 0.01 = $0.018; spent per call: 12·1e-3 + 5·2e-3 = $0.022
+    # estimate: (1 // 3 + 8) input, 5 output tokens → 0.009 + 0.01 = $0.018; a call spends 12·1e-3 + 5·2e-3 = $0.022
     status, answer = await call(http, router, body("x"), grant(usd=0.01))
     assert status == 402
     assert (answer["error"]["type"], answer["error"]["code"]) == ("budget_exceeded", "budget_exceeded_usd")
