@@ -165,8 +165,11 @@ class FakeProvider:
             delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await resp.write(b"data: " + json.dumps({**head, "choices": [{"index": 0, "delta": {},
-                                                                        "finish_reason": "stop"}]}).encode() + b"\n\n")
+        await resp.write(
+            b"data: "
+            + json.dumps({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode()
+            + b"\n\n"
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
             await resp.write(b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode() + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
@@ -192,22 +195,45 @@ class FakeProvider:
         async def event(name: str, data: dict[str, Any]) -> None:
             await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
 
-        await event("message_start", {"type": "message_start", "message": {
-            "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}}})
-        await event("content_block_start", {"type": "content_block_start", "index": 0,
-                                            "content_block": {"type": "text", "text": ""}})
+        await event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1},
+                },
+            },
+        )
+        await event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
         await event("ping", {"type": "ping"})
         for i, piece in enumerate(self._pieces(text)):
             if isinstance(step, Drop) and i == step.after_chunks:
                 assert request.transport is not None
                 request.transport.close()
                 return resp
-            await event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta", "text": piece}})
+            await event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
         await event("content_block_stop", {"type": "content_block_stop", "index": 0})
-        await event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
-                                      "stop_sequence": None}, "usage": {"output_tokens": COMPLETION_TOKENS}})
+        await event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": COMPLETION_TOKENS},
+            },
+        )
         await event("message_stop", {"type": "message_stop"})
         await resp.write_eof()
         return resp  # fmt: skip

@@ -39,7 +39,9 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def routed(fake: FakeProvider, *, retries: int = 2, dead: bool = False, timeout: timedelta | None = None) -> dict[str, Any]:
+def routed(
+    fake: FakeProvider, *, retries: int = 2, dead: bool = False, timeout: timedelta | None = None
+) -> dict[str, Any]:
     """Model "smart": deployment `primary` (OpenAI shape) then `backup` (Anthropic shape)."""
     primary_url = f"http://127.0.0.1:{closed_port()}/v1" if dead else fake.url + "/v1"
     return {
@@ -161,7 +163,9 @@ async def test_context_length_errors_fall_back_and_other_4xx_do_not(
     fake.script(Reply(status=400, body=too_long))
     assert (await ask(http, router))[0] == 200
     assert [c.path for c in fake.calls] == ["/v1/chat/completions", "/v1/messages"]
-    fake.script(Reply(status=400, body={"error": {"message": "unsupported parameter", "type": "invalid_request_error"}}))
+    fake.script(
+        Reply(status=400, body={"error": {"message": "unsupported parameter", "type": "invalid_request_error"}})
+    )
     status, body = await ask(http, router)
     assert status == 400 and body["error"]["code"] == "upstream_rejected"
     assert "unsupported parameter" in body["error"]["message"]

@@ -48,7 +48,11 @@ async def test_openai_sdk_completion(oai: openai.AsyncOpenAI, fake: FakeProvider
 async def test_openai_sdk_stream_miss_then_hit(oai: openai.AsyncOpenAI, fake: FakeProvider, model: str) -> None:
     for expected in ("miss", "hit"):
         response = await oai.chat.completions.with_raw_response.create(
-            model=model, messages=USER, temperature=0, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+            model=model,
+            messages=USER,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},  # type: ignore[arg-type]
         )
         assert response.headers["x-agentflow-cache"] == expected
         stream = response.parse()
@@ -84,7 +88,10 @@ async def test_openai_sdk_lists_models(oai: openai.AsyncOpenAI, start_router: ob
 @pytest.mark.parametrize("model", ["claude-test", "gpt-test"])
 async def test_anthropic_sdk_message(claude: anthropic.AsyncAnthropic, fake: FakeProvider, model: str) -> None:
     raw = await claude.messages.with_raw_response.create(
-        model=model, max_tokens=64, messages=USER, extra_body={"temperature": 0}  # type: ignore[arg-type]
+        model=model,
+        max_tokens=64,
+        messages=USER,
+        extra_body={"temperature": 0},  # type: ignore[arg-type]
     )
     msg = await raw.parse()
     assert msg.content[0].type == "text" and msg.content[0].text == "echo: tell me"
@@ -99,7 +106,10 @@ async def test_anthropic_sdk_stream_miss_then_hit(
 ) -> None:
     for _ in ("miss", "hit"):
         async with claude.messages.stream(
-            model=model, max_tokens=64, messages=USER, extra_body={"temperature": 0}  # type: ignore[arg-type]
+            model=model,
+            max_tokens=64,
+            messages=USER,
+            extra_body={"temperature": 0},  # type: ignore[arg-type]
         ) as stream:
             texts = [t async for t in stream.text_stream]
             final = await stream.get_final_message()
