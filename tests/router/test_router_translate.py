@@ -83,8 +83,10 @@ def test_anthropic_stream_sequence() -> None:
                    usage=Usage(input_tokens=4, output_tokens=2))  # fmt: skip
     writer = AnthropicStream(id=c.id, model="m", input_tokens=4)
     events = _events(writer.delta("hel") + writer.delta("lo") + writer.finish(c))
-    assert [e for e, _ in events] == ["message_start", "content_block_start", "content_block_delta",
-                                      "content_block_delta", "content_block_stop", "message_delta", "message_stop"]  # fmt: skip
+    assert [e for e, _ in events] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop",
+    ]  # fmt: skip
     assert events[0][1]["message"]["id"] == "msg_abc"  # type: ignore[index]
     assert events[5][1]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
 
