@@ -114,7 +114,9 @@ def test_providers_come_from_the_environment_without_a_config_file(tmp_path: Pat
     env = {"OPENAI_API_KEY": "a", "OPENAI_BASE_URL": "http://localhost:11434/v1/", "ANTHROPIC_API_KEY": "b"}
     config = RouterConfig.load(["--data-dir", str(tmp_path)], environ=env)
     assert [(p.name, p.base_url, p.models) for p in config.providers] == [
-        ("anthropic", "https://api.anthropic.com", ("claude*",)), ("openai", "http://localhost:11434/v1", ("*",))]  # fmt: skip
+        ("anthropic", "https://api.anthropic.com", ("claude*",)),
+        ("openai", "http://localhost:11434/v1", ("*",)),
+    ]
     routes = Routes(config)
     assert routes.resolve("claude-haiku")[0].provider == "anthropic"
     assert routes.resolve("llama3")[0].provider == "openai"
@@ -138,7 +140,7 @@ def test_dev_is_a_bare_flag_or_a_setting(tmp_path: Path) -> None:
 
 
 def test_a_listen_address_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a loopback address.*--allow-remote"):
+    with pytest.raises(ConfigError, match=r"not a loopback address.*--allow-remote"):
         RouterConfig.load(["--listen", "0.0.0.0:4000", "--data-dir", str(tmp_path)], environ={})
     config = RouterConfig.load(["--listen", "0.0.0.0:4000", "--allow-remote", "--data-dir", str(tmp_path)],
                                environ={})  # fmt: skip
