@@ -51,8 +51,16 @@ class Reservation:
     settled: bool = False
 
 
+_day_memo: tuple[int, str] = (-1, "")
+
+
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    """The UTC date of `ts`, formatted once per day."""
+    global _day_memo
+    number = int(ts // 86400)
+    if number != _day_memo[0]:
+        _day_memo = (number, datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d"))
+    return _day_memo[1]
 
 
 class Ledger:
