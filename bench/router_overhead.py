@@ -45,7 +45,8 @@ DETERMINISTIC = {**SAMPLED, "temperature": 0}
 
 _ANSWER = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello, benchmark."}, "finish_reason": "stop"}],
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello, benchmark."},
+                 "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
 }).encode()  # fmt: skip
 UPSTREAM_RESPONSE = (

@@ -96,8 +96,11 @@ class Database:
         conn = self._conn
         if batch:
             with conn:
-                for sql, params in batch:
-                    conn.execute(sql, params)
+                start = 0
+                for i in range(1, len(batch) + 1):  # runs of one statement go in one executemany
+                    if i == len(batch) or batch[i][0] != batch[start][0]:
+                        conn.executemany(batch[start][0], [p for _, p in batch[start:i]])
+                        start = i
         if job is None:
             return None
         with conn:
