@@ -10,6 +10,7 @@ fault and is answered as it is. A streamed call is only retried before its first
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -89,8 +90,22 @@ class Dispatcher:
         return {name: s.breaker.state.name.lower() for name, s in self._states.items()}
 
     async def run(
-        self, call: Call, request: ChatRequest, deployments: tuple[DeploymentConfig, ...], *, run: str, estimate: int
+        self,
+        call: Call,
+        request: ChatRequest,
+        deployments: tuple[DeploymentConfig, ...],
+        *,
+        run: str,
+        estimate: int,
+        limit_s: float,
     ) -> tuple[Completion, DeploymentConfig]:
+        """The answer and the deployment that gave it; raises the last error when every deployment failed.
+
+        `limit_s` bounds the whole call, waits and retries included. It is enforced as one deadline that
+        each upstream attempt, limiter wait and backoff sleep is cut to (one timer per attempt, not two).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
         last: UpstreamError | None = None
         retry = self._config.retry
         for dep in deployments:
@@ -102,11 +117,21 @@ class Dispatcher:
                     last = last or UpstreamUnavailable(f"deployment {dep.name}: circuit breaker open")
                     break
                 waited = time.perf_counter()
-                await state.limiter.acquire(run, estimate)
+                if state.limiter.limited:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            await state.limiter.acquire(run, estimate)
+                    except TimeoutError:
+                        raise total_timeout_error(limit_s) from None
                 started = time.perf_counter()
                 call.upstream_s += started - waited
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise total_timeout_error(limit_s)
                 try:
-                    completion = await self._once(call, provider, dep, request)
+                    completion = await self._once(
+                        call, provider, dep, request, min(remaining, self._routes.timeout(dep))
+                    )
                 except ContextLengthExceeded as exc:
                     state.breaker.success()
                     last = exc
@@ -121,6 +146,8 @@ class Dispatcher:
                     self._metrics.retries.labels(dep.name, "unavailable").inc()
                     break
                 except UpstreamError as exc:
+                    if isinstance(exc, UpstreamTimeout) and loop.time() >= deadline:
+                        raise total_timeout_error(limit_s) from None
                     if isinstance(exc, RateLimited):
                         state.breaker.release_probe()
                     else:
@@ -140,7 +167,7 @@ class Dispatcher:
                             cap=retry.cap.total_seconds(),
                             rng=self._rng,
                         )
-                    if delay > retry.max_wait.total_seconds():
+                    if delay > retry.max_wait.total_seconds() or loop.time() + delay >= deadline:
                         self._metrics.retries.labels(dep.name, "fallback").inc()
                         break
                     self._metrics.retries.labels(dep.name, "retry").inc()
@@ -162,13 +189,14 @@ class Dispatcher:
                 return completion, dep
         raise last or UpstreamUnavailable("no deployment could take the call")
 
-    async def _once(self, call: Call, provider: Provider, dep: DeploymentConfig, request: ChatRequest) -> Completion:
-        timeout = self._routes.timeout(dep)
+    async def _once(
+        self, call: Call, provider: Provider, dep: DeploymentConfig, request: ChatRequest, limit_s: float
+    ) -> Completion:
         call.model = "dev/" + request.model if dep.provider == DEV_PROVIDER else dep.model
         if not request.stream:
-            return await provider.complete(dep, request, limit_s=timeout)
+            return await provider.complete(dep, request, limit_s=limit_s)
         completion: Completion | None = None
-        async for item in provider.stream(dep, request, limit_s=timeout):
+        async for item in provider.stream(dep, request, limit_s=limit_s):
             if isinstance(item, str):
                 call.publish(item)
             else:

@@ -23,7 +23,7 @@ from router.calls import Call, Inflight
 from router.clock import Clock, SystemClock
 from router.completion import ChatRequest, Completion
 from router.config import DEV_PROVIDER, RouterConfig
-from router.dispatch import Dispatcher, total_timeout_error
+from router.dispatch import Dispatcher
 from router.errors import BudgetExceeded, Error
 from router.hashing import request_hash
 from router.journal import Journal
@@ -159,8 +159,10 @@ class Engine:
 
     async def submit(self, request: ChatRequest, options: CallOptions) -> Ticket:
         deployments = self.routes.resolve(request.model)
-        key = request_hash(request)
         who = options.attribution
+        deterministic = request.deterministic or self.cache.nondeterministic
+        # the hash keys the cache, coalescing and the journal; a sampled, unattributed call needs none of them
+        key = request_hash(request) if deterministic or who is not None else ""
         index = self.journal.call_index(who) if who is not None else None
         if who is not None and index is not None:
             entry = await self.journal.replay(who, index, key)
@@ -176,7 +178,6 @@ class Engine:
                 )
                 self._account(ticket, entry.completion)
                 return ticket
-        deterministic = request.deterministic or self.cache.nondeterministic
         if self.cache.enabled and deterministic and not request.no_store:
             hit = await self.cache.get(key)
             if hit is not None:
@@ -220,8 +221,8 @@ class Engine:
         if deterministic:
             self.inflight.add(key, call)
         cacheable = self.cache.enabled and deterministic and not request.no_store
-        timeout = options.timeout or self._default_timeout
-        task = asyncio.create_task(self._run(call, request, deployments, key, cacheable, estimate, timeout))
+        limit_s = options.timeout or self._default_timeout
+        task = asyncio.create_task(self._run(call, request, deployments, key, cacheable, estimate, limit_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return ticket
@@ -267,11 +268,9 @@ class Engine:
         leader: Ticket = call.tickets[0]
         run = leader.who.run if leader.who is not None else ""
         try:
-            try:
-                async with asyncio.timeout(limit_s):
-                    completion, dep = await self.dispatcher.run(call, request, deployments, run=run, estimate=estimate)
-            except TimeoutError:
-                raise total_timeout_error(limit_s) from None
+            completion, dep = await self.dispatcher.run(
+                call, request, deployments, run=run, estimate=estimate, limit_s=limit_s
+            )
         except Error as exc:
             self.inflight.remove(key, call)
             if leader.reservation is not None:

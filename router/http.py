@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -227,12 +228,14 @@ class Front:
         if ticket.cache is CacheResult.MISS and ticket.call is not None and ticket.call.done:
             waited = ticket.call.upstream_s  # provider calls, limit waits and backoff: not the router's own time
         overhead = max(0.0, time.perf_counter() - started - waited) * 1000
-        return {
+        headers = {
             HEADER_CACHE: ticket.cache.value,
             HEADER_OVERHEAD_MS: f"{overhead:.3f}",
             HEADER_COST_USD: f"{ticket.cost_usd:.10f}" if ticket.cost_usd else "0",
-            HEADER_REQUEST_HASH: ticket.request_hash,
         }
+        if ticket.request_hash:  # not computed for sampled calls without attribution
+            headers[HEADER_REQUEST_HASH] = ticket.request_hash
+        return headers
 
     async def _stream(
         self, request: web.Request, chat: ChatRequest, ticket: Ticket, started: float
@@ -276,12 +279,13 @@ class Front:
         call = ticket.call
         assert call is not None
         writer: OpenAIStream | AnthropicStream
+        stream_id = ticket.request_hash[:24] or os.urandom(12).hex()
         if shape is Shape.OPENAI:
             writer = OpenAIStream(
-                id="chatcmpl-" + ticket.request_hash[:24], model=call.model or ticket.model, created=int(time.time())
+                id="chatcmpl-" + stream_id, model=call.model or ticket.model, created=int(time.time())
             )
         else:
-            writer = AnthropicStream(id="msg_" + ticket.request_hash[:24], model=call.model or ticket.model)
+            writer = AnthropicStream(id="msg_" + stream_id, model=call.model or ticket.model)
         async for text in call.deltas():
             await response.write(writer.delta(text))
         if call.error is not None:
