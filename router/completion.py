@@ -85,6 +85,7 @@ class ChatRequest:
     prompt_chars: int
     no_store: bool = False
     deterministic: bool = False  # temperature 0, or a seed: the same request gets the same answer
+    raw: bytes = b""  # the body as received, forwarded unchanged to a provider of the same shape when it can be
     extra: dict[str, Any] = field(default_factory=dict)
 
     def estimated_prompt_tokens(self) -> int:

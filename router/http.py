@@ -202,7 +202,7 @@ class Front:
             options = call_options(request)
             no_store = _no_store(request)
             chat = (
-                openai_request(body, no_store=no_store)
+                openai_request(body, no_store=no_store, raw=raw)
                 if shape is Shape.OPENAI
                 else anthropic_request(body, no_store=no_store)
             )

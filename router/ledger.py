@@ -1,8 +1,10 @@
 """The spend ledger and the budget grants it enforces.
 
-Every call is a ledger row (run, step, attempt, workflow, model, provider, cache result, tokens,
-USD). A call under a grant first *reserves* its estimate (prompt size plus max_tokens, priced at
-the dearest deployment it may reach); the check and the reservation happen together on the event
+Calls are summed per (day, run, step, attempt, workflow, model, provider, cache result): one row
+holds how many calls, their tokens and USD. Sums are kept in memory and upserted with each
+database batch, so a burst of calls costs a few statements, not one per call.
+
+A call under a grant first *reserves* its estimate (prompt size plus max_tokens, priced at the dearest deployment it may reach); the check and the reservation happen together on the event
 loop, so concurrent calls against one grant never take it past its limit. When the answer is in,
 the reservation is settled to the real usage. When an attempt's spend crosses one of
 `budget.thresholds` (fractions of its grant) the crossing is stored and shown by
@@ -28,10 +30,18 @@ from router.store import Database
 log = logging.getLogger("router.ledger")
 
 MAX_TRACKED_ATTEMPTS = 100_000
-_INSERT = (
-    "INSERT INTO ledger (at, day, run, step, attempt, workflow, model, provider, cache, input_tokens,"
-    " cached_input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT = (
+    "INSERT INTO ledger (day, run, step, attempt, workflow, model, provider, cache, calls, input_tokens,"
+    " cached_input_tokens, output_tokens, cost_usd, first_at, last_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run, step, attempt, day, workflow, model, provider, cache) DO UPDATE SET"
+    " calls = calls + excluded.calls,"
+    " input_tokens = input_tokens + excluded.input_tokens,"
+    " cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,"
+    " output_tokens = output_tokens + excluded.output_tokens, cost_usd = cost_usd + excluded.cost_usd,"
+    " last_at = excluded.last_at"
 )
+_Key = tuple[str, str, str, int, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -72,6 +82,12 @@ class Ledger:
         self._loading: dict[tuple[str, str, int], asyncio.Future[_Attempt]] = {}
         self._today = ""
         self._today_usd = 0.0
+        self._sums: dict[_Key, list[Any]] = {}  # key → [calls, input, cached, output, usd, first_at, last_at]
+        db.collect(self._rows)
+
+    def _rows(self) -> list[tuple[str, Any]]:
+        sums, self._sums = self._sums, {}
+        return [(_UPSERT, (*key, *values)) for key, values in sums.items()]
 
     async def load(self) -> None:
         day = _day(self._clock.time())
@@ -199,24 +215,26 @@ class Ledger:
         now = self._clock.time()
         run, step, attempt, workflow = (who.run, who.step, who.attempt, who.workflow) if who else ("", "", 0, "")
         paid_tokens = usage.total_tokens if cache is CacheResult.MISS else 0
-        self._db.write(
-            _INSERT,
-            (
-                now,
-                _day(now),
-                run,
-                step,
-                attempt,
-                workflow,
-                model,
-                provider,
-                cache.value,
+        key = (_day(now), run, step, attempt, workflow, model, provider, cache.value)
+        sums = self._sums.get(key)
+        if sums is None:
+            self._sums[key] = [
+                1,
                 usage.input_tokens,
                 usage.cached_input_tokens,
                 usage.output_tokens,
                 cost_usd,
-            ),
-        )
+                now,
+                now,
+            ]
+            self._db.touch()
+        else:
+            sums[0] += 1
+            sums[1] += usage.input_tokens
+            sums[2] += usage.cached_input_tokens
+            sums[3] += usage.output_tokens
+            sums[4] += cost_usd
+            sums[6] = now
         if cost_usd:
             _ = self.spend_today_usd
             self._today_usd += cost_usd
@@ -240,14 +258,15 @@ class Ledger:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
             totals = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),"
+                "SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),"
                 " COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0),"
-                " COALESCE(SUM(cache = 'hit'), 0), COALESCE(SUM(cache = 'replay'), 0),"
-                f" COALESCE(SUM(cache = 'coalesced'), 0), COALESCE(SUM(cache = 'miss'), 0) FROM ledger WHERE {where}",
+                " COALESCE(SUM((cache = 'hit') * calls), 0), COALESCE(SUM((cache = 'replay') * calls), 0),"
+                " COALESCE(SUM((cache = 'coalesced') * calls), 0), COALESCE(SUM((cache = 'miss') * calls), 0)"
+                f" FROM ledger WHERE {where}",
                 params,
             ).fetchone()
             by_model = conn.execute(
-                "SELECT provider, model, COUNT(*), COALESCE(SUM(input_tokens + output_tokens), 0),"
+                "SELECT provider, model, SUM(calls), COALESCE(SUM(input_tokens + output_tokens), 0),"
                 f" COALESCE(SUM(cost_usd), 0) FROM ledger WHERE {where}"
                 " GROUP BY provider, model ORDER BY provider, model",
                 params,

@@ -37,13 +37,12 @@ MIGRATIONS: Sequence[str] = (
         UNIQUE (run, step, attempt, call_index)
     );
     CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY, at REAL NOT NULL, day TEXT NOT NULL,
-        run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, workflow TEXT NOT NULL,
+        day TEXT NOT NULL, run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, workflow TEXT NOT NULL,
         model TEXT NOT NULL, provider TEXT NOT NULL, cache TEXT NOT NULL,
-        input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-        cost_usd REAL NOT NULL
+        calls INTEGER NOT NULL, input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL,
+        PRIMARY KEY (run, step, attempt, day, workflow, model, provider, cache)
     );
-    CREATE INDEX ledger_attempt ON ledger (run, step, attempt);
     CREATE INDEX ledger_day ON ledger (day);
     CREATE TABLE thresholds (
         run TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL, kind TEXT NOT NULL,
@@ -59,6 +58,7 @@ class Database:
         self._conn = conn
         self._executor = executor
         self._pending: list[tuple[str, Sequence[Any]]] = []
+        self._collectors: list[Callable[[], list[tuple[str, Sequence[Any]]]]] = []
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle
         self._closed = False
@@ -71,6 +71,16 @@ class Database:
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(executor, _connect, path)
         return cls(conn, executor)
+
+    def collect(self, collector: Callable[[], list[tuple[str, Sequence[Any]]]]) -> None:
+        """Have `collector()` add its statements to every batch (for writers that aggregate in memory)."""
+        self._collectors.append(collector)
+
+    def touch(self) -> None:
+        """Make sure a batch is committed soon (a collector has something)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self._flush_soon)
 
     def write(self, sql: str, params: Sequence[Any]) -> None:
         """Queue a statement; it commits with the next batch, within FLUSH_INTERVAL_S."""
@@ -85,10 +95,12 @@ class Database:
         if self._flush_scheduled:
             self._flush_scheduled = False
             self._timer.cancel()
-        if self._pending and not self._closed:
+        if not self._closed:
             self._last_flush = self._submit(None)
 
     def _submit(self, job: Callable[[sqlite3.Connection], T] | None) -> asyncio.Future[T | None]:
+        for collector in self._collectors:
+            self._pending.extend(collector())
         batch, self._pending = self._pending, []
         return asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch, job)
 

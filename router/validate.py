@@ -115,7 +115,7 @@ def _deterministic(body: dict[str, Any]) -> bool:
     return (temperature is not None and temperature == 0) or body.get("seed") is not None
 
 
-def openai_request(body: dict[str, Any], *, no_store: bool = False) -> ChatRequest:
+def openai_request(body: dict[str, Any], *, no_store: bool = False, raw: bytes = b"") -> ChatRequest:
     model, messages, stream = _common(body, OPENAI_ROLES)
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
@@ -142,6 +142,7 @@ def openai_request(body: dict[str, Any], *, no_store: bool = False) -> ChatReque
         prompt_chars=sum(_content_chars(m.get("content")) for m in messages),
         no_store=_opt_out(body, no_store),
         deterministic=_deterministic(body),
+        raw=raw,
     )
 
 

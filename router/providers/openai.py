@@ -16,6 +16,8 @@ from router.errors import UpstreamError
 from router.providers.base import StreamItem, error_for_status, map_transport_error, new_session, sse_data
 from router.translate import completion_from_openai, dumps
 
+_PASSTHROUGH = frozenset({"agentflow", "top_k", "stream", "stream_options"})  # keys that stop a verbatim forward
+
 
 class OpenAIProvider:
     shape = Shape.OPENAI
@@ -40,6 +42,8 @@ class OpenAIProvider:
 
     def _body(self, deployment: DeploymentConfig, request: ChatRequest, *, stream: bool) -> bytes:
         source = request.original if request.shape is Shape.OPENAI else request.body
+        if request.raw and not stream and source.get("model") == deployment.model and _PASSTHROUGH.isdisjoint(source):
+            return request.raw  # nothing to change: forward the client's bytes
         body: dict[str, Any] = {k: v for k, v in source.items() if k != "agentflow" and k != "top_k"}
         body["model"] = deployment.model
         if stream:
