@@ -4,9 +4,10 @@ Calls are summed per (day, run, step, attempt, workflow, model, provider, cache 
 holds how many calls, their tokens and USD. Sums are kept in memory and upserted with each
 database batch, so a burst of calls costs a few statements, not one per call.
 
-A call under a grant first *reserves* its estimate (prompt size plus max_tokens, priced at the dearest deployment it may reach); the check and the reservation happen together on the event
-loop, so concurrent calls against one grant never take it past its limit. When the answer is in,
-the reservation is settled to the real usage. When an attempt's spend crosses one of
+A call under a grant first *reserves* its estimate (prompt size plus max_tokens, priced at the
+dearest deployment it may reach); the check and the reservation happen together on the event loop,
+so concurrent calls against one grant never take it past its limit. When the answer is in, the
+reservation is settled to the real usage. When an attempt's spend crosses one of
 `budget.thresholds` (fractions of its grant) the crossing is stored and shown by
 `GET /v1/agentflow/spend` under `thresholds` (the control plane emits `cost.threshold_met`).
 """
