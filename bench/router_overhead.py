@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VENV = ROOT / "build" / "litellm-venv"
-LITELLM_REQUIREMENT = "litellm[proxy]==1.110.2"
+LITELLM_REQUIREMENT = "litellm[proxy]==1.80.0"  # later releases need a litellm-proxy package not on the index
 
 SAMPLED = {"model": "gpt-bench", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
 DETERMINISTIC = {**SAMPLED, "temperature": 0}

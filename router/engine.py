@@ -276,7 +276,7 @@ class Engine:
             if leader.reservation is not None:
                 self.ledger.release(leader.reservation)
             for t in call.tickets:
-                self.metrics.calls.labels("router", t.model, exc.code.value).inc()
+                self.metrics.call("router", t.model, exc.code.value)
             log.info("call failed", extra={"model": request.model, "code": exc.code.value, "error": exc.message})
             call.fail(exc)
             return
@@ -325,7 +325,7 @@ class Engine:
     def _account(self, ticket: Ticket, completion: Completion, *, upstream_model: str | None = None) -> None:
         """Metrics, ledger row and journal entry of one answered client call."""
         self.metrics.cache_result(ticket.cache.value)
-        self.metrics.calls.labels(ticket.provider, ticket.model, "ok").inc()
+        self.metrics.call(ticket.provider, ticket.model, "ok")
         paid = ticket.cache is CacheResult.MISS
         usage = completion.usage
         self.ledger.record(

@@ -143,37 +143,40 @@ class Front:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body, handler_args={"max_field_size": 16384})
+        # the two hot routes answer their own errors; the others go through _guard
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/chat/completions", self.chat_completions)
         app.router.add_post("/v1/messages", self.messages)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/v1/agentflow/status", self.status)
-        app.router.add_get("/v1/agentflow/journal", self.journal)
-        app.router.add_post("/v1/agentflow/journal", self.seed_journal)
-        app.router.add_get("/v1/agentflow/spend", self.spend)
-        app.middlewares.append(self._errors)
+        for method, path, handler in (
+            ("GET", "/v1/models", self.models),
+            ("GET", "/health", self.health),
+            ("GET", "/metrics", self.metrics),
+            ("GET", "/v1/agentflow/status", self.status),
+            ("GET", "/v1/agentflow/journal", self.journal),
+            ("POST", "/v1/agentflow/journal", self.seed_journal),
+            ("GET", "/v1/agentflow/spend", self.spend),
+        ):
+            app.router.add_route(method, path, self._guard(handler))
+        self._paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
         return app
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPNotFound:
-            return self._error(
-                Error(f"no route {request.method} {request.path}"), Shape.OPENAI, 0.0, code=ErrorCode.NOT_FOUND
-            )
-        except web.HTTPMethodNotAllowed:
-            return self._error(
-                Error(f"method {request.method} not allowed on {request.path}"),
-                Shape.OPENAI,
-                0.0,
-                code=ErrorCode.INVALID_REQUEST,
-                status=405,
-            )
-        except Error as exc:
-            return self._error(exc, Shape.OPENAI, 0.0)
+    def _guard(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except Error as exc:
+                return self._error(exc, Shape.OPENAI, 0.0)
+
+        return guarded
+
+    async def _unknown(self, request: web.Request) -> web.StreamResponse:
+        if request.path in self._paths:
+            error = Error(f"method {request.method} not allowed on {request.path}")
+            return self._error(error, Shape.OPENAI, 0.0, code=ErrorCode.INVALID_REQUEST, status=405)
+        return self._error(
+            Error(f"no route {request.method} {request.path}"), Shape.OPENAI, 0.0, code=ErrorCode.NOT_FOUND
+        )
 
     def _error(
         self, exc: Error, shape: Shape, started: float, *, code: ErrorCode | None = None, status: int | None = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+MAX_CACHED_CHILDREN = 10_000
 UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -56,6 +59,17 @@ class RouterMetrics:
             registry=registry,
         )
         self._cache_children = {r: self.cache.labels(r) for r in ("hit", "miss", "replay", "coalesced")}
+        self._call_children: dict[tuple[str, str, str], Any] = {}
 
     def cache_result(self, result: str) -> None:
         self._cache_children[result].inc()
+
+    def call(self, provider: str, model: str, status: str) -> None:
+        """Count one answered call (label children are looked up once, not per call)."""
+        key = (provider, model, status)
+        child = self._call_children.get(key)
+        if child is None:
+            child = self.calls.labels(provider, model, status)
+            if len(self._call_children) < MAX_CACHED_CHILDREN:
+                self._call_children[key] = child
+        child.inc()

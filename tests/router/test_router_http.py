@@ -196,6 +196,9 @@ async def test_models_health_status_metrics_and_unknown_routes(router: Router, h
     async with http.get(router.api + "/nothing-here") as r:
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "not_found"
+    async with http.get(router.api + "/chat/completions") as r:
+        assert r.status == 405
+        assert (await r.json())["error"]["type"] == "invalid_request_error"
 
 
 async def test_no_store_header_and_body_field_skip_the_cache(
