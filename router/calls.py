@@ -20,7 +20,7 @@ class Call:
 
     def __init__(self) -> None:
         self._deltas: list[str] = []
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made by the first stream follower
         self._done = asyncio.get_running_loop().create_future()
         self.completion: Completion | None = None
         self.error: Error | None = None
@@ -37,19 +37,27 @@ class Call:
     def streamed(self) -> bool:
         return bool(self._deltas)
 
+    def _event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
     def publish(self, text: str) -> None:
         self._deltas.append(text)
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def finish(self, completion: Completion) -> None:
         self.completion = completion
         self._done.set_result(None)
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def fail(self, error: Error) -> None:
         self.error = error
         self._done.set_result(None)
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     async def result(self) -> Completion:
         await asyncio.shield(self._done)
@@ -60,21 +68,23 @@ class Call:
 
     async def first(self) -> None:
         """Wait until there is something to send: a first delta, the answer or the error."""
+        changed = self._event()
         while not self._deltas and not self._done.done():
-            self._changed.clear()
-            await self._changed.wait()
+            changed.clear()
+            await changed.wait()
 
     async def deltas(self) -> AsyncIterator[str]:
         """Every delta from the first; ends when the call is done (then read `completion`/`error`)."""
         sent = 0
+        changed = self._event()
         while True:
             while sent < len(self._deltas):
                 yield self._deltas[sent]
                 sent += 1
             if self._done.done():
                 return
-            self._changed.clear()
-            await self._changed.wait()
+            changed.clear()
+            await changed.wait()
 
 
 class Inflight:

@@ -184,7 +184,7 @@ class Dispatcher:
                     call.upstream_s += time.perf_counter() - started
                 elapsed = time.perf_counter() - started
                 state.breaker.success()
-                self._metrics.upstream_seconds.labels(dep.provider, dep.model).observe(elapsed)
+                self._metrics.upstream(dep.provider, dep.model).seconds.observe(elapsed)
                 state.limiter.adjust(completion.usage.total_tokens - estimate)
                 return completion, dep
         raise last or UpstreamUnavailable("no deployment could take the call")

@@ -309,11 +309,11 @@ class Engine:
         self.inflight.remove(key, call)
         call.provider = dep.provider
         leader.cost_usd = cost
-        self.metrics.cost.labels(dep.provider, dep.model).inc(cost)
-        tokens = self.metrics.tokens
-        tokens.labels(dep.provider, dep.model, "input").inc(usage.input_tokens)
-        tokens.labels(dep.provider, dep.model, "cached_input").inc(usage.cached_input_tokens)
-        tokens.labels(dep.provider, dep.model, "output").inc(usage.output_tokens)
+        children = self.metrics.upstream(dep.provider, dep.model)
+        children.cost.inc(cost)
+        children.input.inc(usage.input_tokens)
+        children.cached_input.inc(usage.cached_input_tokens)
+        children.output.inc(usage.output_tokens)
         call.finish(completion)
         for t in call.tickets:
             t.provider = dep.provider

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -9,6 +10,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 MAX_CACHED_CHILDREN = 10_000
 UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamChildren:
+    seconds: Any
+    cost: Any
+    input: Any
+    cached_input: Any
+    output: Any
 
 
 class RouterMetrics:
@@ -60,9 +70,26 @@ class RouterMetrics:
         )
         self._cache_children = {r: self.cache.labels(r) for r in ("hit", "miss", "replay", "coalesced")}
         self._call_children: dict[tuple[str, str, str], Any] = {}
+        self._upstream_children: dict[tuple[str, str], UpstreamChildren] = {}
 
     def cache_result(self, result: str) -> None:
         self._cache_children[result].inc()
+
+    def upstream(self, provider: str, model: str) -> UpstreamChildren:
+        """The label children of one upstream model (looked up once)."""
+        key = (provider, model)
+        children = self._upstream_children.get(key)
+        if children is None:
+            children = UpstreamChildren(
+                seconds=self.upstream_seconds.labels(provider, model),
+                cost=self.cost.labels(provider, model),
+                input=self.tokens.labels(provider, model, "input"),
+                cached_input=self.tokens.labels(provider, model, "cached_input"),
+                output=self.tokens.labels(provider, model, "output"),
+            )
+            if len(self._upstream_children) < MAX_CACHED_CHILDREN:
+                self._upstream_children[key] = children
+        return children
 
     def call(self, provider: str, model: str, status: str) -> None:
         """Count one answered call (label children are looked up once, not per call)."""
