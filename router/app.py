@@ -26,8 +26,14 @@ async def start(config: RouterConfig, *, engine: Engine | None = None) -> tuple[
     """Open the engine and serve its HTTP front; answer the runner, the engine and the bound host:port."""
     if engine is None:
         engine = await Engine.open(config, metrics=RouterMetrics(CollectorRegistry()))
+    # handler_cancellation=False (aiohttp's default, stated here because the engine relies on it): a
+    # client that goes away does not cancel its handler, so the upstream call it drives completes.
     runner = web.AppRunner(
-        Front(engine).app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+        Front(engine).app(),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+        handler_cancellation=False,
     )
     await runner.setup()
     host, port = split_address(config.listen)

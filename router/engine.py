@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,9 +59,14 @@ class Ticket:
     provider: str = ""
     reservation: Reservation | None = field(default=None, repr=False)
 
+    run: Coroutine[Any, Any, None] | None = field(default=None, repr=False)  # the call, for the leader to drive
+
     async def result(self) -> Completion:
         if self.completion is None:
             assert self.call is not None
+            if self.run is not None:
+                run, self.run = self.run, None
+                await run
             self.completion = await self.call.result()
         return self.completion
 
@@ -105,6 +111,7 @@ class Engine:
         )
         self.inflight = Inflight()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._driven = 0  # non-streamed calls run by their leader's handler
         self._default_timeout = config.timeouts.total.total_seconds()
         self._closed = False
 
@@ -155,7 +162,8 @@ class Engine:
 
     @property
     def busy(self) -> int:
-        return len(self._tasks)
+        """Upstream calls in flight."""
+        return len(self._tasks) + self._driven
 
     async def submit(self, request: ChatRequest, options: CallOptions) -> Ticket:
         deployments = self.routes.resolve(request.model)
@@ -222,10 +230,24 @@ class Engine:
             self.inflight.add(key, call)
         cacheable = self.cache.enabled and deterministic and not request.no_store
         limit_s = options.timeout or self._default_timeout
-        task = asyncio.create_task(self._run(call, request, deployments, key, cacheable, estimate, limit_s))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run = self._run(call, request, deployments, key, cacheable, estimate, limit_s)
+        if request.stream:
+            task = asyncio.create_task(run)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            # The leader's handler drives a non-streamed call itself (one task and one loop turn less).
+            # aiohttp does not cancel a handler whose client went away (handler_cancellation=False), so
+            # the call still completes, is cached, journaled and billed.
+            ticket.run = self._inline(run)
         return ticket
+
+    async def _inline(self, run: Coroutine[Any, Any, None]) -> None:
+        self._driven += 1
+        try:
+            await run
+        finally:
+            self._driven -= 1
 
     async def _reserve(
         self, request: ChatRequest, options: CallOptions, deployments: tuple[Any, ...], estimate: int
