@@ -107,11 +107,14 @@ def _ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, body: dict[str, object], *, connections: int, duration: float, tmp: Path) -> Result:
+def run_wrk(
+    url: str, body: dict[str, object], *, connections: int, duration: float, tmp: Path, headers: dict[str, str]
+) -> Result:
     script = tmp / "post.lua"
+    extra = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items())
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        f"{extra}wrk.body = {json.dumps(json.dumps(body))}\n"
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script), url],
@@ -129,6 +132,7 @@ def run_wrk(url: str, body: dict[str, object], *, connections: int, duration: fl
 LOADGEN = """
 import asyncio, json, sys, time, aiohttp, uvloop
 url, body, conns, duration = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+headers = {"Content-Type": "application/json", **json.loads(sys.argv[5])}
 async def main():
     samples = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conns)) as s:
@@ -136,7 +140,7 @@ async def main():
         async def worker():
             while time.perf_counter() < end:
                 t = time.perf_counter()
-                async with s.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                async with s.post(url, data=body, headers=headers) as r:
                     await r.read()
                     assert r.status == 200, r.status
                 samples.append(time.perf_counter() - t)
@@ -150,9 +154,11 @@ uvloop.run(main())
 """
 
 
-def run_loadgen(url: str, body: dict[str, object], *, connections: int, duration: float, tmp: Path) -> Result:
-    out = subprocess.run([sys.executable, "-c", LOADGEN, url, json.dumps(body), str(connections), str(duration)],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+def run_loadgen(
+    url: str, body: dict[str, object], *, connections: int, duration: float, tmp: Path, headers: dict[str, str]
+) -> Result:
+    argv = [sys.executable, "-c", LOADGEN, url, json.dumps(body), str(connections), str(duration), json.dumps(headers)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     p50, p99, rps = json.loads(out)
     return Result(p50_ms=p50, p99_ms=p99, rps=rps)
 
@@ -256,17 +262,26 @@ def self_reported_overhead(url: str, n: int = 500) -> float:
 # --- main ------------------------------------------------------------------------------------
 
 
+ATTRIBUTION = {"x-agentflow-run": "bench-run", "x-agentflow-step": "bench-step", "x-agentflow-attempt": "1"}
+
+
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        rps=statistics.median(r.rps for r in results),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over all rows; each cell is their median")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM row")
     args = parser.parse_args()
-    if len(sys.argv) > 2 and sys.argv[1] == "--serve-upstream":
-        return 0
     use_wrk = shutil.which("wrk") is not None
     load = run_wrk if use_wrk else run_loadgen
     procs: list[subprocess.Popen[bytes]] = []
-    rows: list[tuple[str, Result | None, Result | None, str]] = []
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
@@ -277,10 +292,11 @@ def main() -> int:
             direct = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
             router, router_url = start_router(upstream_port, tmp)
             procs.append(router)
-            targets: list[tuple[str, str, dict[str, object]]] = [
-                ("direct upstream", direct, SAMPLED),
-                ("router, miss", router_url, SAMPLED),
-                ("router, cache hit", router_url, DETERMINISTIC),
+            targets: list[tuple[str, str, dict[str, object], dict[str, str]]] = [
+                ("direct upstream", direct, SAMPLED, {}),
+                ("router, miss", router_url, SAMPLED, {}),
+                ("router, miss, attributed", router_url, SAMPLED, ATTRIBUTION),
+                ("router, cache hit", router_url, DETERMINISTIC, {}),
             ]
             litellm_url, litellm_reason = None, ""
             if args.no_litellm:
@@ -295,32 +311,33 @@ def main() -> int:
                         log = (tmp / "litellm.log").read_text(errors="replace").strip().splitlines()[-1:]
                         litellm_reason = f"{exc}; {log[0][:80] if log else ''}"
             if litellm_url:
-                targets.append(("litellm proxy", litellm_url, SAMPLED))
-            for name, url, body in targets:
-                load(url, body, connections=4, duration=1.0, tmp=tmp)  # warm up (and fill the cache)
-                one = load(url, body, connections=1, duration=args.duration, tmp=tmp)
-                sixteen = load(url, body, connections=16, duration=args.duration, tmp=tmp)
-                rows.append((name, one, sixteen, ""))
-            if not litellm_url:
-                rows.append(("litellm proxy", None, None, litellm_reason))
+                targets.append(("litellm proxy", litellm_url, SAMPLED, {}))
+            for _, url, body, headers in targets:  # warm up (and fill the cache)
+                load(url, body, connections=4, duration=1.0, tmp=tmp, headers=headers)
+            samples: dict[str, tuple[list[Result], list[Result]]] = {t[0]: ([], []) for t in targets}
+            for _ in range(args.repeat):  # rounds interleave the rows, so that a noisy moment hits them all
+                for name, url, body, headers in targets:
+                    samples[name][0].append(load(url, body, connections=1, duration=args.duration, tmp=tmp,
+                                                 headers=headers))  # fmt: skip
+                    samples[name][1].append(load(url, body, connections=16, duration=args.duration, tmp=tmp,
+                                                 headers=headers))  # fmt: skip
             reported = self_reported_overhead(router_url)
         finally:
             for proc in reversed(procs):
                 stop(proc)
+    rows = [(name, median_result(one), median_result(sixteen)) for name, (one, sixteen) in samples.items()]
     base1, base16 = rows[0][1], rows[0][2]
-    assert base1 is not None and base16 is not None
     print(f"load generator: {'wrk' if use_wrk else 'aiohttp (wrk not installed)'}; {os.cpu_count()} cores; "
-          f"{args.duration:g}s per cell")  # fmt: skip
-    print(f"{'':<20} {'c=1 p50':>9} {'p99':>8} {'c=16 p50':>9} {'p99':>8} {'c=16 req/s':>11}"
+          f"median of {args.repeat} interleaved rounds of {args.duration:g}s per cell")  # fmt: skip
+    print(f"{'':<26} {'c=1 p50':>9} {'p99':>8} {'c=16 p50':>9} {'p99':>8} {'c=16 req/s':>11}"
           f"   {'added p50 c=1':>13} {'added p99 c=16':>14}")  # fmt: skip
-    for name, one, sixteen, reason in rows:
-        if one is None or sixteen is None:
-            print(f"{name:<20} unavailable: {reason}")
-            continue
+    for name, one, sixteen in rows:
         added = "" if name.startswith("direct") else (
             f"   {one.p50_ms - base1.p50_ms:>10.3f} ms {sixteen.p99_ms - base16.p99_ms:>11.3f} ms")  # fmt: skip
-        print(f"{name:<20} {one.p50_ms:>7.3f}ms {one.p99_ms:>6.2f}ms {sixteen.p50_ms:>7.3f}ms {sixteen.p99_ms:>6.2f}ms"
-              f" {sixteen.rps:>11.0f}{added}")  # fmt: skip
+        print(f"{name:<26} {one.p50_ms:>7.3f}ms {one.p99_ms:>6.2f}ms {sixteen.p50_ms:>7.3f}ms "
+              f"{sixteen.p99_ms:>6.2f}ms {sixteen.rps:>11.0f}{added}")  # fmt: skip
+    if not litellm_url:
+        print(f"{'litellm proxy':<26} unavailable: {litellm_reason}")
     print(f"router's own x-agentflow-overhead-ms on misses (median of 500 sequential calls): {reported:.3f} ms")
     return 0
 
