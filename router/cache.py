@@ -7,7 +7,6 @@ Past `max_size` bytes the least recently used entries are evicted.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -75,22 +74,22 @@ class ExactCache:
         if entry.completion is not None:
             return entry.completion
 
-        def read(conn: sqlite3.Connection) -> str | None:
+        def read(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT completion FROM cache WHERE key = ?", (key,)).fetchone()
-            return row[0] if row else None
+            return bytes(row[0]) if row else None
 
-        text = await self._db.query(read)
-        if text is None:
+        data = await self._db.query(read)
+        if data is None:
             self._drop(key)
             return None
-        completion = Completion.from_json(json.loads(text))
+        completion = Completion.decode(data)
         if key in self._entries:
             self._hold(self._entries[key], completion)
         return completion
 
     def put(self, key: str, completion: Completion) -> None:
-        text = json.dumps(completion.to_json(), ensure_ascii=False, separators=(",", ":"))
-        size = len(text)
+        data = completion.encode()
+        size = len(data)
         if size > self._config.max_size:
             return
         if key in self._entries:
@@ -102,7 +101,7 @@ class ExactCache:
         self._hold(entry, completion)
         self._db.write(
             "INSERT OR REPLACE INTO cache (key, completion, size, created, expires) VALUES (?, ?, ?, ?, ?)",
-            (key, text, size, now, entry.expires),
+            (key, data, size, now, entry.expires),
         )
         self._evict()
 

@@ -6,9 +6,12 @@ client actually sent (`original`) so that a provider of the client's own shape g
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class Shape(StrEnum):
@@ -54,6 +57,22 @@ class Completion:
             "raw": self.raw.decode() if self.raw is not None else None,
             "raw_shape": self.raw_shape.value if self.raw_shape is not None else None,
         }
+
+    def encode(self) -> bytes:
+        """The storage form (cache, journal): a JSON head line, then the raw body as it is (no escaping)."""
+        u = self.usage
+        shape = self.raw_shape.value if self.raw_shape is not None else None
+        head = [self.id, self.model, self.text, self.finish_reason, u.input_tokens, u.cached_input_tokens,
+                u.output_tokens, self.created, shape]  # fmt: skip
+        return _encode(head).encode() + b"\n" + (self.raw or b"")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Completion:
+        head, _, raw = data.partition(b"\n")
+        cid, model, text, finish, i, c, o, created, shape = json.loads(head)
+        return cls(id=cid, model=model, text=text, finish_reason=finish, created=created,
+                   usage=Usage(input_tokens=i, cached_input_tokens=c, output_tokens=o),
+                   raw=raw if shape else None, raw_shape=Shape(shape) if shape else None)  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:

@@ -10,7 +10,6 @@ ignored when already present, so seeding is idempotent.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
         request_hash=rh,
         model=model,
         provider=provider,
-        completion=Completion.from_json(json.loads(completion)),
+        completion=Completion.decode(bytes(completion)),
         cost_usd=cost,
         cache=cache,
         origin=origin,
@@ -157,7 +156,7 @@ class Journal:
         cost_usd: float,
         cache: CacheResult,
     ) -> None:
-        text = json.dumps(completion.to_json(), ensure_ascii=False, separators=(",", ":"))
+        data = completion.encode()
         self._db.write(
             _INSERT,
             (
@@ -169,7 +168,7 @@ class Journal:
                 request_hash,
                 model,
                 provider,
-                text,
+                data,
                 cost_usd,
                 cache.value,
                 ORIGIN_LOCAL,
@@ -217,7 +216,7 @@ def _seed_row(i: int, item: Any, now: float) -> tuple[Any, ...]:
         if isinstance(exc, InvalidRequest):
             raise
         raise InvalidRequest(f"{where}.response is not a journal response: {exc}", param=f"{where}.response") from None
-    text = json.dumps(completion.to_json(), ensure_ascii=False, separators=(",", ":"))
+    data = completion.encode()
     cost = item.get("cost_usd", 0.0)
     cache = item.get("cache", CacheResult.MISS.value)
     return (
@@ -229,7 +228,7 @@ def _seed_row(i: int, item: Any, now: float) -> tuple[Any, ...]:
         item["request_hash"],
         str(item.get("model", "")),
         str(item.get("provider", "")),
-        text,
+        data,
         float(cost) if isinstance(cost, int | float) else 0.0,
         cache if cache in {c.value for c in CacheResult} else CacheResult.MISS.value,
         ORIGIN_SEEDED,

@@ -78,7 +78,8 @@ async def test_answers_survive_a_reopen_and_are_read_back_from_disk(tmp_path: Pa
 
 
 async def test_memory_holds_only_memory_size_and_the_rest_is_read_from_disk(db: Database) -> None:
-    cache = ExactCache(db, CacheConfig(memory_size=400), ManualClock())
+    size = len(answer("a" * 150).encode())
+    cache = ExactCache(db, CacheConfig(memory_size=size + size // 2), ManualClock())  # room for one
     for key in "abcde":
         cache.put(key, answer(key * 150))
     held = [k for k, e in cache._entries.items() if e.completion is not None]
