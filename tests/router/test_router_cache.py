@@ -98,3 +98,10 @@ async def test_reloading_drops_expired_entries(tmp_path: Path) -> None:
     await cache.load()
     assert cache.entries == 0
     await db.close()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("raw", [None, b'{"id":\n"x"}'], ids=["rendered", "raw-body"])
+def test_the_storage_form_round_trips(raw: bytes | None) -> None:
+    original = answer("two\nlines, “quotes” and ünïcode", raw=raw)
+    assert Completion.decode(original.encode()) == original
