@@ -239,3 +239,24 @@ async def test_stream_only_fields_do_not_change_the_request_hash(
     _, c, _ = await post(http, url, chat("same", max_tokens=7))
     assert a["x-agentflow-request-hash"] == b["x-agentflow-request-hash"] != c["x-agentflow-request-hash"]
     assert (b[HEADER_CACHE], c[HEADER_CACHE]) == ("hit", "miss")
+
+
+async def test_metrics_expose_every_router_family(
+    router: Router, fake: FakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await post(http, router.api + "/chat/completions", chat("counted"))
+    await post(http, router.api + "/chat/completions", chat("counted"))
+    async with http.get(router.url + "/metrics") as r:
+        text = await r.text()
+    for family in (
+        'agentflow_llm_calls_total{model="gpt-test",provider="openai",status="ok"} 1.0',
+        'agentflow_llm_calls_total{model="gpt-test",provider="cache",status="ok"} 1.0',
+        'agentflow_llm_cost_usd_total{model="gpt-test",provider="openai"}',
+        'agentflow_llm_tokens_total{kind="output",model="gpt-test",provider="openai"} 5.0',
+        'agentflow_llm_cache_total{result="hit"} 1.0',
+        'agentflow_llm_cache_total{result="miss"} 1.0',
+        "agentflow_llm_rate_limit_wait_seconds_count",
+        'agentflow_llm_breaker_state{deployment="openai/gpt-test"} 0.0',
+        'agentflow_llm_upstream_seconds_count{model="gpt-test",provider="openai"} 1.0',
+    ):
+        assert family in text
