@@ -162,20 +162,27 @@ class Front:
         return app
 
     def _guard(self, handler: Handler) -> Handler:
+        """Error objects and the x-agentflow headers for the routes other than the two completions."""
+
         async def guarded(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
             try:
-                return await handler(request)
+                response = await handler(request)
             except Error as exc:
-                return self._error(exc, Shape.OPENAI, 0.0)
+                return self._error(exc, Shape.OPENAI, started)
+            response.headers[HEADER_CACHE] = CacheResult.MISS.value
+            response.headers[HEADER_OVERHEAD_MS] = f"{(time.perf_counter() - started) * 1000:.3f}"
+            return response
 
         return guarded
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         if request.path in self._paths:
             error = Error(f"method {request.method} not allowed on {request.path}")
-            return self._error(error, Shape.OPENAI, 0.0, code=ErrorCode.INVALID_REQUEST, status=405)
+            return self._error(error, Shape.OPENAI, started, code=ErrorCode.INVALID_REQUEST, status=405)
         return self._error(
-            Error(f"no route {request.method} {request.path}"), Shape.OPENAI, 0.0, code=ErrorCode.NOT_FOUND
+            Error(f"no route {request.method} {request.path}"), Shape.OPENAI, started, code=ErrorCode.NOT_FOUND
         )
 
     def _error(

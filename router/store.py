@@ -11,6 +11,7 @@ lose the last moments of cache and ledger, never corrupt them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("router.store")
 
 FLUSH_INTERVAL_S = 0.05
 FLUSH_BATCH = 2000
@@ -62,7 +64,6 @@ class Database:
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle
         self._closed = False
-        self._last_flush: asyncio.Future[Any] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -96,7 +97,7 @@ class Database:
             self._flush_scheduled = False
             self._timer.cancel()
         if not self._closed:
-            self._last_flush = self._submit(None)
+            self._submit(None).add_done_callback(_report_failure)
 
     def _submit(self, job: Callable[[sqlite3.Connection], T] | None) -> asyncio.Future[T | None]:
         for collector in self._collectors:
@@ -134,6 +135,11 @@ class Database:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
+
+
+def _report_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("writing to the router database failed; this batch is lost", exc_info=future.exception())
 
 
 def _connect(path: Path) -> sqlite3.Connection:

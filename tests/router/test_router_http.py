@@ -181,6 +181,7 @@ async def test_bad_attribution_headers_are_refused(
 async def test_models_health_status_metrics_and_unknown_routes(router: Router, http: aiohttp.ClientSession) -> None:
     async with http.get(router.url + "/health") as r:
         assert (r.status, await r.json()) == (200, {"status": "ok"})
+        assert r.headers[HEADER_CACHE] == "miss" and float(r.headers[HEADER_OVERHEAD_MS]) >= 0
     async with http.get(router.api + "/models") as r:
         models = await r.json()
         assert models["object"] == "list"
@@ -194,7 +195,7 @@ async def test_models_health_status_metrics_and_unknown_routes(router: Router, h
         assert r.status == 200
         assert "agentflow_llm_calls_total" in text
     async with http.get(router.api + "/nothing-here") as r:
-        assert r.status == 404
+        assert r.status == 404 and HEADER_OVERHEAD_MS in r.headers
         assert (await r.json())["error"]["code"] == "not_found"
     async with http.get(router.api + "/chat/completions") as r:
         assert r.status == 405

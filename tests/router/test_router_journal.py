@@ -3,6 +3,7 @@ something new; the node tails entries by seq and seeds entries from other nodes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -149,3 +150,21 @@ async def test_the_journal_survives_a_restart(
     await first.stop()
     second = await start_router(data_dir=tmp_path / "kept")
     assert await attempt(http, second, 2, ["remember"]) == ["replay"]
+
+
+async def test_a_streamed_call_is_replayed_as_a_stream(
+    router: Router, fake: FakeProvider, http: aiohttp.ClientSession
+) -> None:
+    async def stream(attempt_no: int) -> tuple[str, str]:
+        body = {**sampled("stream me"), "stream": True}
+        async with http.post(router.api + "/chat/completions", json=body, headers=who(attempt_no, 0)) as r:
+            assert r.status == 200
+            text = []
+            for line in (await r.read()).splitlines():
+                if line.startswith(b"data: {"):
+                    text += [c["delta"].get("content") or "" for c in json.loads(line[6:])["choices"]]
+            return r.headers["x-agentflow-cache"], "".join(text)
+
+    assert await stream(1) == ("miss", "echo: stream me")
+    assert await stream(2) == ("replay", "echo: stream me")
+    assert fake.count() == 1
