@@ -152,6 +152,30 @@ class Grant:
         return self.usd is not None or self.tokens is not None
 
 
+def request_headers(who: Attribution | None = None, grant: Grant | None = None, *, timeout_s: float | None = None,
+                    no_store: bool = False) -> dict[str, str]:  # fmt: skip
+    """The router request headers for a call (what noded's `llm.complete` sends)."""
+    headers: dict[str, str] = {}
+    if who is not None:
+        headers[HEADER_RUN] = who.run
+        headers[HEADER_STEP] = who.step
+        headers[HEADER_ATTEMPT] = str(who.attempt)
+        if who.workflow:
+            headers[HEADER_WORKFLOW] = who.workflow
+        if who.call is not None:
+            headers[HEADER_CALL] = str(who.call)
+    if grant is not None:
+        if grant.usd is not None:
+            headers[HEADER_BUDGET_USD] = repr(grant.usd)
+        if grant.tokens is not None:
+            headers[HEADER_BUDGET_TOKENS] = str(grant.tokens)
+    if timeout_s is not None:
+        headers[HEADER_TIMEOUT] = repr(float(timeout_s))
+    if no_store:
+        headers["Cache-Control"] = "no-store"
+    return headers
+
+
 __all__ = [
     "COST_THRESHOLD_EVENT",
     "ERROR_STATUS",
@@ -172,4 +196,5 @@ __all__ = [
     "CacheResult",
     "ErrorCode",
     "Grant",
+    "request_headers",
 ]

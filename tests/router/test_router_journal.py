@@ -11,6 +11,8 @@ import pytest
 from router_fakes import FakeProvider
 from router_support import Router, StartRouter
 
+from agentflow.llm import Attribution, Grant, request_headers
+
 pytestmark = [pytest.mark.component, pytest.mark.timeout(30)]
 
 
@@ -168,3 +170,16 @@ async def test_a_streamed_call_is_replayed_as_a_stream(
     assert await stream(1) == ("miss", "echo: stream me")
     assert await stream(2) == ("replay", "echo: stream me")
     assert fake.count() == 1
+
+
+async def test_the_shared_header_builder_speaks_the_routers_contract(
+    router: Router, fake: FakeProvider, http: aiohttp.ClientSession
+) -> None:
+    for attempt_no, expected in ((1, "miss"), (2, "replay")):
+        who_ = Attribution(run="run-h", step="s", attempt=attempt_no, call=0, workflow="wf")
+        headers = request_headers(who_, Grant(usd=1.0, tokens=10_000), timeout_s=30)
+        assert (await ask(http, router, "built", headers))[0] == expected
+    await router.engine.flush()
+    async with http.get(router.api + "/agentflow/spend", params={"run": "run-h", "step": "s", "attempt": "1"}) as r:
+        spend = await r.json()
+    assert spend["grant"]["usd"] == 1.0 and spend["upstream_calls"] == 1
