@@ -2,7 +2,12 @@
 
 from agentflow.config import parsers
 from agentflow.config.errors import ConfigError
-from agentflow.config.paths import NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
+from agentflow.config.paths import (
+    NODE_ADMIN_SOCKET,
+    default_data_home,
+    default_node_data_dir,
+    default_router_data_dir,
+)
 from agentflow.config.settings import ENV_PREFIX, Option, load_settings
 
 __all__ = [
@@ -12,6 +17,7 @@ __all__ = [
     "Option",
     "default_data_home",
     "default_node_data_dir",
+    "default_router_data_dir",
     "load_settings",
     "parsers",
 ]

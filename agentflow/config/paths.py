@@ -19,3 +19,8 @@ NODE_ADMIN_SOCKET = "noded.sock"
 def default_node_data_dir() -> Path:
     """Where noded keeps its state by default (also `agentflow up`'s node, under its data dir)."""
     return default_data_home() / "noded"
+
+
+def default_router_data_dir() -> Path:
+    """Where the router keeps its cache, journal and spend ledger by default."""
+    return default_data_home() / "router"
