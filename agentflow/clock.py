@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time as _time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -17,6 +18,14 @@ from typing import Any, Protocol
 class Clock(Protocol):
     def now(self) -> datetime:
         """Wall-clock time, timezone-aware UTC."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock time in seconds since the epoch (what outlives the process: expiries, dates)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for measuring intervals."""
         ...
 
     async def sleep(self, delay: timedelta) -> None:
@@ -31,6 +40,12 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def time(self) -> float:
+        return _time.time()
+
+    def monotonic(self) -> float:
+        return _time.monotonic()
 
     async def sleep(self, delay: timedelta) -> None:
         await asyncio.sleep(max(delay.total_seconds(), 0.0))
@@ -68,17 +83,27 @@ async def wait_for_future(future: asyncio.Future[Any], within: timedelta | datet
     return future.done()
 
 
+MONOTONIC_START = 1000.0
+"""What a fresh ManualClock's monotonic() reads."""
+
+
 class ManualClock:
     """A clock that moves only when the test calls `advance`; sleepers wake in deadline order."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._now = self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._changed = asyncio.Event()
 
     def now(self) -> datetime:
         return self._now
+
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def monotonic(self) -> float:
+        return (self._now - self._start).total_seconds() + MONOTONIC_START
 
     async def sleep(self, delay: timedelta) -> None:
         await self.sleep_until(self._now + delay)
@@ -105,19 +130,31 @@ class ManualClock:
                 await self._changed.wait()
 
     async def advance(self, delta: timedelta | float) -> None:
-        """Jump forward by `delta`, then wake every sleep that is now due, in deadline order.
+        """Jump forward by `delta`, then wake every sleep that is now due, in deadline order,
+        letting each woken task run to its next await.
 
         Each woken task sees the new time; a periodic task wakes once per jump, however many of
         its periods the jump spans (as a process that was suspended would).
         """
+        for future in self._jump(delta):
+            future.set_result(None)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def tick(self, delta: timedelta | float) -> None:
+        """`advance` for code that cannot await: the woken sleeps run at the caller's next await."""
+        for future in self._jump(delta):
+            future.set_result(None)
+
+    def _jump(self, delta: timedelta | float) -> list[asyncio.Future[None]]:
         if isinstance(delta, (int, float)):
             delta = timedelta(seconds=delta)
         if delta < timedelta(0):
             raise ValueError("a clock does not go backwards")
         self._now += delta
+        due = []
         while self._sleepers and self._sleepers[0][0] <= self._now:
             _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
-                future.set_result(None)
-                await asyncio.sleep(0)  # let the woken task run to its next await
-        await asyncio.sleep(0)
+                due.append(future)
+        return due

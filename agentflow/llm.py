@@ -47,9 +47,6 @@ HEADER_OVERHEAD_MS = "x-agentflow-overhead-ms"
 HEADER_COST_USD = "x-agentflow-cost-usd"
 HEADER_REQUEST_HASH = "x-agentflow-request-hash"
 
-COST_THRESHOLD_EVENT = "cost.threshold_met"
-"""Event the control plane emits when an attempt's spend crosses a fraction of its grant."""
-
 
 class CacheResult(StrEnum):
     """Values of the `x-agentflow-cache` response header."""
@@ -177,7 +174,6 @@ def request_headers(who: Attribution | None = None, grant: Grant | None = None, 
 
 
 __all__ = [
-    "COST_THRESHOLD_EVENT",
     "ERROR_STATUS",
     "ERROR_TYPE",
     "HEADER_ATTEMPT",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import IntEnum
 
-from router.clock import Clock
+from agentflow.clock import Clock
 
 
 class BreakerState(IntEnum):

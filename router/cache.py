@@ -11,7 +11,7 @@ import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from router.clock import Clock
+from agentflow.clock import Clock
 from router.completion import Completion
 from router.config import CacheConfig
 from router.store import Database

@@ -15,11 +15,12 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
-from router.backoff import retry_delay
+from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
+from agentflow.clock import Clock
 from router.breaker import BreakerState, CircuitBreaker
 from router.calls import Call
-from router.clock import Clock
 from router.completion import ChatRequest, Completion
 from router.config import DEV_PROVIDER, DeploymentConfig, RouterConfig
 from router.errors import (
@@ -163,10 +164,10 @@ class Dispatcher:
                     if delay is None:
                         delay = retry_delay(
                             failures=failures,
-                            base=retry.base.total_seconds(),
-                            cap=retry.cap.total_seconds(),
-                            rng=self._rng,
-                        )
+                            base=retry.base,
+                            cap=retry.cap,
+                            jitter=self._rng.uniform(JITTER_MIN, JITTER_MAX),
+                        ).total_seconds()
                     if delay > retry.max_wait.total_seconds() or loop.time() + delay >= deadline:
                         self._metrics.retries.labels(dep.name, "fallback").inc()
                         break
@@ -175,7 +176,7 @@ class Dispatcher:
                         "retrying upstream call",
                         extra={"deployment": dep.name, "error": exc.message, "delay_s": round(delay, 3)},
                     )
-                    await self._clock.sleep(delay)
+                    await self._clock.sleep(timedelta(seconds=delay))
                     continue
                 except BaseException:
                     state.breaker.release_probe()

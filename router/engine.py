@@ -18,10 +18,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentflow.clock import Clock, SystemClock
 from agentflow.llm import Attribution, CacheResult, Grant
 from router.cache import ExactCache
 from router.calls import Call, Inflight
-from router.clock import Clock, SystemClock
 from router.completion import ChatRequest, Completion
 from router.config import DEV_PROVIDER, RouterConfig
 from router.dispatch import Dispatcher

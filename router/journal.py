@@ -15,8 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from agentflow.clock import Clock
 from agentflow.llm import Attribution, CacheResult
-from router.clock import Clock
 from router.completion import Completion
 from router.errors import InvalidRequest
 from router.store import Database

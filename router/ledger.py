@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agentflow.llm import COST_THRESHOLD_EVENT, Attribution, CacheResult, Grant
-from router.clock import Clock
+from agentflow.clock import Clock
+from agentflow.llm import Attribution, CacheResult, Grant
+from agentflow.vocabulary import EventType
 from router.completion import Usage
 from router.errors import BudgetExceeded
 from router.store import Database
@@ -190,7 +191,7 @@ class Ledger:
                 log.info(
                     "spend crossed a threshold of the grant",
                     extra={
-                        "event": COST_THRESHOLD_EVENT,
+                        "event": EventType.COST_THRESHOLD_MET,
                         "run": run,
                         "step": step,
                         "attempt": attempt,
@@ -296,7 +297,7 @@ class Ledger:
                 ],
                 "thresholds": [
                     {
-                        "event": COST_THRESHOLD_EVENT,
+                        "event": EventType.COST_THRESHOLD_MET,
                         "step": s,
                         "attempt": a,
                         "kind": k,

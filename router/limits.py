@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import timedelta
 
-from router.clock import Clock
+from agentflow.clock import Clock
 
 MIN_WAIT_S = 0.001
 
@@ -125,7 +126,7 @@ class FairLimiter:
             tokens, fut = queue[0]
             wait = self._wait_for(tokens)
             if wait > 0:
-                await self._clock.sleep(max(wait, MIN_WAIT_S))
+                await self._clock.sleep(timedelta(seconds=max(wait, MIN_WAIT_S)))
                 continue
             queue.popleft()
             self._take(tokens)

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from router_fakes import FakeProvider
 from router_support import Router, StartRouter, base_config
 
+from agentflow.clock import Clock, ManualClock
 from router.app import start
-from router.clock import Clock, ManualClock
 from router.config import RouterConfig
 from router.engine import Engine
 from router.metrics import RouterMetrics

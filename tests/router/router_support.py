@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from router_fakes import FakeProvider
 
-from router.clock import Clock
+from agentflow.clock import Clock
 from router.config import Price, ProviderConfig, RouterConfig, Secret
 from router.engine import Engine
 

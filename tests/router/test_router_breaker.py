@@ -1,15 +1,14 @@
-"""The circuit breaker's states on a manual clock, retry delays and Retry-After parsing."""
+"""The circuit breaker's states on a manual clock, and Retry-After parsing (the retry delay is
+`agentflow.backoff`'s, tested with it)."""
 
 from __future__ import annotations
 
-import random
 from email.utils import formatdate
 
 import pytest
 
-from router.backoff import retry_delay
+from agentflow.clock import ManualClock
 from router.breaker import BreakerState, CircuitBreaker
-from router.clock import ManualClock
 from router.providers import parse_retry_after
 
 pytestmark = pytest.mark.unit
@@ -26,14 +25,14 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens_after_cooldown(
     assert breaker.allow() and breaker.state is BreakerState.CLOSED
     breaker.failure()
     assert breaker.state is BreakerState.OPEN and not breaker.allow()
-    clock.advance(29.9)
+    clock.tick(29.9)
     assert not breaker.allow()
-    clock.advance(0.1)
+    clock.tick(0.1)
     assert breaker.allow()  # the probe
     assert not breaker.allow()  # only one at a time
     breaker.failure()
     assert breaker.state is BreakerState.OPEN  # a failed probe reopens at once
-    clock.advance(30)
+    clock.tick(30)
     assert breaker.allow()
     breaker.success()
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
@@ -46,22 +45,10 @@ def test_trip_opens_at_once_and_a_released_probe_can_go_again() -> None:
     breaker = CircuitBreaker(failures=5, cooldown=10, clock=clock)
     breaker.trip()
     assert breaker.state is BreakerState.OPEN
-    clock.advance(10)
+    clock.tick(10)
     assert breaker.allow()
     breaker.release_probe()
     assert breaker.allow()
-
-
-def test_retry_delay_doubles_up_to_the_cap_with_jitter() -> None:
-    rng = random.Random(1)
-    delays = [retry_delay(failures=n, base=1.0, cap=8.0, rng=rng) for n in range(1, 7)]
-    for n, delay in enumerate(delays, start=1):
-        full = min(8.0, 2.0 ** (n - 1))
-        assert 0.5 * full <= delay <= full
-    assert delays[-1] >= 4.0
-    with pytest.raises(ValueError):
-        retry_delay(failures=0, base=1, cap=1, rng=rng)
-    assert retry_delay(failures=500, base=1.0, cap=3.0, rng=rng) <= 3.0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from router_fakes import COMPLETION_TOKENS, PROMPT_TOKENS, FakeProvider, Hold
 from router_support import Router, StartRouter, wait_until
 
-from agentflow.llm import COST_THRESHOLD_EVENT
+from agentflow.vocabulary import EventType
 from router.config import Price
 
 pytestmark = [pytest.mark.component, pytest.mark.timeout(60)]
@@ -91,7 +91,7 @@ async def test_crossed_thresholds_are_in_the_spend_data(
     async with http.get(router.api + "/agentflow/spend", params={"run": "run-b", "step": "s", "attempt": "1"}) as r:
         spend = await r.json()
     crossed = [(t["event"], t["kind"], t["fraction"]) for t in spend["thresholds"]]
-    assert crossed == [(COST_THRESHOLD_EVENT, "tokens", 0.5), (COST_THRESHOLD_EVENT, "tokens", 0.8)]
+    assert crossed == [(EventType.COST_THRESHOLD_MET, "tokens", 0.5), (EventType.COST_THRESHOLD_MET, "tokens", 0.8)]
     assert spend["grant"]["tokens"] == 60 and spend["grant"]["reserved_tokens"] == 0
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agentflow.clock import ManualClock
 from router.cache import ExactCache
-from router.clock import ManualClock
 from router.completion import Completion, Shape, Usage
 from router.config import CacheConfig
 from router.store import Database
@@ -36,9 +36,9 @@ async def test_entries_expire_after_their_ttl(db: Database) -> None:
     clock = ManualClock()
     cache = ExactCache(db, CacheConfig(ttl=timedelta(minutes=10)), clock)
     cache.put("k", answer("v"))
-    clock.advance(599)
+    clock.tick(599)
     assert (await cache.get("k")) == answer("v")
-    clock.advance(1)
+    clock.tick(1)
     assert await cache.get("k") is None
     assert cache.entries == 0 and cache.bytes == 0
 
@@ -67,7 +67,7 @@ async def test_answers_survive_a_reopen_and_are_read_back_from_disk(tmp_path: Pa
     await db.close()
     db = await Database.open(tmp_path / "router.db")
     try:
-        clock.advance(0)
+        clock.tick(0)
         again = ExactCache(db, CacheConfig(), clock)
         await again.load()
         assert again.entries == 2
@@ -93,7 +93,7 @@ async def test_reloading_drops_expired_entries(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "router.db")
     ExactCache(db, CacheConfig(ttl=timedelta(seconds=5)), clock).put("k", answer("v"))
     await db.flush()
-    clock.advance(10)
+    clock.tick(10)
     cache = ExactCache(db, CacheConfig(ttl=timedelta(seconds=5)), clock)
     await cache.load()
     assert cache.entries == 0

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from router_support import wait_until
 
-from router.clock import ManualClock
+from agentflow.clock import ManualClock
 from router.limits import FairLimiter, TokenBucket
 
 pytestmark = [pytest.mark.component, pytest.mark.timeout(10)]
@@ -19,9 +19,9 @@ def test_token_bucket_refills_continuously_up_to_its_capacity() -> None:
     bucket = TokenBucket(60, clock)  # one a second, up to 60
     bucket.take(60)
     assert bucket.wait_for(1) == pytest.approx(1.0)
-    clock.advance(0.5)
+    clock.tick(0.5)
     assert bucket.wait_for(1) == pytest.approx(0.5)
-    clock.advance(600)
+    clock.tick(600)
     assert bucket.level() == 60
     assert bucket.wait_for(1000) == 0  # a take above capacity waits for a full bucket only
 
@@ -51,7 +51,7 @@ async def test_a_bursting_run_does_not_starve_another() -> None:
     await wait_until(lambda: limiter.waiting == 9, what="nine calls to queue")
     for expected in (3, 4, 5, 6):
         await wait_until(lambda: clock.sleepers == 1, what="the dispatcher to wait")
-        clock.advance(30)
+        clock.tick(30)
         await wait_until(lambda n=expected: len(order) == n, what=f"call {expected}")
     assert order == ["A0", "A1", "A2", "B0", "A3", "A4"]
     assert lone.done()
@@ -67,10 +67,10 @@ async def test_tpm_limit_waits_for_enough_tokens_and_reports_the_wait() -> None:
     await limiter.acquire("r", 600)
     task = asyncio.create_task(limiter.acquire("r", 100))
     await wait_until(lambda: clock.sleepers == 1, what="the call to wait")
-    clock.advance(5)
+    clock.tick(5)
     await wait_until(lambda: clock.sleepers == 1, what="the dispatcher to wait again")
     assert not task.done()
-    clock.advance(5)
+    clock.tick(5)
     await asyncio.wait_for(task, 5)
     assert waits == [pytest.approx(10)]
 
@@ -84,6 +84,6 @@ async def test_a_cancelled_waiter_does_not_hold_up_the_queue() -> None:
     await wait_until(lambda: limiter.waiting == 2, what="two waiters")
     gone.cancel()
     await wait_until(lambda: clock.sleepers == 1, what="the dispatcher to wait")
-    clock.advance(60)
+    clock.tick(60)
     await asyncio.wait_for(kept, 5)
     await limiter.close()

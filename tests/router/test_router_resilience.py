@@ -19,7 +19,7 @@ from router_fakes import Drop as DropConnection
 from router_fakes import FakeProvider, Hold, Malformed, Reply
 from router_support import API_KEY, Router, StartRouter, chat, wait_until
 
-from router.clock import ManualClock
+from agentflow.clock import ManualClock
 from router.config import (
     BreakerConfig,
     CacheConfig,
@@ -73,9 +73,9 @@ async def test_429_is_retried_after_its_retry_after(
     fake.script(Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": after}))
     call = asyncio.create_task(ask(http, router))
     await wait_until(lambda: clock.sleepers == 1, what="the retry to wait")
-    clock.advance(19)
+    clock.tick(19)
     assert clock.sleepers == 1 and fake.count() == 1  # not yet
-    clock.advance(1.5)
+    clock.tick(1.5)
     status, body = await call
     assert status == 200 and body["choices"][0]["message"]["content"] == "echo: hi"
     assert [c.body["model"] for c in fake.calls] == ["gpt-a", "gpt-a"]
@@ -91,7 +91,7 @@ async def test_5xx_backs_off_exponentially_then_falls_back(
     for n in (1, 2):
         await wait_until(lambda: clock.sleepers == 1, what=f"backoff {n}")
         assert fake.count() == n
-        clock.advance(2.0**n)  # the delay lies in [0.5, 1] · base · 2^(n-1)
+        clock.tick(2.0**n)  # the delay lies in [0.5, 1] · base · 2^(n-1)
     status, body = await call
     assert status == 200
     assert [c.path for c in fake.calls] == ["/v1/chat/completions"] * 3 + ["/v1/messages"]
@@ -124,7 +124,7 @@ async def test_the_breaker_opens_skips_the_deployment_and_probes_after_its_coold
     assert fake.count("/chat/completions") == before  # skipped while open
     async with http.get(router.api + "/agentflow/status") as r:
         assert (await r.json())["breakers"]["primary"] == "open"
-    clock.advance(30)
+    clock.tick(30)
     assert (await ask(http, router))[0] == 200  # the probe goes to primary and succeeds
     assert fake.count("/chat/completions") == before + 1
     assert router.metric("agentflow_llm_breaker_state", deployment="primary") == 0
@@ -235,7 +235,7 @@ async def test_rpm_limit_makes_calls_wait_on_the_clock(
     second = asyncio.create_task(ask(http, router))
     await wait_until(lambda: clock.sleepers == 1, what="the second call to wait for the bucket")
     assert fake.count() == 1
-    clock.advance(60)
+    clock.tick(60)
     assert (await second)[0] == 200
     assert fake.count() == 2
     assert router.metric("agentflow_llm_rate_limit_wait_seconds_count") == 1
