@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow import wire
 from agentflow.attempt import AttemptKey
-from agentflow.spec import Capabilities
+from agentflow.spec import Capabilities, LLMConfig
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, StepOutcome
 from noded.messages import (
@@ -138,6 +138,15 @@ def registered(response: node_pb2.RegisterResponse) -> Registered:
     return Registered(node_id=response.node_id, heartbeat_interval=interval or None)
 
 
+def _llm(settings: types_pb2.LLMSettings) -> LLMConfig:
+    return LLMConfig(
+        model=settings.model,
+        provider=settings.provider or None,
+        temperature=settings.temperature if settings.HasField("temperature") else None,
+        max_tokens=settings.max_tokens if settings.HasField("max_tokens") else None,
+    )
+
+
 def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
     """The domain message, or None for a kind this node does not know (a newer control plane)."""
     match message.WhichOneof("kind"):
@@ -153,9 +162,11 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                 timeout=wire.duration(a.timeout, field="assign.timeout"),
                 capabilities=Capabilities(
                     llm=a.capabilities.llm,
+                    llm_models=tuple(a.capabilities.llm_models),
                     http_allowed_hosts=tuple(a.capabilities.http_allowed_hosts),
                     allowed_paths=tuple(a.capabilities.allowed_paths),
                 ),
+                llm=_llm(a.llm) if a.HasField("llm") else None,
             )
         case "cancel":
             return Cancel(key=attempt_key(message.cancel, field="cancel"))

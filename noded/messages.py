@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentflow.attempt import AttemptKey
-from agentflow.spec import Capabilities
+from agentflow.spec import Capabilities, LLMConfig
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 
 # joining
@@ -52,6 +52,7 @@ class Assignment:
     memory_bytes: int
     timeout: timedelta
     capabilities: Capabilities = field(default_factory=Capabilities)
+    llm: LLMConfig | None = None  # the step's defaults for llm.complete
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -79,6 +79,8 @@ def _agent_to_dict(agent: AgentSpec) -> dict[str, Any]:
         },
         "capabilities": {
             "llm": agent.capabilities.llm,
+            # only when set, so that workflows without an allow-list keep their digests
+            **({"llmModels": list(agent.capabilities.llm_models)} if agent.capabilities.llm_models else {}),
             "http": {"allowedHosts": list(agent.capabilities.http_allowed_hosts)},
             "filesystem": {"allowedPaths": list(agent.capabilities.allowed_paths)},
         },
@@ -142,6 +144,7 @@ def _agent_from_dict(data: Mapping[str, Any]) -> AgentSpec:
         ),
         capabilities=Capabilities(
             llm=bool(capabilities.get("llm", False)),
+            llm_models=tuple(capabilities.get("llmModels") or ()),
             http_allowed_hosts=tuple((capabilities.get("http") or {}).get("allowedHosts") or ()),
             allowed_paths=tuple((capabilities.get("filesystem") or {}).get("allowedPaths") or ()),
         ),

@@ -61,6 +61,7 @@ class Capabilities:
     """Host calls and paths the agent may use; `log` is always allowed."""
 
     llm: bool = False
+    llm_models: tuple[str, ...] = ()  # with llm: the models the agent may ask for (empty: any)
     http_allowed_hosts: tuple[str, ...] = ()
     allowed_paths: tuple[str, ...] = ()
 

@@ -71,6 +71,8 @@ RESOURCES_FIELDS = ("cpu", "memory")
 RETRY_FIELDS = ("maxAttempts", "backoff", "maxBackoff")
 LLM_FIELDS = ("model", "provider", "temperature", "maxTokens")
 CAPABILITIES_FIELDS = ("llm", "http", "filesystem")
+LLM_CAPABILITY_FIELDS = ("models",)
+MAX_MODEL_NAME = 200
 HTTP_FIELDS = ("allowedHosts",)
 FILESYSTEM_FIELDS = ("allowedPaths",)
 
@@ -263,6 +265,9 @@ def _agent(value: Any, index: int, report: _Report, graph: _Graph, base_dir: pat
     llm = _llm(fields.get("llm"), f"{path}.llm", report)
     capabilities = _capabilities(fields.get("capabilities"), f"{path}.capabilities", report)
     node_selector = _node_selector(fields.get("nodeSelector"), f"{path}.nodeSelector", report)
+    allow_list = capabilities.llm_models if capabilities is not None else ()
+    if llm is not None and allow_list and llm.model not in allow_list:
+        report.add(f"{path}.llm.model", f'"{llm.model}" is not among capabilities.llm.models ({", ".join(allow_list)})')
     if (
         name is None
         or module is None
@@ -547,11 +552,21 @@ def _capabilities(value: Any, path: str, report: _Report) -> Capabilities | None
         return None
     ok = True
     llm = False
+    models: tuple[str, ...] | None = ()
     if fields.get("llm") is not None:
         if isinstance(fields["llm"], bool):
             llm = fields["llm"]
+        elif isinstance(fields["llm"], dict):
+            allowed = report.fields(fields["llm"], f"{path}.llm", LLM_CAPABILITY_FIELDS, required=("models",))
+            llm, models = True, None
+            if allowed is not None and "models" in allowed:
+                where = f"{path}.llm.models"
+                models = _string_list(allowed.get("models"), where, report, _model_problem, normalize=str.strip)
+                if models == ():
+                    report.add(where, "must name at least one model (or write llm: true for any model)")
+                    models = None
         else:
-            report.add(f"{path}.llm", f"must be true or false, got {_shown(fields['llm'])}")
+            report.add(f"{path}.llm", f"must be true, false or {{models: [...]}}, got {_shown(fields['llm'])}")
             ok = False
     hosts: tuple[str, ...] | None = ()
     if fields.get("http") is not None:
@@ -567,9 +582,9 @@ def _capabilities(value: Any, path: str, report: _Report) -> Capabilities | None
         if filesystem is not None:
             where = f"{path}.filesystem.allowedPaths"
             paths = _string_list(filesystem.get("allowedPaths"), where, report, _path_problem)
-    if not ok or hosts is None or paths is None:
+    if not ok or models is None or hosts is None or paths is None:
         return None
-    return Capabilities(llm=llm, http_allowed_hosts=hosts, allowed_paths=paths)
+    return Capabilities(llm=llm, llm_models=models, http_allowed_hosts=hosts, allowed_paths=paths)
 
 
 def _string_list(
@@ -608,6 +623,17 @@ def _string_list(
         seen[item] = i
         out.append(item)
     return tuple(out) if ok else None
+
+
+def _model_problem(model: str) -> str | None:
+    """Why a string is not a model name, or None when it is one."""
+    if not model.strip():
+        return "must not be empty"
+    if len(model) > MAX_MODEL_NAME:
+        return f"is longer than {MAX_MODEL_NAME} characters"
+    if any(c.isspace() or not c.isprintable() for c in model.strip()):
+        return f"{_quoted(model)} must not contain spaces or control characters"
+    return None
 
 
 def _host_problem(host: str) -> str | None:

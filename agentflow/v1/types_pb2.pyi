@@ -237,7 +237,7 @@ class Event(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., data_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name")
+    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +247,7 @@ class Assignment(_message.Message):
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    LLM_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -256,17 +257,32 @@ class Assignment(_message.Message):
     timeout: _duration_pb2.Duration
     capabilities: Capabilities
     workflow_name: str
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ...) -> None: ...
+    llm: LLMSettings
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ...) -> None: ...
+
+class LLMSettings(_message.Message):
+    __slots__ = ("model", "provider", "temperature", "max_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    provider: str
+    temperature: float
+    max_tokens: int
+    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("llm", "http_allowed_hosts", "allowed_paths")
+    __slots__ = ("llm", "http_allowed_hosts", "allowed_paths", "llm_models")
     LLM_FIELD_NUMBER: _ClassVar[int]
     HTTP_ALLOWED_HOSTS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PATHS_FIELD_NUMBER: _ClassVar[int]
+    LLM_MODELS_FIELD_NUMBER: _ClassVar[int]
     llm: bool
     http_allowed_hosts: _containers.RepeatedScalarFieldContainer[str]
     allowed_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    llm_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ..., llm_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind")

@@ -8,6 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow import wire
+from agentflow.spec import LLMConfig
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome, StepStatus
 from controlplane.domain import Resources
@@ -129,6 +130,12 @@ def attempt_key(ref: node_pb2.AttemptRef) -> AttemptKey:
     return AttemptKey(run_id=ref.run_id, step=ref.step, attempt=ref.attempt)
 
 
+def llm_settings(llm: LLMConfig) -> types_pb2.LLMSettings:
+    return types_pb2.LLMSettings(
+        model=llm.model, provider=llm.provider or "", temperature=llm.temperature, max_tokens=llm.max_tokens
+    )
+
+
 def to_node(message: ToNode) -> node_pb2.ControlMessage:
     match message:
         case AssignStep():
@@ -145,9 +152,11 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                     workflow_name=message.workflow_name,
                     capabilities=types_pb2.Capabilities(
                         llm=caps.llm,
+                        llm_models=list(caps.llm_models),
                         http_allowed_hosts=list(caps.http_allowed_hosts),
                         allowed_paths=list(caps.allowed_paths),
                     ),
+                    llm=None if message.llm is None else llm_settings(message.llm),
                 )
             )
         case CancelAttempt():

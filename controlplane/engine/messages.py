@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agentflow.attempt import AttemptKey
-from agentflow.spec import Capabilities
+from agentflow.spec import Capabilities, LLMConfig
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from controlplane.domain import Resources
 
@@ -22,6 +22,7 @@ class AssignStep:
     resources: Resources
     timeout: timedelta
     capabilities: Capabilities
+    llm: LLMConfig | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

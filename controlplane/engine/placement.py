@@ -139,4 +139,5 @@ async def _assignment(tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int,
         resources=step.request,
         timeout=agent.timeout,
         capabilities=agent.capabilities,
+        llm=agent.llm,
     )

@@ -477,8 +477,26 @@ CAPABILITIES = [
     pytest.param(
         doc(agent("fetch", capabilities={"llm": "yes"})),
         "agents[0].capabilities.llm",
-        'must be true or false, got "yes"',
+        'must be true, false or {models: [...]}, got "yes"',
         id="llm-string",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"llm": {"models": []}})),
+        "agents[0].capabilities.llm.models",
+        "must name at least one model (or write llm: true for any model)",
+        id="llm-no-models",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"llm": {"models": ["gpt 4"]}})),
+        "agents[0].capabilities.llm.models[0]",
+        '"gpt 4" must not contain spaces or control characters',
+        id="llm-model-with-a-space",
+    ),
+    pytest.param(
+        doc(agent("fetch", llm={"model": "big"}, capabilities={"llm": {"models": ["small"]}})),
+        "agents[0].llm.model",
+        '"big" is not among capabilities.llm.models (small)',
+        id="llm-default-not-allowed",
     ),
     pytest.param(
         doc(agent("fetch", capabilities={"http": ["api.example.com"]})),

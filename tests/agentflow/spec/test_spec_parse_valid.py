@@ -205,6 +205,12 @@ def test_every_field() -> None:
             id="int-temperature",
         ),
         pytest.param({"capabilities": {"llm": True}}, "capabilities", Capabilities(llm=True), id="llm-capability"),
+        pytest.param(
+            {"capabilities": {"llm": {"models": ["dev", "gpt-4o-mini"]}}},
+            "capabilities",
+            Capabilities(llm=True, llm_models=("dev", "gpt-4o-mini")),
+            id="llm-model-allow-list",
+        ),
         pytest.param({"capabilities": {"http": None}}, "capabilities", Capabilities(), id="null-http"),
         pytest.param({"dependsOn": []}, "depends_on", (), id="empty-depends-on"),
         pytest.param({"dependsOn": None}, "depends_on", (), id="null-depends-on"),
