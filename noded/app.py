@@ -24,6 +24,7 @@ from noded.cgroups import CgroupDriver, CgroupError, node_subtree, open_driver
 from noded.config import NodedConfig
 from noded.drain import DrainState
 from noded.link import ControlPlaneLink
+from noded.llm import RouterClient
 from noded.messages import Capacity, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -95,6 +96,8 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         channel = grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
         stack.push_async_callback(channel.close)
         pool = WorkerPool(data_dir / "compiled", warm=min(config.warm_workers, slots), max_workers=slots)
+        router = RouterClient(f"http://{config.router}")
+        stack.push_async_callback(router.close)
         link: ControlPlaneLink | None = None
 
         async def fetch(digest: str) -> AsyncIterator[bytes]:
@@ -111,6 +114,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             metrics=metrics,
             cgroups=cgroups,
             drain=drain,
+            router=router,
         )
         link = ControlPlaneLink(
             channel,

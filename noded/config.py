@@ -13,12 +13,15 @@ from agentflow.telemetry import LEVELS
 
 DEFAULT_SERVER = "127.0.0.1:7070"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9471"
+DEFAULT_ROUTER = "127.0.0.1:4000"
 DEFAULT_WARM_WORKERS = 2
 DEFAULT_SHUTDOWN_GRACE = timedelta(seconds=10)
 
 OPTIONS: tuple[Option, ...] = (
     Option(name="server", parse=parsers.address, default=DEFAULT_SERVER,
            help="control plane gRPC address", metavar="HOST:PORT"),
+    Option(name="router", parse=parsers.address, default=DEFAULT_ROUTER,
+           help="the host's LLM router, which answers the agents' llm.complete", metavar="HOST:PORT"),
     Option(name="data_dir", parse=parsers.path, default=default_node_data_dir(),
            help="directory of the node's identity, outbox, module cache and scratch space", metavar="DIR"),
     Option(name="name", parse=parsers.node_name, default=None,
@@ -50,6 +53,7 @@ OPTIONS: tuple[Option, ...] = (
 class NodedConfig:
     data_dir: Path
     server: str = DEFAULT_SERVER
+    router: str = DEFAULT_ROUTER
     name: str = field(default_factory=parsers.default_node_name)
     labels: dict[str, str] = field(default_factory=dict)
     metrics_listen: str = DEFAULT_METRICS_LISTEN

@@ -37,6 +37,7 @@ from noded.cgroups import (
 )
 from noded.drain import DrainState
 from noded.errors import ModuleFetchError, StateError
+from noded.llm import LLMCalls, RouterClient
 from noded.messages import Ack, Assignment, DrainNotice, Started, StepResult, ToControlPlane
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
@@ -77,8 +78,10 @@ class StepRunner(Component):
         cgroups: CgroupDriver,
         drain: DrainState,
         clock: Clock | None = None,
+        router: RouterClient | None = None,
     ) -> None:
         super().__init__()
+        self._router = router
         self._pool = pool
         self._modules = modules
         self._state = state
@@ -250,7 +253,8 @@ class StepRunner(Component):
         try:
             if key in self._cancel_requested:
                 raise StepCancelled(str(key))
-            outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended)
+            host = None if self._router is None else LLMCalls(self._router, a)
+            outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended, host=host)
         except CgroupError as exc:
             log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})
             return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")

@@ -24,7 +24,14 @@ import wasmtime
 from agentflow.jsonvalue import normalize_output
 from agentflow.vocabulary import FailureKind
 from noded.sandbox.engine import deadline_ticks, has_running_ticker
-from noded.sandbox.hostcalls import KNOWN_CAPABILITIES, HostCalls, define_imports
+from noded.sandbox.hostcalls import (
+    DEFAULT_OPERATIONS,
+    KNOWN_CAPABILITIES,
+    HostCalls,
+    Relay,
+    define_imports,
+    relayed_operations,
+)
 from noded.sandbox.module_cache import CompiledModuleCache
 
 DEFAULT_MAX_STDOUT_BYTES = 1024 * 1024
@@ -184,8 +191,14 @@ def _near_memory_limit(used: int, limit: int) -> bool:
     return used + headroom > limit
 
 
-def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCache) -> ExecResult:
-    """Runs ``job`` to completion and classifies the outcome. See the module docstring."""
+def run_step(
+    job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCache, relay: Relay | None = None
+) -> ExecResult:
+    """Runs ``job`` to completion and classifies the outcome. See the module docstring.
+
+    With `relay`, the host calls the node serves (``llm.complete``) go to it; without, they
+    answer UNAVAILABLE.
+    """
     if not has_running_ticker(engine):
         raise RuntimeError("the engine has no running EpochTicker; step timeouts would not fire")
     if not os.path.isdir(job.scratch_dir):
@@ -197,7 +210,8 @@ def run_step(job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCach
     started = time.perf_counter()
     stdout = _CappedOutput(job.max_stdout_bytes)
     stderr = _TailBuffer(job.max_stderr_bytes)
-    calls = HostCalls(capabilities=job.capabilities, log=stderr.line)
+    operations = DEFAULT_OPERATIONS if relay is None else relayed_operations(relay)
+    calls = HostCalls(capabilities=job.capabilities, log=stderr.line, operations=operations)
 
     def result(
         failure_kind: FailureKind | None,

@@ -36,12 +36,14 @@ class HostCallError(IntEnum):
     """Negative return codes of ``host_call`` and ``host_result`` (see agentflow.h)."""
 
     UNKNOWN_OP = -1
-    DENIED = -2
+    DENIED = -2  # the capability (or the model asked for) is not granted
     BAD_REQUEST = -3
-    UNAVAILABLE = -4
+    UNAVAILABLE = -4  # the operation is not served here (say, no LLM router reachable)
     NO_PENDING = -5
     TOO_LARGE = -6
     INTERNAL = -7
+    BUDGET_EXCEEDED = -8  # the step's or run's LLM budget would be exceeded
+    UPSTREAM = -9  # the model provider failed (rate limited, errors, timed out) after retries
 
 
 class HostCallRefused(Exception):
@@ -101,6 +103,28 @@ def not_available_yet(op: str) -> Handler:
         raise HostCallRefused(HostCallError.UNAVAILABLE, f"{op} is not available on this node yet")
 
     return handler
+
+
+Relay = Callable[[str, Any], Any]
+"""Hands a host call to whoever serves it outside the sandbox (the node, over the worker pipe):
+returns the JSON response or raises HostCallRefused."""
+
+
+def relayed_operations(relay: Relay) -> Mapping[str, HostOperation]:
+    """The default table with the operations the node serves handed to `relay`."""
+
+    def forward(op: str) -> Handler:
+        def handler(ctx: HostCallContext, request: Any) -> Any:
+            return relay(op, request)
+
+        return handler
+
+    return {
+        **DEFAULT_OPERATIONS,
+        Capability.LLM_COMPLETE: HostOperation(
+            name=Capability.LLM_COMPLETE, handler=forward(Capability.LLM_COMPLETE), capability=Capability.LLM_COMPLETE
+        ),
+    }
 
 
 DEFAULT_OPERATIONS: Mapping[str, HostOperation] = {

@@ -41,10 +41,12 @@ from enum import Enum
 from typing import Any
 
 from agentflow.vocabulary import FailureKind
-from noded.sandbox import ExecResult, StepJob
+from noded.sandbox import ExecResult, HostCallError, HostCallRefused, StepJob
 from noded.workers.errors import PoolClosed, ProtocolError, StepCancelled, WorkerCrashed, WorkerStartError
 from noded.workers.protocol import (
     ERROR,
+    HOST_CALL,
+    HOST_REPLY,
     JOB,
     READY,
     RESULT,
@@ -66,6 +68,9 @@ DEFAULT_START_TIMEOUT_S = 30.0
 BeforeJob = Callable[[int, StepJob], Awaitable[None]]
 OnStart = Callable[[int], Any]
 OnEnd = Callable[[int], None]
+HostHandler = Callable[[str, Any, float], Awaitable[Any]]
+"""Answers a host call of a running job: (op, the guest's JSON request, seconds left of the
+step's timeout) -> the JSON response, or raises HostCallRefused."""
 
 
 class PoolState(Enum):
@@ -241,8 +246,10 @@ class WorkerPool:
         key: str | None = None,
         on_start: OnStart | None = None,
         on_end: OnEnd | None = None,
+        host: HostHandler | None = None,
     ) -> ExecResult:
-        """Runs ``job`` on a worker. ``key`` makes it cancellable with ``cancel(key)``."""
+        """Runs ``job`` on a worker. ``key`` makes it cancellable with ``cancel(key)``; ``host``
+        answers the job's relayed host calls (without it they are UNAVAILABLE)."""
         self._check_open()
         if key is not None and key in self._entries:
             raise ValueError(f"a job with key {key!r} is already in the pool")
@@ -255,7 +262,7 @@ class WorkerPool:
                 worker = await self._checkout()
                 entry.worker = worker
                 try:
-                    return await self._run_on(worker, job, entry, on_start)
+                    return await self._run_on(worker, job, entry, on_start, host)
                 finally:
                     entry.worker = None
                     try:
@@ -453,7 +460,9 @@ class WorkerPool:
 
     # ---- one job --------------------------------------------------------------------
 
-    async def _run_on(self, worker: _Worker, job: StepJob, entry: _Entry, on_start: OnStart | None) -> ExecResult:
+    async def _run_on(
+        self, worker: _Worker, job: StepJob, entry: _Entry, on_start: OnStart | None, host: HostHandler | None
+    ) -> ExecResult:
         if self._before_job is not None:
             try:
                 await self._before_job(worker.pid, job)
@@ -470,6 +479,10 @@ class WorkerPool:
         try:
             async with asyncio.timeout(guard_s):
                 message = await worker.read() if await worker.send(frame) else None
+                while message is not None and message.get("type") == HOST_CALL:
+                    left = job.timeout_s - (time.perf_counter() - started)
+                    reply = await _answer(host, message, left)
+                    message = await worker.read() if await worker.send(encode_frame(reply)) else None
         except TimeoutError:
             worker.kill()
             await worker.proc.wait()
@@ -505,6 +518,17 @@ class WorkerPool:
             raise WorkerCrashed(f"worker {worker.pid}: {message.get('error')}")
         worker.kill()
         raise ProtocolError(f"worker {worker.pid} sent {kind!r} instead of a result")
+
+
+async def _answer(host: HostHandler | None, call: dict[str, Any], seconds_left: float) -> dict[str, Any]:
+    """The host_reply frame for a relayed host call."""
+    op = str(call.get("op", ""))
+    if host is None:
+        return {"type": HOST_REPLY, "code": int(HostCallError.UNAVAILABLE), "log": f"{op} is not served here"}
+    try:
+        return {"type": HOST_REPLY, "response": await host(op, call.get("request"), max(seconds_left, 0.0))}
+    except HostCallRefused as refused:
+        return {"type": HOST_REPLY, "code": int(refused.code), "log": refused.log or refused.code.name}
 
 
 async def _exited_within(worker: _Worker, seconds: float) -> bool:

@@ -9,6 +9,13 @@ to its original stdout (see ``worker_main``).
     worker → pool   {"type": "result", "result": <ExecResult as dict>}
                     {"type": "error", "error": "<host-side exception>"}
 
+While a job runs, the guest's host calls that the node answers (``llm.complete``) travel up and
+back, one at a time, before the result:
+
+    worker → pool   {"type": "host_call", "op": "llm.complete", "request": <the guest's JSON>}
+    pool → worker   {"type": "host_reply", "response": <JSON>}
+                    {"type": "host_reply", "code": -8, "log": "<line for the step's log>"}
+
 One job at a time per worker; closing the worker's stdin asks it to exit.
 """
 
@@ -32,6 +39,8 @@ READY = "ready"
 JOB = "job"
 RESULT = "result"
 ERROR = "error"
+HOST_CALL = "host_call"
+HOST_REPLY = "host_reply"
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:

@@ -26,10 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentflow.daemon import set_parent_death_signal
-from noded.sandbox import CompiledModuleCache, EpochTicker, create_engine, run_step
+from noded.sandbox import CompiledModuleCache, EpochTicker, HostCallError, HostCallRefused, create_engine, run_step
+from noded.sandbox.hostcalls import Relay
 from noded.workers.errors import ProtocolError
 from noded.workers.protocol import (
     ERROR,
+    HOST_CALL,
+    HOST_REPLY,
     JOB,
     READY,
     RESULT,
@@ -61,6 +64,25 @@ def _die_with_parent(parent_pid: int | None) -> None:
         os._exit(0)  # the parent died before the request took effect
 
 
+def _relay(job_fd: int, result_fd: int) -> Relay:
+    """Host calls that the node answers go up the result pipe; the reply comes down the job pipe."""
+
+    def relay(op: str, request: Any) -> Any:
+        write_frame_sync(result_fd, {"type": HOST_CALL, "op": op, "request": request})
+        reply = read_frame_sync(job_fd)
+        if reply is None or reply.get("type") != HOST_REPLY:
+            raise ProtocolError(f"expected a host reply, got {None if reply is None else reply.get('type')!r}")
+        if "code" in reply:
+            try:
+                code = HostCallError(int(reply["code"]))
+            except (TypeError, ValueError):
+                code = HostCallError.INTERNAL
+            raise HostCallRefused(code, str(reply.get("log") or code.name))
+        return reply.get("response")
+
+    return relay
+
+
 def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
     """The worker loop: ready, then job → result until EOF. Returns the exit status."""
     engine = create_engine()
@@ -76,7 +98,7 @@ def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
         job = job_from_dict(message["job"])
         reply: dict[str, Any]
         try:
-            result = run_step(job, engine=engine, cache=cache)
+            result = run_step(job, engine=engine, cache=cache, relay=_relay(job_fd, result_fd))
         except Exception as exc:  # host-side problem: report it, keep serving
             log.exception("job for module %s failed on the host side", job.digest)
             reply = {"type": ERROR, "error": f"{type(exc).__name__}: {exc}"}

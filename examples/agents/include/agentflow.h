@@ -60,6 +60,8 @@
 #define AF_ERR_NO_PENDING (-5)  /* host_result called with no pending response */
 #define AF_ERR_TOO_LARGE (-6)   /* request or response over 1 MiB */
 #define AF_ERR_INTERNAL (-7)    /* host-side failure */
+#define AF_ERR_BUDGET_EXCEEDED (-8) /* llm.complete: the step's or run's LLM budget would be exceeded */
+#define AF_ERR_UPSTREAM (-9)    /* llm.complete: the model provider failed (after retries, fallbacks) */
 
 #define AF_MAX_MESSAGE (1024 * 1024) /* largest request or response, in bytes */
 
@@ -452,6 +454,62 @@ static inline int af_log(const char *level, const char *msg) {
     int64_t rc = af_host_call("log", req, NULL, 0);
     free(req);
     return rc < 0 ? (int)rc : 0;
+}
+
+/* A short name for an AF_ERR_* code, for messages. */
+static inline const char *af_error_name(int64_t code) {
+    switch (code) {
+    case AF_ERR_UNKNOWN_OP: return "unknown operation";
+    case AF_ERR_DENIED: return "denied";
+    case AF_ERR_BAD_REQUEST: return "bad request";
+    case AF_ERR_UNAVAILABLE: return "unavailable";
+    case AF_ERR_NO_PENDING: return "nothing pending";
+    case AF_ERR_TOO_LARGE: return "too large";
+    case AF_ERR_INTERNAL: return "internal error";
+    case AF_ERR_BUDGET_EXCEEDED: return "budget exceeded";
+    case AF_ERR_UPSTREAM: return "model provider failed";
+    default: return "error";
+    }
+}
+
+/* Asks the step's LLM (llm.complete) to answer prompt, with the step's llm: defaults (model,
+ * temperature, maxTokens). On success returns a malloc'd NUL-terminated copy of the answer's text
+ * (the caller frees it) and sets *code to 0; on failure returns NULL and sets *code to the
+ * negative AF_ERR_* code (the reason is in the step's log). */
+static inline char *af_llm_complete(const char *prompt, int64_t *code) {
+    size_t prompt_len = strlen(prompt);
+    size_t esc_len = af_json_escape(prompt, prompt_len, NULL, 0);
+    char *req = malloc(esc_len + 32);
+    if (!req) {
+        *code = AF_ERR_INTERNAL;
+        return NULL;
+    }
+    strcpy(req, "{\"prompt\":\"");
+    size_t n = strlen(req);
+    af_json_escape(prompt, prompt_len, req + n, esc_len + 1);
+    strcat(req, "\"}");
+    int64_t len = af_raw_host_call("llm.complete", strlen("llm.complete"), req, strlen(req));
+    free(req);
+    if (len < 0) {
+        *code = len;
+        return NULL;
+    }
+    char *response = malloc((size_t)len + 1);
+    if (!response) {
+        *code = AF_ERR_INTERNAL;
+        return NULL;
+    }
+    int32_t got = af_raw_host_result(response, (size_t)len);
+    if (got < 0) {
+        free(response);
+        *code = got;
+        return NULL;
+    }
+    response[got] = '\0';
+    char *content = af_get_string_dup(response, "content", NULL);
+    free(response);
+    *code = content ? 0 : AF_ERR_INTERNAL;
+    return content;
 }
 
 #endif /* AGENTFLOW_H */

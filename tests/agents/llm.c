@@ -1,0 +1,35 @@
+/*
+ * llm — test agent for llm.complete.
+ *
+ * input.calls is a list of llm.complete requests; the agent makes them in order and outputs
+ * [{"rc": <response length or AF_ERR_* code>, "response": <the JSON response or null>}, ...].
+ * With input.crash set, it exits with code 9 after the calls (a step that fails after its LLM calls).
+ */
+#include "agentflow.h"
+
+int main(void) {
+    char *doc = af_read_stdin(NULL);
+    const char *it = af_json_get(doc, "input.calls", NULL), *v;
+    size_t vlen;
+    int first = 1;
+    putchar('[');
+    while (it && af_json_next(&it, NULL, NULL, &v, &vlen)) {
+        int64_t n = af_raw_host_call("llm.complete", strlen("llm.complete"), v, vlen);
+        printf("%s{\"rc\":%lld,\"response\":", first ? "" : ",", (long long)n);
+        first = 0;
+        if (n >= 0) {
+            char *response = malloc((size_t)n + 1);
+            int32_t got = af_raw_host_result(response, (size_t)n);
+            fwrite(response, 1, got > 0 ? (size_t)got : 0, stdout);
+            free(response);
+        } else {
+            fputs("null", stdout);
+        }
+        putchar('}');
+    }
+    puts("]");
+    fflush(stdout);
+    long long crash = 0;
+    if (af_get_int(doc, "input.crash", &crash) && crash) return 9;
+    return 0;
+}
