@@ -8,7 +8,7 @@ state=$data/controlplane/controlplane.json
 rm -f "$state"
 mkdir -p "$data"
 
-agentflow up --data-dir "$data" --port 0 --metrics-port 0 &
+agentflow up --data-dir "$data" --port 0 --metrics-port 0 --router-port 0 --dev &
 up=$!
 trap 'kill -INT $up 2>/dev/null; wait $up 2>/dev/null || true' EXIT INT TERM
 
@@ -32,6 +32,13 @@ agentflow run examples/diamond.yaml --input '{"text": "agents run as webassembly
 echo
 echo "== agentflow run examples/fanout.yaml --wait   (24 parallel steps, then a fan-in)"
 agentflow run examples/fanout.yaml --wait | grep -E "^run |gather"
+echo
+echo "== agentflow run examples/summarize.yaml --wait   (an AI agent: one llm.complete through the router)"
+agentflow run examples/summarize.yaml --wait --input \
+    '{"text": "AgentFlow runs AI-agent workflows as WebAssembly across a fleet of hosts, and their LLM calls go through a caching router on each host."}'
+echo
+echo "== agentflow router status"
+agentflow router status --router "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$data/router/router.json")"
 echo
 echo "== agentflow nodes"
 agentflow nodes

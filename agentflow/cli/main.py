@@ -10,12 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from agentflow.cli import commands
+from agentflow.cli.router_status import cmd_router_status
 from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
 from agentflow.telemetry import LEVELS
 
 DEFAULT_SERVER = "127.0.0.1:7070"
-DAEMONS = ("controlplane", "noded")
+DAEMONS = ("controlplane", "noded", "router")
+DEFAULT_ROUTER = "127.0.0.1:4000"
 
 EPILOG = """\
 exit codes: 0 success; 1 run failed or cancelled (or the request was refused);
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="control plane gRPC port (0 picks one; default 7070)")  # fmt: skip
     up.add_argument("--metrics-port", type=int, default=_env("METRICS_PORT", "9470"),
                     help="control plane /metrics port; the node uses the next one (0 picks; default 9470)")  # fmt: skip
+    up.add_argument("--router-port", type=int, default=_env("ROUTER_PORT", "4000"),
+                    help="the LLM router's HTTP port (0 picks one; default 4000)")  # fmt: skip
+    up.add_argument("--dev", action="store_true", default=_env("DEV", "").lower() in ("1", "true", "yes"),
+                    help="answer LLM calls with the router's offline, deterministic dev provider")  # fmt: skip
     up.add_argument("--name", default=_env("NAME", ""), help="name of the local node (default: the host name)")
     up.add_argument("--log-level", choices=LEVELS, default=_env("LOG_LEVEL", "info"))
     up.set_defaults(handler=_up)
@@ -73,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
         d = sub.add_parser(daemon, help=text, add_help=False)
         d.add_argument("daemon_args", nargs=argparse.REMAINDER)
         d.set_defaults(handler=None)
+    router = sub.add_parser(
+        "router",
+        help="run the host's LLM router (agentflow router --help), or: agentflow router status",
+        add_help=False,
+    )
+    router_sub = router.add_subparsers(dest="router_command", metavar="status")
+    rstatus = router_sub.add_parser("status", help="providers, breakers, cache size, spend today")
+    rstatus.add_argument("--router", default=_env("ROUTER", DEFAULT_ROUTER), metavar="HOST:PORT",
+                         help=f"the router's address (env AGENTFLOW_ROUTER; default {DEFAULT_ROUTER})")  # fmt: skip
+    rstatus.add_argument("--json", action="store_true")
+    rstatus.set_defaults(handler=cmd_router_status)
 
     validate = sub.add_parser("validate", help="check a workflow file offline")
     validate.add_argument("workflow", metavar="WORKFLOW.yaml")
@@ -174,6 +191,10 @@ def _run_daemon(name: str, argv: list[str]) -> int:
         from controlplane.app import main as controlplane_main
 
         return controlplane_main(argv)
+    if name == "router":
+        from router.app import main as router_main
+
+        return router_main(argv)
     from noded.app import main as noded_main
 
     return noded_main(argv)
@@ -182,7 +203,7 @@ def _run_daemon(name: str, argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Daemon subcommands take their own flags (they also accept TOML and env settings).
-    if argv and argv[0] in DAEMONS:
+    if argv and argv[0] in DAEMONS and argv[1:2] != ["status"]:
         return _run_daemon(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,9 +1,10 @@
-"""`agentflow up`: the control plane and one local noded as child processes, in the foreground.
+"""`agentflow up`: the control plane, the host's LLM router and one local noded as child
+processes, in the foreground.
 
 Each daemon runs as its own process, exactly as on a real host; their JSON logs go to
 `<data dir>/logs/`. Ctrl-C (or SIGTERM) stops the node first (it lets running steps finish within
-its `--shutdown-grace`; a second Ctrl-C cuts that short), then the control plane. If either
-exits on its own, the other is stopped too and `up` exits non-zero.
+its `--shutdown-grace`; a second Ctrl-C cuts that short), then the router and the control plane.
+If one exits on its own, the others are stopped too and `up` exits non-zero.
 """
 
 from __future__ import annotations
@@ -99,9 +100,20 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
         cp_state = _wait_for_state(cp, cp_dir / "controlplane.json", started)
         server = str(cp_state["grpc"])
 
+        router_dir = data_dir / "router"
+        (router_dir / "router.json").unlink(missing_ok=True)
+        router_argv = [python, "-m", "router", "--data-dir", str(router_dir),
+                       "--listen", f"127.0.0.1:{args.router_port}", "--log-level", args.log_level]  # fmt: skip
+        if args.dev:
+            router_argv += ["--dev", "true"]
+        router = Child("router", router_argv, logs / "router.log")
+        children.append(router)
+        router_state = _wait_for_state(router, router_dir / "router.json", time.monotonic())
+        router_address = str(router_state["http"])
+
         node_dir = data_dir / "noded"
         (node_dir / "noded.json").unlink(missing_ok=True)
-        node_argv = [python, "-m", "noded", "--server", server, "--data-dir", str(node_dir),
+        node_argv = [python, "-m", "noded", "--server", server, "--router", router_address, "--data-dir", str(node_dir),
                      "--metrics-listen", _metrics(args.metrics_port, 1), "--log-level", args.log_level]  # fmt: skip
         if args.name:
             node_argv += ["--name", args.name]
@@ -114,6 +126,9 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
             f"  control plane  {server}   metrics http://{cp_state['metrics']}/metrics\n"
             f"  node {node_state.get('name')}  isolation {node_state.get('isolation')}, "
             f"{node_state.get('slots')} slots   metrics http://{node_state.get('metrics')}/metrics\n"
+            f"  LLM router     http://{router_address}/v1"
+            f"{'   (offline dev provider: answers are labelled as such)' if router_state.get('dev') else ''}"
+            f"   status: agentflow router status --router {router_address}\n"
             f"  node admin     agentflow node status --data-dir {node_dir}\n"
             f"  logs           {logs}/\n"
             f"Run a workflow:  agentflow --server {server} run examples/diamond.yaml --wait\n"
