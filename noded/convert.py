@@ -23,6 +23,9 @@ from noded.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Journal,
+    JournalAck,
+    JournalEntry,
     Registered,
     Registration,
     Started,
@@ -127,7 +130,23 @@ def to_pb(message: ToControlPlane) -> node_pb2.NodeMessage:
             return node_pb2.NodeMessage(drain=request)
         case Goodbye():
             return node_pb2.NodeMessage(goodbye=node_pb2.Goodbye())
+        case Journal():
+            return node_pb2.NodeMessage(journal=node_pb2.Journal(entries=[journal_to_pb(e) for e in message.entries]))
     raise TypeError(f"not a message for the control plane: {message!r}")
+
+
+def journal_to_pb(entry: JournalEntry) -> types_pb2.JournalEntry:
+    key = entry.key
+    return types_pb2.JournalEntry(
+        run_id=key.run_id, step=key.step, attempt=key.attempt, call_index=entry.call_index, entry_json=entry.entry_json
+    )
+
+
+def journal_from_pb(entry: types_pb2.JournalEntry, *, field: str) -> JournalEntry:
+    key = attempt_key(node_pb2.AttemptRef(run_id=entry.run_id, step=entry.step, attempt=entry.attempt), field=field)
+    if entry.call_index < 0:
+        raise wire.InvalidField(f"{field}: call_index must not be negative")
+    return JournalEntry(key=key, call_index=entry.call_index, entry_json=entry.entry_json)
 
 
 # down -----------------------------------------------------------------------------------------
@@ -167,11 +186,15 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                     allowed_paths=tuple(a.capabilities.allowed_paths),
                 ),
                 llm=_llm(a.llm) if a.HasField("llm") else None,
+                journal=tuple(journal_from_pb(e, field="assign.journal") for e in a.journal),
             )
         case "cancel":
             return Cancel(key=attempt_key(message.cancel, field="cancel"))
         case "ack":
             return Ack(key=attempt_key(message.ack.attempt, field="ack.attempt"), stale=message.ack.stale)
+        case "journal_ack":
+            entries = message.journal_ack.entries
+            return JournalAck(entries=tuple(journal_from_pb(e, field="journal_ack") for e in entries))
         case "drain":
             drain = message.drain
             deadline = wire.timestamp(drain.deadline, field="drain.deadline") if drain.HasField("deadline") else None

@@ -40,6 +40,9 @@ from noded.messages import (
     DrainNotice,
     Heartbeat,
     Hello,
+    Journal,
+    JournalAck,
+    JournalEntry,
     Registration,
     StepResult,
     ToControlPlane,
@@ -53,6 +56,7 @@ RECONNECT_MAX = timedelta(seconds=5)
 RPC_TIMEOUT_S = 10.0
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=2)
 SEND_QUEUE_SIZE = 4096
+JOURNAL_BATCH = 64  # journal entries per message when a new stream resends them
 # A heartbeat is skipped while this many messages wait to be written: the stream is behind,
 # and results (which are never dropped) matter more than one more liveness signal.
 HEARTBEAT_SKIP_BACKLOG = 1024
@@ -63,12 +67,14 @@ class LinkHandlers(Protocol):
 
     def in_flight(self) -> list[AttemptKey]: ...
     def unacked(self) -> list[StepResult]: ...
+    def unacked_journal(self) -> list[JournalEntry]: ...
     def running_count(self) -> int: ...
     def idle_workers(self) -> int: ...
     def on_assign(self, assignment: Assignment) -> None: ...
     def on_cancel(self, key: AttemptKey) -> None: ...
     async def on_ack(self, ack: Ack) -> None: ...
     def on_drain(self, notice: DrainNotice) -> None: ...
+    async def on_journal_ack(self, ack: JournalAck) -> None: ...
 
 
 class StreamBehind(ConnectionError):
@@ -197,11 +203,14 @@ class ControlPlaneLink(Component):
         self._outgoing = queue
         in_flight = self._handlers.in_flight()
         unacked = self._handlers.unacked()
+        journal = self._handlers.unacked_journal()
 
         async def outgoing() -> AsyncIterator[node_pb2.NodeMessage]:
             yield convert.to_pb(Hello(in_flight=tuple(in_flight), unacked=tuple(r.key for r in unacked)))
             for result in unacked:
                 yield convert.to_pb(result)
+            for i in range(0, len(journal), JOURNAL_BATCH):
+                yield convert.to_pb(Journal(entries=tuple(journal[i : i + JOURNAL_BATCH])))
             while True:
                 yield convert.to_pb(await queue.get())
 
@@ -252,6 +261,8 @@ class ControlPlaneLink(Component):
                     await handlers.on_ack(ack)
                 case DrainNotice() as notice:
                     handlers.on_drain(notice)
+                case JournalAck() as journal_ack:
+                    await handlers.on_journal_ack(journal_ack)
                 case None:
                     log.debug("ignoring a message this node does not know", extra={"kind": message.WhichOneof("kind")})
         raise ConnectionError("control plane closed the stream")

@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from agentflow import llm
 from agentflow.vocabulary import Capability
-from noded.messages import Assignment
+from noded.messages import Assignment, JournalEntry
 from noded.sandbox import HostCallError, HostCallRefused
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ DEFAULT_ROUTER = "http://127.0.0.1:4000"
 ROLES = frozenset({"system", "user", "assistant"})
 MAX_TOKENS_LIMIT = 1_000_000
 CONNECT_TIMEOUT_S = 2.0
+JOURNAL_TIMEOUT_S = 5.0
 
 _CODE_OF: Mapping[str, HostCallError] = {
     llm.ErrorCode.INVALID_REQUEST: HostCallError.BAD_REQUEST,
@@ -98,18 +99,47 @@ class RouterClient:
             raise _refusal(answer, status)
         return _result(answer, cache=cache, cost=cost)
 
+    async def journal(self, *, run: str, step: str, after_seq: int) -> tuple[list[dict[str, Any]], int]:
+        """The router's journal entries of a step after `after_seq`, and the last seq seen."""
+        url = f"{self.base_url}/v1/agentflow/journal"
+        params = {"run": run, "step": step, "after_seq": str(after_seq)}
+        async with asyncio.timeout(JOURNAL_TIMEOUT_S), self._client().get(url, params=params) as response:
+            data = await response.json()
+            if response.status != 200:
+                raise aiohttp.ClientError(f"journal: HTTP {response.status}")
+        return list(data.get("entries", [])), int(data.get("last_seq", after_seq))
+
+    async def seed(self, entries: Sequence[JournalEntry]) -> None:
+        """Hand the router the journal of a step's earlier attempts (from any node), so that this
+        attempt replays them. Best effort: without it the calls go upstream again."""
+        url = f"{self.base_url}/v1/agentflow/journal"
+        try:
+            body = {"entries": [json.loads(e.entry_json) for e in entries]}
+            async with asyncio.timeout(JOURNAL_TIMEOUT_S), self._client().post(url, json=body) as response:
+                if response.status != 200:
+                    log.warning("the router refused the journal to replay", extra={"status": response.status})
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("cannot give the router the journal to replay", extra={"error": str(exc)})
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-class LLMCalls:
-    """The `llm.complete` calls of one attempt: defaults, the model allow-list, call numbering."""
+JournalSink = Callable[[list[JournalEntry]], Awaitable[None]]
+"""Takes the journal entries of an attempt's calls as the router records them (to the outbox)."""
 
-    def __init__(self, client: RouterClient, assignment: Assignment) -> None:
+
+class LLMCalls:
+    """The `llm.complete` calls of one attempt: defaults, the model allow-list, call numbering,
+    and shipping what the router journaled for each call."""
+
+    def __init__(self, client: RouterClient, assignment: Assignment, *, journal: JournalSink | None = None) -> None:
         self._client = client
         self._assignment = assignment
         self._calls = 0
+        self._journal = journal
+        self._seq = 0  # the last router journal entry seen for this step
 
     async def __call__(self, op: str, request: Any, seconds_left: float) -> Any:
         """A pool host handler (see `noded.workers.HostHandler`)."""
@@ -122,7 +152,26 @@ class LLMCalls:
         )
         self._calls += 1
         headers = llm.request_headers(who, timeout_s=seconds_left)
-        return await self._client.complete(body, headers, timeout_s=max(seconds_left, 0.001))
+        answer = await self._client.complete(body, headers, timeout_s=max(seconds_left, 0.001))
+        if self._journal is not None:
+            await self._ship()
+        return answer
+
+    async def _ship(self) -> None:
+        """Send up what the router journaled for this attempt so far (it survives this host)."""
+        key = self._assignment.key
+        try:
+            entries, self._seq = await self._client.journal(run=key.run_id, step=key.step, after_seq=self._seq)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("cannot read the router's journal", extra={"error": str(exc), "step": key.step})
+            return
+        mine = [
+            JournalEntry(key=key, call_index=int(e["call_index"]), entry_json=json.dumps(e, separators=(",", ":")))
+            for e in entries
+            if e.get("attempt") == key.attempt and e.get("origin") == "local"
+        ]
+        if mine and self._journal is not None:
+            await self._journal(mine)
 
 
 def chat_request(request: Any, assignment: Assignment) -> dict[str, Any]:

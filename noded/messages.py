@@ -39,6 +39,16 @@ class Registered:
     heartbeat_interval: timedelta | None  # None: the control plane left it to the node
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class JournalEntry:
+    """One LLM call of an attempt as the host's router journaled it (`entry_json` is the
+    router's own entry: opaque here and on the control plane)."""
+
+    key: AttemptKey
+    call_index: int
+    entry_json: str = field(default="", compare=False)
+
+
 # down: control plane -> node
 
 
@@ -53,6 +63,7 @@ class Assignment:
     timeout: timedelta
     capabilities: Capabilities = field(default_factory=Capabilities)
     llm: LLMConfig | None = None  # the step's defaults for llm.complete
+    journal: tuple[JournalEntry, ...] = ()  # the step's earlier attempts' LLM calls, from any node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +83,12 @@ class DrainNotice:
     deadline: datetime | None
 
 
-FromControlPlane = Assignment | Cancel | Ack | DrainNotice
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalAck:
+    entries: tuple[JournalEntry, ...]  # the control plane stored these (keys only)
+
+
+FromControlPlane = Assignment | Cancel | Ack | DrainNotice | JournalAck
 
 
 # up: node -> control plane
@@ -121,8 +137,15 @@ class DrainRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Journal:
+    """LLM calls journaled on this host, for the control plane to keep."""
+
+    entries: tuple[JournalEntry, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Goodbye:
     """The node is shutting down: place nothing more on it."""
 
 
-ToControlPlane = Hello | Heartbeat | Started | StepResult | DrainRequest | Goodbye
+ToControlPlane = Hello | Heartbeat | Started | StepResult | DrainRequest | Goodbye | Journal

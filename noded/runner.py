@@ -38,7 +38,17 @@ from noded.cgroups import (
 from noded.drain import DrainState
 from noded.errors import ModuleFetchError, StateError
 from noded.llm import LLMCalls, RouterClient
-from noded.messages import Ack, Assignment, DrainNotice, Started, StepResult, ToControlPlane
+from noded.messages import (
+    Ack,
+    Assignment,
+    DrainNotice,
+    Journal,
+    JournalAck,
+    JournalEntry,
+    Started,
+    StepResult,
+    ToControlPlane,
+)
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.sandbox import ExecResult, StepJob
@@ -97,6 +107,7 @@ class StepRunner(Component):
         self._cancel_requested: set[AttemptKey] = set()
         self._unacked: dict[AttemptKey, StepResult] = {}  # mirror of the outbox, kept even if the disk fails
         self._unsaved: set[AttemptKey] = set()  # unacked results the outbox refused
+        self._journal: dict[JournalEntry, JournalEntry] = {}  # LLM journal entries not yet acked
         self._retry_saving = asyncio.Event()
         # Set while nothing runs / no result awaits an ack (what a graceful stop waits for).
         self.no_steps = asyncio.Event()
@@ -108,6 +119,8 @@ class StepRunner(Component):
         """Take over results a previous run of the daemon finished but never got acked."""
         for result in await self._state.pending_results():
             self._unacked[result.key] = result
+        for entry in await self._state.pending_journal():
+            self._journal[entry] = entry
         self._note_changes()
 
     async def _serve(self) -> None:
@@ -132,6 +145,32 @@ class StepRunner(Component):
 
     def running_count(self) -> int:
         return len(self._running)
+
+    def unacked_journal(self) -> list[JournalEntry]:
+        return sorted(self._journal.values())
+
+    async def on_journal_ack(self, ack: JournalAck) -> None:
+        acked = [self._journal.pop(e) for e in ack.entries if e in self._journal]
+        if not acked:
+            return
+        try:
+            await self._state.delete_journal(acked)
+        except StateError as exc:  # resent after a restart, and stored once more as a no-op
+            log.error("cannot delete acked journal entries from the outbox", extra={"error": str(exc)})
+
+    async def ship_journal(self, entries: list[JournalEntry]) -> None:
+        """LLM calls the router journaled for a running attempt: into the outbox, then up."""
+        new = [e for e in entries if e not in self._journal]
+        if not new:
+            return
+        for e in new:
+            self._journal[e] = e
+        try:
+            await self._state.put_journal(new)
+        except StateError as exc:  # kept in memory and sent anyway, as results are
+            self._metrics.outbox_errors.inc()
+            log.error("cannot write LLM journal entries to the outbox", extra={"error": str(exc)})
+        self._send(Journal(entries=tuple(new)))
 
     def idle_workers(self) -> int:
         return self._pool.idle_count
@@ -253,7 +292,11 @@ class StepRunner(Component):
         try:
             if key in self._cancel_requested:
                 raise StepCancelled(str(key))
-            host = None if self._router is None else LLMCalls(self._router, a)
+            host = None
+            if self._router is not None:
+                host = LLMCalls(self._router, a, journal=self.ship_journal)
+                if a.journal:
+                    await self._router.seed(a.journal)
             outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended, host=host)
         except CgroupError as exc:
             log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})

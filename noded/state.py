@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -23,11 +23,11 @@ from agentflow.v1 import types_pb2
 from agentflow.wire import InvalidField
 from noded import convert
 from noded.errors import StateError, StateFull
-from noded.messages import StepResult
+from noded.messages import JournalEntry, StepResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempt INTEGER NOT NULL,
     result  BLOB NOT NULL,
     PRIMARY KEY (run_id, step, attempt)
+);
+CREATE TABLE IF NOT EXISTS journal_outbox (
+    run_id     TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    call_index INTEGER NOT NULL,
+    entry_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, step, attempt, call_index)
 );
 """
 
@@ -50,6 +58,10 @@ class NodeState(Protocol):
     async def pending_results(self) -> list[StepResult]:
         """In the order they were first put."""
         ...
+
+    async def put_journal(self, entries: Sequence[JournalEntry]) -> None: ...
+    async def delete_journal(self, entries: Sequence[JournalEntry]) -> None: ...
+    async def pending_journal(self) -> list[JournalEntry]: ...
 
     async def close(self) -> None: ...
 
@@ -127,6 +139,34 @@ class SqliteNodeState:
                 log.error("dropping an unreadable result from the outbox", extra={"error": str(exc)})
         return results
 
+    async def put_journal(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [(e.key.run_id, e.key.step, e.key.attempt, e.call_index, e.entry_json) for e in entries]
+        async with _failing_as("write LLM journal entries to the outbox"):
+            await self._conn.executemany(
+                "INSERT OR REPLACE INTO journal_outbox (run_id, step, attempt, call_index, entry_json)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def delete_journal(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [(e.key.run_id, e.key.step, e.key.attempt, e.call_index) for e in entries]
+        async with _failing_as("delete LLM journal entries from the outbox"):
+            await self._conn.executemany(
+                "DELETE FROM journal_outbox WHERE run_id = ? AND step = ? AND attempt = ? AND call_index = ?", rows
+            )
+
+    async def pending_journal(self) -> list[JournalEntry]:
+        async with (
+            _failing_as("read the journal outbox"),
+            self._conn.execute(
+                "SELECT run_id, step, attempt, call_index, entry_json FROM journal_outbox ORDER BY rowid"
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [
+            JournalEntry(key=AttemptKey(r[0], r[1], int(r[2])), call_index=int(r[3]), entry_json=r[4]) for r in rows
+        ]
+
     async def close(self) -> None:
         await self._conn.close()
 
@@ -135,6 +175,7 @@ class MemoryNodeState:
     def __init__(self) -> None:
         self._node_id: str | None = None
         self._outbox: dict[AttemptKey, StepResult] = {}
+        self._journal: dict[JournalEntry, JournalEntry] = {}  # by key (entry_json does not compare)
 
     async def node_id(self) -> str | None:
         return self._node_id
@@ -152,6 +193,17 @@ class MemoryNodeState:
     async def pending_results(self) -> list[StepResult]:
         return list(self._outbox.values())
 
+    async def put_journal(self, entries: Sequence[JournalEntry]) -> None:
+        for e in entries:
+            self._journal[e] = e
+
+    async def delete_journal(self, entries: Sequence[JournalEntry]) -> None:
+        for e in entries:
+            self._journal.pop(e, None)
+
+    async def pending_journal(self) -> list[JournalEntry]:
+        return list(self._journal.values())
+
     async def close(self) -> None:
         return None
 
@@ -168,3 +220,10 @@ class FailingNodeState(MemoryNodeState):
         if self.full:
             raise StateFull("cannot write a result to the outbox: the disk is full (database or disk is full)")
         await super().put_result(result)
+
+    async def put_journal(self, entries: Sequence[JournalEntry]) -> None:
+        if self.full:
+            raise StateFull(
+                "cannot write LLM journal entries to the outbox: the disk is full (database or disk is full)"
+            )
+        await super().put_journal(entries)

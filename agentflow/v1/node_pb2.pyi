@@ -57,20 +57,34 @@ class AttemptRef(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "started", "result", "drain", "goodbye")
+    __slots__ = ("hello", "heartbeat", "started", "result", "drain", "goodbye", "journal")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     GOODBYE_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     started: StepStarted
     result: _types_pb2.StepResult
     drain: DrainRequest
     goodbye: Goodbye
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[StepStarted, _Mapping]] = ..., result: _Optional[_Union[_types_pb2.StepResult, _Mapping]] = ..., drain: _Optional[_Union[DrainRequest, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ...) -> None: ...
+    journal: Journal
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[StepStarted, _Mapping]] = ..., result: _Optional[_Union[_types_pb2.StepResult, _Mapping]] = ..., drain: _Optional[_Union[DrainRequest, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., journal: _Optional[_Union[Journal, _Mapping]] = ...) -> None: ...
+
+class Journal(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.JournalEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[_types_pb2.JournalEntry, _Mapping]]] = ...) -> None: ...
+
+class JournalAck(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.JournalEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[_types_pb2.JournalEntry, _Mapping]]] = ...) -> None: ...
 
 class Goodbye(_message.Message):
     __slots__ = ()
@@ -109,16 +123,18 @@ class StepStarted(_message.Message):
     def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ...) -> None: ...
 
 class ControlMessage(_message.Message):
-    __slots__ = ("assign", "cancel", "ack", "drain")
+    __slots__ = ("assign", "cancel", "ack", "drain", "journal_ack")
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ACK_FIELD_NUMBER: _ClassVar[int]
     assign: _types_pb2.Assignment
     cancel: AttemptRef
     ack: ResultAck
     drain: Drain
-    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
+    journal_ack: JournalAck
+    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., journal_ack: _Optional[_Union[JournalAck, _Mapping]] = ...) -> None: ...
 
 class Drain(_message.Message):
     __slots__ = ("draining", "deadline")

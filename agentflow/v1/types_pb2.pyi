@@ -237,7 +237,7 @@ class Event(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., data_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm")
+    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm", "journal")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -248,6 +248,7 @@ class Assignment(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     LLM_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -258,7 +259,22 @@ class Assignment(_message.Message):
     capabilities: Capabilities
     workflow_name: str
     llm: LLMSettings
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ...) -> None: ...
+    journal: _containers.RepeatedCompositeFieldContainer[JournalEntry]
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ..., journal: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ...) -> None: ...
+
+class JournalEntry(_message.Message):
+    __slots__ = ("run_id", "step", "attempt", "call_index", "entry_json")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CALL_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_JSON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: str
+    attempt: int
+    call_index: int
+    entry_json: str
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., call_index: _Optional[int] = ..., entry_json: _Optional[str] = ...) -> None: ...
 
 class LLMSettings(_message.Message):
     __slots__ = ("model", "provider", "temperature", "max_tokens")

@@ -13,6 +13,7 @@ from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome, StepStatus
 from controlplane.domain import Resources
 from controlplane.engine import (
+    AckJournal,
     AckResult,
     AssignStep,
     AttemptKey,
@@ -26,7 +27,9 @@ from controlplane.engine import (
     ToNode,
 )
 from controlplane.errors import InvalidArgument
-from controlplane.store import EventRecord, ModuleRecord
+from controlplane.store import EventRecord, JournalRecord, ModuleRecord
+
+MAX_JOURNAL_ENTRY_BYTES = 4 * 1024 * 1024
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -136,6 +139,33 @@ def llm_settings(llm: LLMConfig) -> types_pb2.LLMSettings:
     )
 
 
+def journal_entry(record: JournalRecord) -> types_pb2.JournalEntry:
+    return types_pb2.JournalEntry(
+        run_id=record.run_id,
+        step=record.step,
+        attempt=record.attempt,
+        call_index=record.call_index,
+        entry_json=record.entry_json,
+    )
+
+
+def journal(message: node_pb2.Journal) -> tuple[JournalRecord, ...]:
+    records = []
+    for i, e in enumerate(message.entries):
+        if not e.run_id or not e.step or e.attempt < 1 or e.call_index < 0:
+            raise InvalidArgument(
+                f"journal.entries[{i}]: run_id, step, a positive attempt and a call index are required"
+            )
+        if len(e.entry_json) > MAX_JOURNAL_ENTRY_BYTES:
+            raise InvalidArgument(f"journal.entries[{i}].entry_json: larger than {MAX_JOURNAL_ENTRY_BYTES} bytes")
+        records.append(
+            JournalRecord(
+                run_id=e.run_id, step=e.step, attempt=e.attempt, call_index=e.call_index, entry_json=e.entry_json
+            )
+        )
+    return tuple(records)
+
+
 def to_node(message: ToNode) -> node_pb2.ControlMessage:
     match message:
         case AssignStep():
@@ -157,6 +187,7 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                         allowed_paths=list(caps.allowed_paths),
                     ),
                     llm=None if message.llm is None else llm_settings(message.llm),
+                    journal=[journal_entry(e) for e in message.journal],
                 )
             )
         case CancelAttempt():
@@ -164,6 +195,10 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
         case AckResult():
             return node_pb2.ControlMessage(
                 ack=node_pb2.ResultAck(attempt=attempt_ref(message.key), stale=message.stale)
+            )
+        case AckJournal():
+            return node_pb2.ControlMessage(
+                journal_ack=node_pb2.JournalAck(entries=[journal_entry(e) for e in message.entries])
             )
         case DrainNotice():
             return node_pb2.ControlMessage(

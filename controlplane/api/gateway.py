@@ -89,6 +89,8 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                         )
                         continue
                     await engine.drains.drain_request(session, draining=request.draining, deadline=deadline)
+                elif kind == "journal":
+                    await engine.reports.journal(session, convert.journal(message.journal))
                 elif kind == "goodbye":
                     await engine.liveness.goodbye(session)
         finally:

@@ -4,6 +4,7 @@ from controlplane.engine.bus import EventBus, SubscriberLagged, Subscription
 from controlplane.engine.engine import Engine
 from controlplane.engine.fleet import NodeSession
 from controlplane.engine.messages import (
+    AckJournal,
     AckResult,
     AssignStep,
     AttemptKey,
@@ -18,6 +19,7 @@ from controlplane.engine.nodes import NodeInfo
 from controlplane.engine.runs import RunView
 
 __all__ = [
+    "AckJournal",
     "AckResult",
     "AssignStep",
     "AttemptKey",

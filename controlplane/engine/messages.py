@@ -9,6 +9,7 @@ from agentflow.attempt import AttemptKey
 from agentflow.spec import Capabilities, LLMConfig
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from controlplane.domain import Resources
+from controlplane.store.records import JournalRecord
 
 # down: control plane -> node
 
@@ -23,6 +24,7 @@ class AssignStep:
     timeout: timedelta
     capabilities: Capabilities
     llm: LLMConfig | None = None
+    journal: tuple[JournalRecord, ...] = ()  # the step's earlier attempts' LLM calls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +44,12 @@ class DrainNotice:
     deadline: datetime | None
 
 
-ToNode = AssignStep | CancelAttempt | AckResult | DrainNotice
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckJournal:
+    entries: tuple[JournalRecord, ...]  # the keys count; entry_json may be empty
+
+
+ToNode = AssignStep | CancelAttempt | AckResult | DrainNotice | AckJournal
 
 
 # up: node -> control plane

@@ -140,4 +140,5 @@ async def _assignment(tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int,
         timeout=agent.timeout,
         capabilities=agent.capabilities,
         llm=agent.llm,
+        journal=tuple(await tx.journal(run.id, step.name, before_attempt=attempt)) if agent.capabilities.llm else (),
     )

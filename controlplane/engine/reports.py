@@ -3,14 +3,16 @@ attempt from the node it was placed on: fencing lives in `transitions.apply_resu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 
 from agentflow.vocabulary import EventType, StepStatus
 from controlplane.engine.core import Core
 from controlplane.engine.fleet import Fleet, NodeSession
-from controlplane.engine.messages import AckResult, AttemptKey, StepResultReport
+from controlplane.engine.messages import AckJournal, AckResult, AttemptKey, StepResultReport
 from controlplane.engine.transitions import apply_result
+from controlplane.store import JournalRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +53,12 @@ class Reports:
             )
         # Ack only after the commit: the node keeps the result in its outbox until then.
         self._fleet.send(session.node_id, AckResult(key=report.key, stale=not applied))
+
+    async def journal(self, session: NodeSession, entries: tuple[JournalRecord, ...]) -> None:
+        """Store the LLM calls a node's router journaled; a later attempt anywhere replays them."""
+        if not entries:
+            return
+        async with self._core.tx() as tx:
+            await tx.add_journal(entries)
+        keys = tuple(dataclasses.replace(e, entry_json="") for e in entries)
+        self._fleet.send(session.node_id, AckJournal(entries=keys))

@@ -5,6 +5,7 @@ from controlplane.store.database import Database
 from controlplane.store.records import (
     AttemptRecord,
     EventRecord,
+    JournalRecord,
     ModuleRecord,
     NodeRecord,
     RunRecord,
@@ -17,6 +18,7 @@ __all__ = [
     "AttemptRecord",
     "Database",
     "EventRecord",
+    "JournalRecord",
     "ModuleBlobs",
     "ModuleRecord",
     "NodeRecord",

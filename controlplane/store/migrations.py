@@ -108,4 +108,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE nodes ADD COLUMN drain_deadline TEXT;
     """,
+    # 3: the LLM replay journal of each step, as nodes' routers recorded it.
+    """
+    CREATE TABLE llm_journal (
+        run_id     TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        call_index INTEGER NOT NULL,
+        entry_json TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, attempt, call_index)
+    );
+    """,
 )

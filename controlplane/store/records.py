@@ -106,3 +106,14 @@ class EventRecord:
     node: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     time: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalRecord:
+    """One LLM call of a step attempt as a node's router journaled it (`entry_json` is opaque)."""
+
+    run_id: str
+    step: str
+    attempt: int
+    call_index: int
+    entry_json: str

@@ -22,6 +22,7 @@ from controlplane.store.database import Database
 from controlplane.store.records import (
     AttemptRecord,
     EventRecord,
+    JournalRecord,
     ModuleRecord,
     NodeRecord,
     RunRecord,
@@ -195,6 +196,20 @@ class Reader:
     async def modules(self) -> list[ModuleRecord]:
         return [_module(r) for r in await self._all("SELECT * FROM modules ORDER BY created_at, digest")]
 
+    # the LLM replay journal ------------------------------------------------------------------
+
+    async def journal(self, run_id: str, step: str, *, before_attempt: int) -> list[JournalRecord]:
+        """The journaled LLM calls of a step's attempts before `before_attempt`, in order."""
+        rows = await self._all(
+            "SELECT * FROM llm_journal WHERE run_id = ? AND step = ? AND attempt < ? ORDER BY attempt, call_index",
+            (run_id, step, before_attempt),
+        )
+        return [
+            JournalRecord(run_id=r["run_id"], step=r["step"], attempt=r["attempt"], call_index=r["call_index"],
+                          entry_json=r["entry_json"])
+            for r in rows
+        ]  # fmt: skip
+
     # events ----------------------------------------------------------------------------------
 
     async def events(self, *, run_id: str, after_seq: int = 0) -> list[EventRecord]:
@@ -338,6 +353,14 @@ class Tx(Reader):
 
     async def touch_node(self, node_id: str, *, now: datetime) -> None:
         await self._exec("UPDATE nodes SET last_heartbeat = ? WHERE id = ?", (ts(now), node_id))
+
+    async def add_journal(self, entries: Sequence[JournalRecord]) -> None:
+        """Store journal entries; one already stored (a resend) is left as it is."""
+        for e in entries:
+            await self._exec(
+                "INSERT OR IGNORE INTO llm_journal (run_id, step, attempt, call_index, entry_json) VALUES (?, ?, ?, ?, ?)",
+                (e.run_id, e.step, e.attempt, e.call_index, e.entry_json),
+            )
 
     async def insert_module(self, module: ModuleRecord) -> None:
         await self._exec(

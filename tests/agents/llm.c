@@ -3,7 +3,9 @@
  *
  * input.calls is a list of llm.complete requests; the agent makes them in order and outputs
  * [{"rc": <response length or AF_ERR_* code>, "response": <the JSON response or null>}, ...].
- * With input.crash set, it exits with code 9 after the calls (a step that fails after its LLM calls).
+ * With input.crash set, it exits with code 9 after the calls (a step that fails after its LLM calls);
+ * with input.hang_on_attempt set to N, attempt N spins after its calls until its timeout (a step
+ * whose node can be killed between its LLM calls and its end).
  */
 #include "agentflow.h"
 
@@ -29,7 +31,11 @@ int main(void) {
     }
     puts("]");
     fflush(stdout);
-    long long crash = 0;
+    long long crash = 0, hang = 0, attempt = 0;
     if (af_get_int(doc, "input.crash", &crash) && crash) return 9;
+    if (af_get_int(doc, "input.hang_on_attempt", &hang) && af_get_int(doc, "step.attempt", &attempt) && hang == attempt) {
+        volatile unsigned long spin = 0;
+        for (;;) spin++;
+    }
     return 0;
 }

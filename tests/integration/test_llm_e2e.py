@@ -5,6 +5,7 @@ earlier attempt was answered instead of asking again."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,56 @@ def test_a_retried_step_replays_its_earlier_llm_answers_for_free(ai_cluster, tmp
     assert first["upstream_calls"] == 2 and first["replays"] == 0
     assert second["upstream_calls"] == 0 and second["replays"] == 2  # asked nothing new
     assert second["cost_usd"] == 0
+
+
+def test_the_journal_survives_the_loss_of_its_node(tmp_path: Path, built_agents: Path) -> None:
+    """Two hosts, each with its router; the first dies (noded and router, SIGKILL) after the step's
+    two LLM calls. The control plane, which got the journal through the node's outbox, hands it
+    to the second node with the next attempt: that one replays both calls and asks nothing."""
+    cp = start_controlplane(tmp_path / "cp", ttl="2s")
+    server = cp.state["grpc"]
+    routers = [start_router(tmp_path / f"router-{n}") for n in (1, 2)]
+    first = start_noded(tmp_path / "node-1", server, name="first", extra=["--router", routers[0].state["http"]])
+    second: Daemon | None = None
+    try:
+        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the first node")
+        calls = [{"prompt": "what is 6 x 7?", "model": "m", "temperature": 0},
+                 {"prompt": "and 7 x 8?", "model": "m", "temperature": 0}]  # fmt: skip
+        workflow = write_workflow(
+            tmp_path / "ask.yaml",
+            "apiVersion: agentflow/v1\nkind: Workflow\nname: ask\nversion: '1'\nagents:\n"
+            f"  - name: ask\n    module: {LLM_AGENT}\n    capabilities: {{llm: true}}\n    timeout: 60s\n"
+            f"    input: {json.dumps({'calls': calls, 'hang_on_attempt': 1})}\n",
+        )
+        run_id = cli(server, "run", str(workflow), "--json").json()["run_id"]
+
+        def journaled_on_first() -> bool:
+            return spend(routers[0], run_id, "ask", 1).get("calls", 0) == 2
+
+        wait_for(journaled_on_first, timeout=30, what="both calls on the first node")
+        # the entries reach the control plane through the node's outbox; then the host dies
+        wait_for(lambda: journal_rows(tmp_path / "cp", run_id) == 2, timeout=10, what="the journal upstream")
+        first.kill()
+        routers[0].kill()
+
+        second = start_noded(tmp_path / "node-2", server, name="second", extra=["--router", routers[1].state["http"]])
+        done = cli(server, "status", run_id, "--wait", "--json")
+        assert done.code == 0, done.out + done.err + cp.log_tail()
+        run = done.json()
+        assert (run["steps"][0]["attempt"], run["steps"][0]["node"]) == (2, "second")
+        answers = run["outputs"]["ask"]
+        assert [a["response"]["cache"] for a in answers] == ["replay", "replay"]
+        ledger = spend(routers[1], run_id, "ask", 2)
+        assert (ledger["upstream_calls"], ledger["replays"], ledger["cost_usd"]) == (0, 2, 0)
+    finally:
+        if second is not None:
+            second.stop()
+        first.kill()
+        for router in routers:
+            router.stop()
+        cp.stop()
+
+
+def journal_rows(cp_dir: Path, run_id: str) -> int:
+    with sqlite3.connect(cp_dir / "state.db") as db:
+        return int(db.execute("SELECT COUNT(*) FROM llm_journal WHERE run_id = ?", (run_id,)).fetchone()[0])

@@ -19,7 +19,7 @@ from agentflow.attempt import AttemptKey
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from noded.drain import DrainState
-from noded.messages import Ack, Assignment, DrainNotice, StepResult
+from noded.messages import Ack, Assignment, DrainNotice, JournalAck, JournalEntry, StepResult
 from noded.runner import RunningStep
 
 WAIT_S = 5.0
@@ -164,6 +164,7 @@ class FakeHandlers:
 
     running: list[AttemptKey] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
+    journal: list[JournalEntry] = field(default_factory=list)
     assigned: list[Assignment] = field(default_factory=list)
     cancelled: list[AttemptKey] = field(default_factory=list)
     acked: list[Ack] = field(default_factory=list)
@@ -176,6 +177,13 @@ class FakeHandlers:
 
     def unacked(self) -> list[StepResult]:
         return list(self.results)
+
+    def unacked_journal(self) -> list[JournalEntry]:
+        return list(self.journal)
+
+    async def on_journal_ack(self, ack: JournalAck) -> None:
+        self.journal = [e for e in self.journal if e not in ack.entries]
+        self.changed.set()
 
     def running_count(self) -> int:
         return len(self.running)

@@ -54,6 +54,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("noded", "server"): Sample(
         "10.0.0.1:7070", "10.0.0.2:7070", 'server = "[::1]:7070"', ("10.0.0.1:7070", "10.0.0.2:7070", "[::1]:7070")
     ),
+    ("noded", "router"): Sample(
+        "127.0.0.1:4001", "127.0.0.1:4002", 'router = "[::1]:4003"', ("127.0.0.1:4001", "127.0.0.1:4002", "[::1]:4003")
+    ),
     ("noded", "data_dir"): Sample(
         "/srv/a", "/srv/b", 'data_dir = "/srv/c"', (Path("/srv/a"), Path("/srv/b"), Path("/srv/c"))
     ),
