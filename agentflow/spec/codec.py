@@ -27,6 +27,7 @@ from agentflow.spec.model import (
     DIGEST_PREFIX,
     KIND,
     AgentSpec,
+    Budget,
     Capabilities,
     LLMConfig,
     ModuleRef,
@@ -49,7 +50,22 @@ def spec_to_dict(spec: WorkflowSpec) -> dict[str, Any]:
         "version": spec.version,
         "description": spec.description,
         "agents": [_agent_to_dict(agent) for agent in spec.agents],
+        # only when set, so that workflows without one keep their digests
+        **({"budget": _budget_to_dict(spec.budget)} if spec.budget else {}),
     }
+
+
+def _budget_to_dict(budget: Budget) -> dict[str, Any]:
+    return {k: v for k, v in (("usd", budget.usd), ("tokens", budget.tokens)) if v is not None}
+
+
+def _budget_from_dict(data: Any) -> Budget | None:
+    if not data:
+        return None
+    return Budget(
+        usd=None if data.get("usd") is None else float(data["usd"]),
+        tokens=None if data.get("tokens") is None else int(data["tokens"]),
+    )
 
 
 def _agent_to_dict(agent: AgentSpec) -> dict[str, Any]:
@@ -85,6 +101,7 @@ def _agent_to_dict(agent: AgentSpec) -> dict[str, Any]:
             "filesystem": {"allowedPaths": list(agent.capabilities.allowed_paths)},
         },
         "nodeSelector": dict(agent.node_selector),
+        **({"budget": _budget_to_dict(agent.budget)} if agent.budget else {}),
     }
 
 
@@ -107,6 +124,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> WorkflowSpec:
             version=data["version"],
             description=data.get("description") or "",
             agents=tuple(_agent_from_dict(agent) for agent in data["agents"]),
+            budget=_budget_from_dict(data.get("budget")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SpecError(f"malformed stored workflow spec: {type(exc).__name__}: {exc}") from exc
@@ -149,6 +167,7 @@ def _agent_from_dict(data: Mapping[str, Any]) -> AgentSpec:
             allowed_paths=tuple((capabilities.get("filesystem") or {}).get("allowedPaths") or ()),
         ),
         node_selector=dict(data.get("nodeSelector") or {}),
+        budget=_budget_from_dict(data.get("budget")),
     )
 
 

@@ -67,6 +67,14 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """What LLM calls may spend (a step's, across its attempts, or a whole run's); None: no limit."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModuleRef:
     """Either a local file (to be pushed) or the digest of a pushed module."""
 
@@ -93,6 +101,7 @@ class AgentSpec:
     llm: LLMConfig | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)
     node_selector: dict[str, str] = field(default_factory=dict)
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +110,7 @@ class WorkflowSpec:
     version: str
     agents: tuple[AgentSpec, ...]
     description: str = ""
+    budget: Budget | None = None  # for the LLM calls of a whole run
 
     def agent(self, name: str) -> AgentSpec:
         for a in self.agents:

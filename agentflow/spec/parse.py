@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from agentflow.spec import duration, quantity, refs
@@ -30,6 +30,7 @@ from agentflow.spec.model import (
     DIGEST_PREFIX,
     KIND,
     AgentSpec,
+    Budget,
     Capabilities,
     LLMConfig,
     ModuleRef,
@@ -53,7 +54,10 @@ WORKFLOW_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _HOST_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
-TOP_FIELDS = ("apiVersion", "kind", "name", "version", "description", "agents")
+TOP_FIELDS = ("apiVersion", "kind", "name", "version", "description", "budget", "agents")
+BUDGET_FIELDS = ("usd", "tokens")
+MAX_BUDGET_USD = 1_000_000.0
+MAX_BUDGET_TOKENS = 10**12
 AGENT_FIELDS = (
     "name",
     "module",
@@ -66,6 +70,7 @@ AGENT_FIELDS = (
     "llm",
     "capabilities",
     "nodeSelector",
+    "budget",
 )
 RESOURCES_FIELDS = ("cpu", "memory")
 RETRY_FIELDS = ("maxAttempts", "backoff", "maxBackoff")
@@ -173,10 +178,38 @@ def _workflow(data: Any, report: _Report, base_dir: pathlib.Path | None) -> Work
         )
     version = _version(top, report)
     description = report.string(top, "description", "") or ""
+    budget = _budget(top.get("budget"), "budget", report)
     agents = _agents(top["agents"], report, base_dir) if "agents" in top else None
-    if name is None or version is None or agents is None:
+    if name is None or version is None or agents is None or budget is False:
         return None
-    return WorkflowSpec(name=name, version=version, agents=agents, description=description)
+    return WorkflowSpec(name=name, version=version, agents=agents, description=description, budget=budget)
+
+
+def _budget(value: Any, path: str, report: _Report) -> Budget | Literal[False] | None:
+    """A budget, None when there is none, False when it has problems."""
+    if value is None:
+        return None
+    fields = report.fields(value, path, BUDGET_FIELDS)
+    if fields is None:
+        return False
+    if fields.get("usd") is None and fields.get("tokens") is None:
+        report.add(path, "must set usd, tokens or both")
+        return False
+    usd: float | None = None
+    if fields.get("usd") is not None:
+        raw = fields["usd"]
+        numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
+        if not numeric or not 0 <= raw <= MAX_BUDGET_USD:
+            shown = raw if numeric else _shown(raw)
+            report.add(f"{path}.usd", f"must be a number of dollars from 0 to {MAX_BUDGET_USD:.0f}, got {shown}")
+            return False
+        usd = float(raw)
+    tokens: int | None = None
+    if fields.get("tokens") is not None:
+        tokens = _int_in(fields["tokens"], f"{path}.tokens", report, 0, MAX_BUDGET_TOKENS)
+        if tokens is None:
+            return False
+    return Budget(usd=usd, tokens=tokens)
 
 
 def _shown(value: Any) -> str:
@@ -265,6 +298,9 @@ def _agent(value: Any, index: int, report: _Report, graph: _Graph, base_dir: pat
     llm = _llm(fields.get("llm"), f"{path}.llm", report)
     capabilities = _capabilities(fields.get("capabilities"), f"{path}.capabilities", report)
     node_selector = _node_selector(fields.get("nodeSelector"), f"{path}.nodeSelector", report)
+    budget = _budget(fields.get("budget"), f"{path}.budget", report)
+    if budget and capabilities is not None and not capabilities.llm:
+        report.add(f"{path}.budget", "limits LLM calls, but the agent may make none (set capabilities.llm)")
     allow_list = capabilities.llm_models if capabilities is not None else ()
     if llm is not None and allow_list and llm.model not in allow_list:
         report.add(f"{path}.llm.model", f'"{llm.model}" is not among capabilities.llm.models ({", ".join(allow_list)})')
@@ -277,6 +313,7 @@ def _agent(value: Any, index: int, report: _Report, graph: _Graph, base_dir: pat
         or retry is None
         or capabilities is None
         or node_selector is None
+        or budget is False
     ):
         return None
     return AgentSpec(
@@ -291,6 +328,7 @@ def _agent(value: Any, index: int, report: _Report, graph: _Graph, base_dir: pat
         llm=llm,
         capabilities=capabilities,
         node_selector=node_selector,
+        budget=budget,
     )
 
 

@@ -467,6 +467,32 @@ LLM = [
     ),
 ]
 
+LLM_CAPS = {"llm": True}
+BUDGET = [
+    pytest.param(doc(budget={}), "budget", "must set usd, tokens or both", id="empty-run-budget"),
+    pytest.param(
+        doc(budget={"usd": -1}), "budget.usd", "must be a number of dollars from 0 to 1000000, got -1",
+        id="negative-usd",
+    ),
+    pytest.param(
+        doc(budget={"usd": "5"}), "budget.usd", 'must be a number of dollars from 0 to 1000000, got "5"',
+        id="usd-as-text",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities=LLM_CAPS, budget={"tokens": 1.5})),
+        "agents[0].budget.tokens", "must be an integer from 0 to 1000000000000, got a number", id="fractional-tokens",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities=LLM_CAPS, budget={"usd": 1, "dollars": 1})),
+        "agents[0].budget.dollars", "unknown field", id="unknown-budget-field",
+    ),
+    pytest.param(
+        doc(agent("fetch", budget={"usd": 1})),
+        "agents[0].budget", "limits LLM calls, but the agent may make none (set capabilities.llm)",
+        id="budget-without-llm",
+    ),
+]  # fmt: skip
+
 CAPABILITIES = [
     pytest.param(
         doc(agent("fetch", capabilities=["llm"])),
@@ -632,7 +658,19 @@ NODE_SELECTOR = [
 
 @pytest.mark.parametrize(
     ("data", "path", "reason"),
-    [*TOP_LEVEL, *AGENT, *DEPENDS_ON, *INPUT, *RESOURCES, *TIMEOUT, *RETRY, *LLM, *CAPABILITIES, *NODE_SELECTOR],
+    [
+        *TOP_LEVEL,
+        *AGENT,
+        *DEPENDS_ON,
+        *INPUT,
+        *RESOURCES,
+        *TIMEOUT,
+        *RETRY,
+        *LLM,
+        *BUDGET,
+        *CAPABILITIES,
+        *NODE_SELECTOR,
+    ],
 )
 def test_single_problem(data: Any, path: str, reason: str) -> None:
     problems = problems_of(data)

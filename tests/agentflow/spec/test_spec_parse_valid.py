@@ -6,6 +6,7 @@ import pytest
 
 from agentflow.spec import (
     AgentSpec,
+    Budget,
     Capabilities,
     LLMConfig,
     ModuleRef,
@@ -205,6 +206,12 @@ def test_every_field() -> None:
             id="int-temperature",
         ),
         pytest.param({"capabilities": {"llm": True}}, "capabilities", Capabilities(llm=True), id="llm-capability"),
+        pytest.param(
+            {"capabilities": {"llm": True}, "budget": {"usd": 0.25, "tokens": 5000}},
+            "budget",
+            Budget(usd=0.25, tokens=5000),
+            id="step-budget",
+        ),
         pytest.param(
             {"capabilities": {"llm": {"models": ["dev", "gpt-4o-mini"]}}},
             "capabilities",
