@@ -149,6 +149,37 @@ class Grant:
         return self.usd is not None or self.tokens is not None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLMUsage:
+    """What LLM calls cost: an attempt's, a step's across its attempts, or a run's."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hits: int = 0
+    replays: int = 0
+    upstream_calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: LLMUsage) -> LLMUsage:
+        return LLMUsage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            cache_hits=self.cache_hits + other.cache_hits,
+            replays=self.replays + other.replays,
+            upstream_calls=self.upstream_calls + other.upstream_calls,
+        )
+
+
+NO_LLM_USAGE = LLMUsage()
+
+
 def request_headers(who: Attribution | None = None, grant: Grant | None = None, *, timeout_s: float | None = None,
                     no_store: bool = False) -> dict[str, str]:  # fmt: skip
     """The router request headers for a call (what noded's `llm.complete` sends)."""
@@ -188,9 +219,11 @@ __all__ = [
     "HEADER_STEP",
     "HEADER_TIMEOUT",
     "HEADER_WORKFLOW",
+    "NO_LLM_USAGE",
     "Attribution",
     "CacheResult",
     "ErrorCode",
     "Grant",
+    "LLMUsage",
     "request_headers",
 ]

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow import wire
 from agentflow.attempt import AttemptKey
+from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, StepOutcome
@@ -83,6 +84,15 @@ def result_to_pb(result: StepResult) -> types_pb2.StepResult:
         stderr=result.stderr,
         duration=_duration(result.duration),
         denied_host_calls=result.denied_host_calls,
+        llm=types_pb2.LLMUsage(
+            calls=result.llm.calls,
+            input_tokens=result.llm.input_tokens,
+            output_tokens=result.llm.output_tokens,
+            cost_usd=result.llm.cost_usd,
+            cache_hits=result.llm.cache_hits,
+            replays=result.llm.replays,
+            upstream_calls=result.llm.upstream_calls,
+        ),
     )
 
 
@@ -101,6 +111,15 @@ def result_from_pb(message: types_pb2.StepResult) -> StepResult:
         stderr=message.stderr,
         duration=wire.duration(message.duration, field="result.duration"),
         denied_host_calls=message.denied_host_calls,
+        llm=LLMUsage(
+            calls=message.llm.calls,
+            input_tokens=message.llm.input_tokens,
+            output_tokens=message.llm.output_tokens,
+            cost_usd=message.llm.cost_usd,
+            cache_hits=message.llm.cache_hits,
+            replays=message.llm.replays,
+            upstream_calls=message.llm.upstream_calls,
+        ),
     )
 
 
@@ -157,6 +176,14 @@ def registered(response: node_pb2.RegisterResponse) -> Registered:
     return Registered(node_id=response.node_id, heartbeat_interval=interval or None)
 
 
+def _grant(grant: types_pb2.LLMGrant) -> Grant:
+    usd = grant.usd if grant.HasField("usd") else None
+    tokens = grant.tokens if grant.HasField("tokens") else None
+    if (usd is not None and not usd >= 0) or (tokens is not None and tokens < 0):
+        raise wire.InvalidField("assign.grant: must not be negative")
+    return Grant(usd=usd, tokens=tokens)
+
+
 def _llm(settings: types_pb2.LLMSettings) -> LLMConfig:
     return LLMConfig(
         model=settings.model,
@@ -187,6 +214,7 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                 ),
                 llm=_llm(a.llm) if a.HasField("llm") else None,
                 journal=tuple(journal_from_pb(e, field="assign.journal") for e in a.journal),
+                grant=_grant(a.grant) if a.HasField("grant") else None,
             )
         case "cancel":
             return Cancel(key=attempt_key(message.cancel, field="cancel"))

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from agentflow import llm
+from agentflow.attempt import AttemptKey
 from agentflow.vocabulary import Capability
 from noded.messages import Assignment, JournalEntry
 from noded.sandbox import HostCallError, HostCallRefused
@@ -121,6 +122,29 @@ class RouterClient:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("cannot give the router the journal to replay", extra={"error": str(exc)})
 
+    async def usage(self, key: AttemptKey) -> llm.LLMUsage | None:
+        """What an attempt's calls cost, as the router's ledger has it (None if it cannot tell)."""
+        url = f"{self.base_url}/v1/agentflow/spend"
+        params = {"run": key.run_id, "step": key.step, "attempt": str(key.attempt)}
+        try:
+            async with asyncio.timeout(JOURNAL_TIMEOUT_S), self._client().get(url, params=params) as response:
+                data = await response.json()
+                if response.status != 200:
+                    return None
+            tokens = data.get("tokens") or {}
+            return llm.LLMUsage(
+                calls=int(data.get("calls", 0)),
+                input_tokens=int(tokens.get("input", 0)),
+                output_tokens=int(tokens.get("output", 0)),
+                cost_usd=float(data.get("cost_usd", 0.0)),
+                cache_hits=int(data.get("cache_hits", 0)),
+                replays=int(data.get("replays", 0)),
+                upstream_calls=int(data.get("upstream_calls", 0)),
+            )
+        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("cannot read what the attempt's LLM calls cost", extra={"error": str(exc)})
+            return None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -133,6 +157,11 @@ JournalSink = Callable[[list[JournalEntry]], Awaitable[None]]
 class LLMCalls:
     """The `llm.complete` calls of one attempt: defaults, the model allow-list, call numbering,
     and shipping what the router journaled for each call."""
+
+    @property
+    def calls(self) -> int:
+        """How many llm.complete calls went to the router."""
+        return self._calls
 
     def __init__(self, client: RouterClient, assignment: Assignment, *, journal: JournalSink | None = None) -> None:
         self._client = client
@@ -151,7 +180,7 @@ class LLMCalls:
             run=a.key.run_id, step=a.key.step, attempt=a.key.attempt, call=self._calls, workflow=a.workflow
         )
         self._calls += 1
-        headers = llm.request_headers(who, timeout_s=seconds_left)
+        headers = llm.request_headers(who, a.grant, timeout_s=seconds_left)
         answer = await self._client.complete(body, headers, timeout_s=max(seconds_left, 0.001))
         if self._journal is not None:
             await self._ship()

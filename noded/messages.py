@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentflow.attempt import AttemptKey
+from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 
@@ -64,6 +65,7 @@ class Assignment:
     capabilities: Capabilities = field(default_factory=Capabilities)
     llm: LLMConfig | None = None  # the step's defaults for llm.complete
     journal: tuple[JournalEntry, ...] = ()  # the step's earlier attempts' LLM calls, from any node
+    grant: Grant | None = None  # what the attempt's LLM calls may spend; None: no limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +124,7 @@ class StepResult:
     stderr: str = ""
     duration: timedelta = timedelta(0)
     denied_host_calls: int = 0
+    llm: LLMUsage = NO_LLM_USAGE  # the attempt's LLM calls, as the host's router counted them
 
     def __post_init__(self) -> None:
         if (self.outcome is StepOutcome.FAILED) != (self.failure_kind is not None):

@@ -292,8 +292,8 @@ class StepRunner(Component):
         try:
             if key in self._cancel_requested:
                 raise StepCancelled(str(key))
-            host = None
-            if self._router is not None:
+            host: LLMCalls | None = None
+            if self._router is not None and a.capabilities.llm:
                 host = LLMCalls(self._router, a, journal=self.ship_journal)
                 if a.journal:
                     await self._router.seed(a.journal)
@@ -316,7 +316,12 @@ class StepRunner(Component):
                 outcome, failure_kind=FailureKind.MEMORY, error=oom_kill_error(a.memory_bytes)
             )
         self._metrics.observe(outcome, workflow=a.workflow)
-        return _from_exec(key, outcome)
+        result = _from_exec(key, outcome)
+        if host is not None and host.calls and self._router is not None:
+            usage = await self._router.usage(key)
+            if usage is not None:
+                result = dataclasses.replace(result, llm=usage)
+        return result
 
     async def _report(self, result: StepResult) -> None:
         key = result.key

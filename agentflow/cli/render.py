@@ -67,12 +67,32 @@ def run_json(run: types_pb2.Run) -> dict[str, Any]:
                 "stderr": s.stderr,
                 "started_at": timestamp(s.started_at, s.HasField("started_at")),
                 "finished_at": timestamp(s.finished_at, s.HasField("finished_at")),
+                "llm": llm_json(s.llm),
             }
             for s in run.steps
         ],
         "created_at": timestamp(run.created_at, run.HasField("created_at")),
         "finished_at": timestamp(run.finished_at, run.HasField("finished_at")),
+        "llm": llm_json(run.llm),
+        "budget": grant_json(run.budget) if run.HasField("budget") else None,
+        "reserved": grant_json(run.reserved) if run.HasField("reserved") else None,
     }
+
+
+def llm_json(u: types_pb2.LLMUsage) -> dict[str, Any]:
+    return {
+        "calls": u.calls,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": round(u.cost_usd, 10),
+        "cache_hits": u.cache_hits,
+        "replays": u.replays,
+        "upstream_calls": u.upstream_calls,
+    }
+
+
+def grant_json(g: types_pb2.LLMGrant) -> dict[str, Any]:
+    return {"usd": g.usd if g.HasField("usd") else None, "tokens": g.tokens if g.HasField("tokens") else None}
 
 
 def resources_json(r: types_pb2.Resources) -> dict[str, int]:
@@ -161,11 +181,34 @@ def run_text(run: types_pb2.Run) -> str:
     head = f"run {run.id}  workflow {run.workflow_name} v{run.workflow_version}  {run_status(run.status)}"
     if run.error:
         head += f"  ({run.error})"
+    if any(s.llm.calls for s in run.steps):  # an AI workflow: what its LLM calls cost, per step
+        rows = [
+            [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", _llm_text(s.llm),
+             _one_line(s.error)]
+            for s in run.steps
+        ]  # fmt: skip
+        total = f"llm: {_llm_text(run.llm)}"
+        if run.HasField("budget"):
+            total += f"  budget {_grant_text(run.budget)}"
+        return head + "\n" + total + "\n" + table(rows, ["STEP", "STATUS", "ATTEMPT", "NODE", "LLM", "ERROR"])
     rows = [
         [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", _one_line(s.error)]
         for s in run.steps
     ]
     return head + "\n" + table(rows, ["STEP", "STATUS", "ATTEMPT", "NODE", "ERROR"])
+
+
+def _llm_text(u: types_pb2.LLMUsage) -> str:
+    if not u.calls:
+        return "-"
+    extras = [f"{n} {what}" for n, what in ((u.cache_hits, "cached"), (u.replays, "replayed")) if n]
+    text = f"{u.calls} calls, {u.input_tokens + u.output_tokens} tokens, ${u.cost_usd:.4f}"
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _grant_text(g: types_pb2.LLMGrant) -> str:
+    parts = ([f"${g.usd:.4f}"] if g.HasField("usd") else []) + ([f"{g.tokens} tokens"] if g.HasField("tokens") else [])
+    return " / ".join(parts) or "none"
 
 
 def outputs_text(run: types_pb2.Run) -> str:

@@ -114,7 +114,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., slots: _Optional[int] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("name", "status", "attempt", "max_attempts", "node", "error", "output_json", "exit_code", "stderr", "depends_on", "started_at", "finished_at", "not_before")
+    __slots__ = ("name", "status", "attempt", "max_attempts", "node", "error", "output_json", "exit_code", "stderr", "depends_on", "started_at", "finished_at", "not_before", "llm")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Step(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LLM_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: StepStatus
     attempt: int
@@ -141,10 +142,11 @@ class Step(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     not_before: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., node: _Optional[str] = ..., error: _Optional[str] = ..., output_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    llm: LLMUsage
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., node: _Optional[str] = ..., error: _Optional[str] = ..., output_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "workflow_name", "workflow_version", "workflow_id", "status", "input_json", "error", "steps", "created_at", "finished_at")
+    __slots__ = ("id", "workflow_name", "workflow_version", "workflow_id", "status", "input_json", "error", "steps", "created_at", "finished_at", "llm", "budget", "reserved")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +157,9 @@ class Run(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    LLM_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_name: str
     workflow_version: str
@@ -165,7 +170,10 @@ class Run(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     created_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input_json: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    llm: LLMUsage
+    budget: LLMGrant
+    reserved: LLMGrant
+    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input_json: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ..., budget: _Optional[_Union[LLMGrant, _Mapping]] = ..., reserved: _Optional[_Union[LLMGrant, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("id", "name", "status", "isolation", "labels", "capacity", "allocated", "running", "last_heartbeat", "registered_at", "version", "draining", "drain_deadline")
@@ -237,7 +245,7 @@ class Event(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., data_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm", "journal")
+    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm", "journal", "grant")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -249,6 +257,7 @@ class Assignment(_message.Message):
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     LLM_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -260,7 +269,34 @@ class Assignment(_message.Message):
     workflow_name: str
     llm: LLMSettings
     journal: _containers.RepeatedCompositeFieldContainer[JournalEntry]
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ..., journal: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ...) -> None: ...
+    grant: LLMGrant
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ..., journal: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., grant: _Optional[_Union[LLMGrant, _Mapping]] = ...) -> None: ...
+
+class LLMGrant(_message.Message):
+    __slots__ = ("usd", "tokens")
+    USD_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    usd: float
+    tokens: int
+    def __init__(self, usd: _Optional[float] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class LLMUsage(_message.Message):
+    __slots__ = ("calls", "input_tokens", "output_tokens", "cost_usd", "cache_hits", "replays", "upstream_calls")
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYS_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cache_hits: int
+    replays: int
+    upstream_calls: int
+    def __init__(self, calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cache_hits: _Optional[int] = ..., replays: _Optional[int] = ..., upstream_calls: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("run_id", "step", "attempt", "call_index", "entry_json")
@@ -301,7 +337,7 @@ class Capabilities(_message.Message):
     def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ..., llm_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind")
+    __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind", "llm")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -313,6 +349,7 @@ class StepResult(_message.Message):
     DURATION_FIELD_NUMBER: _ClassVar[int]
     DENIED_HOST_CALLS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_KIND_FIELD_NUMBER: _ClassVar[int]
+    LLM_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -324,4 +361,5 @@ class StepResult(_message.Message):
     duration: _duration_pb2.Duration
     denied_host_calls: int
     failure_kind: FailureKind
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ...) -> None: ...
+    llm: LLMUsage
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ...) -> None: ...

@@ -8,6 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentflow import wire
+from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import LLMConfig
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome, StepStatus
@@ -62,6 +63,9 @@ def run(view: RunView) -> types_pb2.Run:
         error=r.error,
         created_at=timestamp(r.created_at),
         finished_at=timestamp(r.finished_at),
+        llm=llm_usage(r.llm),
+        budget=None if view.budget is None else grant_pb(Grant(usd=view.budget.usd, tokens=view.budget.tokens)),
+        reserved=grant_pb(r.reserved) if view.budget is not None else None,
         steps=[
             types_pb2.Step(
                 name=s.name,
@@ -77,10 +81,43 @@ def run(view: RunView) -> types_pb2.Run:
                 started_at=timestamp(s.started_at),
                 finished_at=timestamp(s.finished_at),
                 not_before=timestamp(s.not_before),
+                llm=llm_usage(s.llm),
             )
             for s in view.steps
         ],
     )
+
+
+def llm_usage(usage: LLMUsage) -> types_pb2.LLMUsage:
+    return types_pb2.LLMUsage(
+        calls=usage.calls,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        cache_hits=usage.cache_hits,
+        replays=usage.replays,
+        upstream_calls=usage.upstream_calls,
+    )
+
+
+def llm_usage_from_pb(message: types_pb2.LLMUsage, *, field: str) -> LLMUsage:
+    counts = (message.calls, message.input_tokens, message.output_tokens, message.cache_hits, message.replays,
+              message.upstream_calls)  # fmt: skip
+    if min(counts) < 0 or not message.cost_usd >= 0 or message.cost_usd == float("inf"):
+        raise InvalidArgument(f"{field}: counts and cost must not be negative")
+    return LLMUsage(
+        calls=message.calls,
+        input_tokens=message.input_tokens,
+        output_tokens=message.output_tokens,
+        cost_usd=message.cost_usd,
+        cache_hits=message.cache_hits,
+        replays=message.replays,
+        upstream_calls=message.upstream_calls,
+    )
+
+
+def grant_pb(grant: Grant) -> types_pb2.LLMGrant:
+    return types_pb2.LLMGrant(usd=grant.usd, tokens=grant.tokens)
 
 
 def node(info: NodeInfo) -> types_pb2.Node:
@@ -188,6 +225,7 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                     ),
                     llm=None if message.llm is None else llm_settings(message.llm),
                     journal=[journal_entry(e) for e in message.journal],
+                    grant=None if message.grant is None else grant_pb(message.grant),
                 )
             )
         case CancelAttempt():
@@ -245,5 +283,6 @@ def result(message: types_pb2.StepResult) -> StepResultReport:
         stderr=message.stderr,
         duration=wire.duration(message.duration, field="result.duration"),
         failure_kind=failure_kind,
+        llm=llm_usage_from_pb(message.llm, field="result.llm"),
         denied_host_calls=message.denied_host_calls,
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agentflow.attempt import AttemptKey
+from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
 from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
 from controlplane.domain import Resources
@@ -25,6 +26,7 @@ class AssignStep:
     capabilities: Capabilities
     llm: LLMConfig | None = None
     journal: tuple[JournalRecord, ...] = ()  # the step's earlier attempts' LLM calls
+    grant: Grant | None = None  # what its LLM calls may spend; None: no limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +73,7 @@ class StepResultReport:
     stderr: str
     duration: timedelta
     failure_kind: FailureKind | None  # set exactly when the outcome is FAILED
+    llm: LLMUsage = NO_LLM_USAGE  # the attempt's LLM calls, as the node's router counted them
     denied_host_calls: int
 
 

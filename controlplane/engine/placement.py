@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agentflow.llm import Grant
 from agentflow.spec import ReferenceMissing, evaluate
 from agentflow.vocabulary import EventType, NodeStatus, StepStatus
 from controlplane.domain import Resources, node_status
+from controlplane.engine import budgets
 from controlplane.engine.messages import AssignStep, AttemptKey
 from controlplane.engine.transitions import fail_step
 from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan
@@ -76,12 +78,22 @@ async def schedule_pass(
     assignments: list[tuple[str, AssignStep]] = []
     for p in result.placements:
         step = by_key[(p.run_id, p.step)]
-        run = await tx.run(p.run_id)
+        run = await tx.run(p.run_id)  # read again: earlier placements of this pass may have reserved budget
         if run is None:
             continue
-        message = await _assignment(tx, run, step, attempt=p.attempt, now=now)
+        spec = await tx.spec(run.workflow_id)
+        decision = budgets.decide(spec.agent(step.name), spec, run, step)
+        if decision.fail:
+            await fail_step(tx, run, step, error=decision.fail, now=now)
+            continue
+        if decision.wait:
+            if step.blocked != decision.wait:
+                await tx.update_step(run.id, step.name, blocked=decision.wait)
+            continue
+        message = await _assignment(tx, run, step, attempt=p.attempt, now=now, grant=decision.grant)
         if message is None:
             continue
+        await budgets.reserve(tx, step, decision.grant)
         await tx.update_step(
             run.id,
             step.name,
@@ -109,7 +121,9 @@ async def schedule_pass(
     return PassResult(assignments=assignments, next_wakeup=result.next_wakeup)
 
 
-async def _assignment(tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime) -> AssignStep | None:
+async def _assignment(
+    tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime, grant: Grant | None
+) -> AssignStep | None:
     """Build the ABI v1 stdin document; a broken input mapping fails the step instead."""
     spec = await tx.spec(run.workflow_id)
     agent = spec.agent(step.name)
@@ -141,4 +155,5 @@ async def _assignment(tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int,
         capabilities=agent.capabilities,
         llm=agent.llm,
         journal=tuple(await tx.journal(run.id, step.name, before_attempt=attempt)) if agent.capabilities.llm else (),
+        grant=grant,
     )

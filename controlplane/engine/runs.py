@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from agentflow import jsonvalue
 from agentflow.spec import (
+    Budget,
     InvalidWorkflow,
     Problem,
     load_workflow,
@@ -35,6 +36,7 @@ class RunView:
     run: RunRecord
     steps: list[StepRecord]
     node_names: dict[str, str]
+    budget: Budget | None = None  # the workflow's LLM budget for the run
 
 
 class RunService:
@@ -110,7 +112,8 @@ class RunService:
         if run is None:
             raise NotFound(f'run "{run_id}" not found')
         steps = await read.steps(run_id)
-        return RunView(run=run, steps=steps, node_names=await self._node_names())
+        budget = (await read.spec(run.workflow_id)).budget
+        return RunView(run=run, steps=steps, node_names=await self._node_names(), budget=budget)
 
     async def list_runs(self, *, limit: int, workflow_name: str) -> list[RunView]:
         if limit < 0:
@@ -119,7 +122,12 @@ class RunService:
         read = self._core.store.read
         names = await self._node_names()
         runs = await read.runs(limit=limit, workflow_name=workflow_name)
-        return [RunView(run=r, steps=await read.steps(r.id), node_names=names) for r in runs]
+        return [
+            RunView(
+                run=r, steps=await read.steps(r.id), node_names=names, budget=(await read.spec(r.workflow_id)).budget
+            )
+            for r in runs
+        ]
 
     async def cancel(self, run_id: str) -> RunView:
         now = self._core.clock.now()

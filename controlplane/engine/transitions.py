@@ -12,8 +12,10 @@ from datetime import datetime
 
 from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
 from agentflow.jsonvalue import output_problem
+from agentflow.llm import LLMUsage
 from agentflow.vocabulary import AttemptStatus, EventType, FailureKind, RunStatus, StepOutcome, StepStatus
 from controlplane.dag import StepState, advance
+from controlplane.engine import budgets
 from controlplane.engine.messages import AttemptKey, CancelAttempt, StepResultReport
 from controlplane.store import RunRecord, StepRecord, Tx
 
@@ -65,12 +67,17 @@ async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now
     await settle_run(tx, run, now=now)
 
 
-async def requeue_lost(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime) -> None:
-    """The attempt on a node is gone (node down, restarted or never got it): place it again."""
+async def requeue_lost(
+    tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, llm: LLMUsage | None = None
+) -> None:
+    """The attempt on a node is gone (node down, restarted or never got it): place it again.
+
+    `llm` is what the attempt spent if its node said so; otherwise its journal tells."""
     run = await tx.run(step.run_id)
     if run is None or not step.status.on_node:
         return
     await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.LOST, error=reason, now=now)
+    await _settle(tx, run, step, llm, now=now)
     losses = step.losses + 1
     if losses >= MAX_LOST_ATTEMPTS:
         await tx.update_step(run.id, step.name, losses=losses)
@@ -87,11 +94,22 @@ async def move_off_node(
     Neither a failure nor a loss: the step's retry and loss budgets stay as they were. Returns
     the cancel to send to the node once the transaction commits.
     """
-    if not step.status.on_node:
+    run = await tx.run(step.run_id)
+    if run is None or not step.status.on_node:
         return None
     await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.CANCELLED, error=reason, now=now)
+    await _settle(tx, run, step, None, now=now)
     await _place_again(tx, step, reason=reason, node_name=node_name, now=now)
     return CancelAttempt(key=AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt))
+
+
+async def _settle(tx: Tx, run: RunRecord, step: StepRecord, llm: LLMUsage | None, *, now: datetime) -> None:
+    """Release the attempt's LLM grant and count what it spent (by its journal, when unknown)."""
+    if llm is None:
+        if step.grant is None and not (await tx.spec(run.workflow_id)).agent(step.name).capabilities.llm:
+            return
+        llm = await budgets.journaled_usage(tx, step)
+    await budgets.settle(tx, run, step, llm, spec=await tx.spec(run.workflow_id), now=now)
 
 
 async def _place_again(
@@ -139,6 +157,8 @@ async def apply_result(
         )
 
     base = {"workflow": run.workflow_name, "duration_s": report.duration.total_seconds()}
+    if report.outcome is not StepOutcome.CANCELLED:  # a cancel goes through requeue_lost, which settles
+        await _settle(tx, run, step, report.llm, now=now)
     if report.outcome is StepOutcome.SUCCEEDED:
         await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.SUCCEEDED, now=now)
         await tx.update_step(
@@ -165,7 +185,8 @@ async def apply_result(
 
     if report.outcome is StepOutcome.CANCELLED:
         # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
-        await requeue_lost(tx, step, reason=report.error or "cancelled on the node", node_name=node_name, now=now)
+        reason = report.error or "cancelled on the node"
+        await requeue_lost(tx, step, reason=reason, node_name=node_name, now=now, llm=report.llm)
         return True
 
     await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
@@ -231,6 +252,7 @@ async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str
             continue
         if step.status.on_node and step.node_id:
             await tx.finish_attempt(run.id, step.name, step.attempt, status=AttemptStatus.CANCELLED, now=now)
+            await _settle(tx, run, step, None, now=now)
             key = AttemptKey(run_id=run.id, step=step.name, attempt=step.attempt)
             cancels.append((step.node_id, CancelAttempt(key=key)))
         await tx.update_step(

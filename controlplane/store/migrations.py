@@ -119,4 +119,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, step, attempt, call_index)
     );
     """,
+    # 4: LLM budgets: what runs and steps spent, and what running attempts were granted.
+    """
+    ALTER TABLE runs ADD COLUMN reserved_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reserved_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN thresholds_met INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_output_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_cost_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_cache_hits INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_replays INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_upstream_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN grant_usd REAL;
+    ALTER TABLE steps ADD COLUMN grant_tokens INTEGER;
+    ALTER TABLE steps ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_output_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_cost_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_cache_hits INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_replays INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_upstream_calls INTEGER NOT NULL DEFAULT 0;
+    """,
 )

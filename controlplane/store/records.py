@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import WorkflowSpec
 from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
 from controlplane.domain import Resources
@@ -33,6 +34,9 @@ class RunRecord:
     error: str
     created_at: datetime
     finished_at: datetime | None
+    llm: LLMUsage = NO_LLM_USAGE  # all its steps' LLM calls
+    reserved: Grant = field(default_factory=lambda: Grant(usd=0.0, tokens=0))  # granted to running steps
+    thresholds_met: int = 0  # how many of the cost thresholds its spend has crossed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +61,8 @@ class StepRecord:
     not_before: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    grant: Grant | None = None  # reserved for the current attempt's LLM calls
+    llm: LLMUsage = NO_LLM_USAGE  # its LLM calls, all attempts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

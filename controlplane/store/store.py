@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 
+from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
 from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
 from controlplane.domain import Resources
@@ -32,7 +33,9 @@ from controlplane.store.records import (
 
 _RUN_COLUMNS = (
     "r.seq, r.id, r.workflow_id, w.name AS workflow_name, w.version AS workflow_version, "
-    "r.status, r.input_json, r.error, r.created_at, r.finished_at"
+    "r.status, r.input_json, r.error, r.created_at, r.finished_at, r.reserved_usd, r.reserved_tokens, "
+    "r.thresholds_met, r.llm_calls, r.llm_input_tokens, r.llm_output_tokens, r.llm_cost_usd, r.llm_cache_hits, "
+    "r.llm_replays, r.llm_upstream_calls"
 )
 
 
@@ -299,6 +302,33 @@ class Tx(Reader):
         assignments = ", ".join(f"{n} = ?" for n in names)
         await self._exec(f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name))
 
+    async def add_llm_usage(self, run_id: str, step: str, usage: LLMUsage) -> None:
+        """Count LLM calls against the step and its run (increments: no read of other steps)."""
+        values = (usage.calls, usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.cache_hits,
+                  usage.replays, usage.upstream_calls)  # fmt: skip
+        await self._exec(f"UPDATE steps SET {_LLM_INCREMENTS} WHERE run_id = ? AND name = ?", (*values, run_id, step))
+        await self._exec(f"UPDATE runs SET {_LLM_INCREMENTS} WHERE id = ?", (*values, run_id))
+
+    async def set_grant(self, run_id: str, step: str, grant: Grant | None, *, previous: Grant | None) -> None:
+        """Reserve `grant` for the step's attempt (None: release), adjusting the run's reservation."""
+
+        def part(g: Grant | None) -> tuple[float, int]:
+            return (g.usd or 0.0, g.tokens or 0) if g is not None else (0.0, 0)
+
+        (new_usd, new_tokens), (old_usd, old_tokens) = part(grant), part(previous)
+        await self._exec(
+            "UPDATE steps SET grant_usd = ?, grant_tokens = ? WHERE run_id = ? AND name = ?",
+            (None if grant is None else grant.usd, None if grant is None else grant.tokens, run_id, step),
+        )
+        await self._exec(
+            "UPDATE runs SET reserved_usd = MAX(0, reserved_usd + ?), reserved_tokens = MAX(0, reserved_tokens + ?)"
+            " WHERE id = ?",
+            (new_usd - old_usd, new_tokens - old_tokens, run_id),
+        )
+
+    async def set_thresholds_met(self, run_id: str, count: int) -> None:
+        await self._exec("UPDATE runs SET thresholds_met = ? WHERE id = ?", (count, run_id))
+
     async def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
         await self._exec(
             "INSERT INTO attempts (run_id, step, attempt, node_id, status, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -435,6 +465,13 @@ def _column_value(value: Any) -> Any:
     return value
 
 
+_LLM_INCREMENTS = (
+    "llm_calls = llm_calls + ?, llm_input_tokens = llm_input_tokens + ?, llm_output_tokens = llm_output_tokens + ?,"
+    " llm_cost_usd = llm_cost_usd + ?, llm_cache_hits = llm_cache_hits + ?, llm_replays = llm_replays + ?,"
+    " llm_upstream_calls = llm_upstream_calls + ?"
+)
+
+
 def _run(row: aiosqlite.Row) -> RunRecord:
     return RunRecord(
         seq=row["seq"],
@@ -447,6 +484,21 @@ def _run(row: aiosqlite.Row) -> RunRecord:
         error=row["error"],
         created_at=_required_ts(row["created_at"]),
         finished_at=parse_ts(row["finished_at"]),
+        llm=_llm_usage(row),
+        reserved=Grant(usd=row["reserved_usd"], tokens=row["reserved_tokens"]),
+        thresholds_met=row["thresholds_met"],
+    )
+
+
+def _llm_usage(row: aiosqlite.Row) -> LLMUsage:
+    return LLMUsage(
+        calls=row["llm_calls"],
+        input_tokens=row["llm_input_tokens"],
+        output_tokens=row["llm_output_tokens"],
+        cost_usd=row["llm_cost_usd"],
+        cache_hits=row["llm_cache_hits"],
+        replays=row["llm_replays"],
+        upstream_calls=row["llm_upstream_calls"],
     )
 
 
@@ -472,6 +524,10 @@ def _step(row: aiosqlite.Row) -> StepRecord:
         not_before=parse_ts(row["not_before"]),
         started_at=parse_ts(row["started_at"]),
         finished_at=parse_ts(row["finished_at"]),
+        grant=None
+        if row["grant_usd"] is None and row["grant_tokens"] is None
+        else Grant(usd=row["grant_usd"], tokens=row["grant_tokens"]),
+        llm=_llm_usage(row),
     )
 
 

@@ -198,6 +198,7 @@ class FakeNode:
         exit_code: int = 0,
         stderr: str = "",
         failure_kind: FailureKind | None = None,
+        llm: types_pb2.LLMUsage | None = None,
     ) -> None:
         attempt = attempt_ref(attempt)
         await self.send(
@@ -215,6 +216,7 @@ class FakeNode:
                     failure_kind=wire.to_pb(failure_kind or FailureKind.EXIT, types_pb2.FailureKind)
                     if outcome == types_pb2.STEP_OUTCOME_FAILED
                     else types_pb2.FAILURE_KIND_UNSPECIFIED,
+                    llm=llm,
                 )
             )
         )

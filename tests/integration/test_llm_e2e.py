@@ -146,3 +146,29 @@ def test_the_journal_survives_the_loss_of_its_node(tmp_path: Path, built_agents:
 def journal_rows(cp_dir: Path, run_id: str) -> int:
     with sqlite3.connect(cp_dir / "state.db") as db:
         return int(db.execute("SELECT COUNT(*) FROM llm_journal WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+
+def test_a_run_budget_is_enforced_by_the_router_and_shown_by_status(ai_cluster, tmp_path: Path) -> None:
+    server, _ = ai_cluster
+    calls = [{"prompt": f"question number {i}", "model": "m", "temperature": 0, "max_tokens": 20} for i in range(8)]
+    workflow = write_workflow(
+        tmp_path / "capped.yaml",
+        "apiVersion: agentflow/v1\nkind: Workflow\nname: capped\nversion: '1'\nbudget: {tokens: 60}\nagents:\n"
+        f"  - name: ask\n    module: {LLM_AGENT}\n    capabilities: {{llm: true}}\n"
+        f"    input: {json.dumps({'calls': calls})}\n",
+    )
+    done = cli(server, "run", str(workflow), "--wait", "--json")
+    assert done.code == 0, done.out + done.err
+    run = done.json()
+    codes = [c["rc"] for c in run["outputs"]["ask"]]
+    answered = [rc for rc in codes if rc > 0]
+    assert answered and codes[: len(answered)] == answered  # answered until the grant ran out...
+    assert set(codes[len(answered) :]) == {-8}  # ...then refused as over budget (AF_ERR_BUDGET_EXCEEDED)
+    spent = run["llm"]["input_tokens"] + run["llm"]["output_tokens"]
+    assert 0 < spent <= 60 and run["llm"]["calls"] == len(answered)
+    assert run["steps"][0]["llm"]["calls"] == len(answered)
+    assert run["budget"] == {"usd": None, "tokens": 60} and run["reserved"]["tokens"] == 0
+    assert "token budget exceeded" in run["steps"][0]["stderr"] and "of a grant of 60" in run["steps"][0]["stderr"]
+
+    text = cli(server, "status", run["run_id"])
+    assert f"llm: {len(answered)} calls, {spent} tokens" in text.out and "budget 60 tokens" in text.out

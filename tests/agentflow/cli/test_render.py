@@ -24,6 +24,9 @@ RUN_KEYS = [
     "steps",
     "created_at",
     "finished_at",
+    "llm",
+    "budget",
+    "reserved",
 ]
 STEP_KEYS = [
     "name",
@@ -36,6 +39,7 @@ STEP_KEYS = [
     "stderr",
     "started_at",
     "finished_at",
+    "llm",
 ]
 NODE_KEYS = [
     "name",
@@ -134,8 +138,24 @@ def test_run_json_values() -> None:
         "stderr": "boom\n",
         "started_at": "2025-01-02T03:04:08.000Z",
         "finished_at": "2025-01-02T03:04:09.000Z",
-    }
+        "llm": {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0, "cache_hits": 0, "replays": 0,
+                "upstream_calls": 0},
+    }  # fmt: skip
     assert [s["name"] for s in obj["steps"]] == ["fetch", "shout", "count", "summarize"]
+    assert (obj["budget"], obj["reserved"]) == (None, None)
+
+
+def test_an_ai_run_shows_what_each_step_spent_on_llm_calls() -> None:
+    run = sample_run()
+    run.steps[0].llm.CopyFrom(
+        types_pb2.LLMUsage(calls=2, input_tokens=30, output_tokens=12, cost_usd=0.0021, replays=1)
+    )
+    run.llm.CopyFrom(run.steps[0].llm)
+    run.budget.CopyFrom(types_pb2.LLMGrant(usd=0.5))
+    text = render.run_text(run)
+    assert "llm: 2 calls, 42 tokens, $0.0021 (1 replayed)  budget $0.5000" in text
+    assert "STEP" in text and "LLM" in text.splitlines()[2]
+    assert render.run_json(run)["budget"] == {"usd": 0.5, "tokens": None}
 
 
 def test_run_json_outputs_only_of_succeeded_steps() -> None:
