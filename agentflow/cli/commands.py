@@ -123,7 +123,7 @@ def _follow(client: Client, run_id: str, *, out: TextIO | None) -> types_pb2.Run
         try:
             for message in client.watch_run(run_id):
                 deadline = None
-                last = message.run
+                last = _merged(last, message)
                 if out is not None:
                     _print_transitions(message, seen, out)
             if last is not None and last.status != types_pb2.RUN_STATUS_RUNNING:
@@ -141,10 +141,21 @@ def _follow(client: Client, run_id: str, *, out: TextIO | None) -> types_pb2.Run
 _QUIET_STATUSES = (types_pb2.STEP_STATUS_PENDING, types_pb2.STEP_STATUS_READY, types_pb2.STEP_STATUS_ASSIGNED)
 
 
+def _merged(current: types_pb2.Run | None, message: controlplane_pb2.WatchRunResponse) -> types_pb2.Run:
+    """The run as it is after a watch message: a whole run, or the run's fields and changed steps."""
+    if message.run.steps or current is None or current.id != message.run.id:
+        return message.run
+    merged = types_pb2.Run()
+    merged.CopyFrom(message.run)
+    changed = {s.name: s for s in message.steps}
+    merged.steps.extend(changed.get(s.name, s) for s in current.steps)
+    return merged
+
+
 def _print_transitions(
     message: controlplane_pb2.WatchRunResponse, seen: dict[str, tuple[int, int]], out: TextIO
 ) -> None:
-    for step in message.run.steps:
+    for step in [*message.run.steps, *message.steps]:
         state = (step.status, step.attempt)
         if seen.get(step.name) == state:
             continue

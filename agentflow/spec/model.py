@@ -111,9 +111,21 @@ class WorkflowSpec:
     agents: tuple[AgentSpec, ...]
     description: str = ""
     budget: Budget | None = None  # for the LLM calls of a whole run
+    # Indexes, so that handling one step's event never scans every agent.
+    _by_name: dict[str, AgentSpec] = field(init=False, repr=False, compare=False)
+    _dependents: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {a.name: a for a in self.agents})
+        dependents: dict[str, list[str]] = {a.name: [] for a in self.agents}
+        for a in self.agents:
+            for d in dict.fromkeys(a.depends_on):
+                dependents.setdefault(d, []).append(a.name)
+        object.__setattr__(self, "_dependents", {k: tuple(v) for k, v in dependents.items()})
 
     def agent(self, name: str) -> AgentSpec:
-        for a in self.agents:
-            if a.name == name:
-                return a
-        raise KeyError(name)
+        return self._by_name[name]
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The agents that depend on `name` directly, in declaration order."""
+        return self._dependents.get(name, ())

@@ -26,7 +26,7 @@ from agentflow.v1 import types_pb2 as agentflow_dot_v1_dot_types__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61gentflow/v1/controlplane.proto\x12\x0c\x61gentflow.v1\x1a\x18\x61gentflow/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xd8\x01\n\x15SubmitWorkflowRequest\x12\x15\n\rworkflow_yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\x12N\n\x0emodule_digests\x18\x04 \x03(\x0b\x32\x36.agentflow.v1.SubmitWorkflowRequest.ModuleDigestsEntry\x1a\x34\n\x12ModuleDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x16SubmitWorkflowResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"7\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\"3\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.agentflow.v1.Run\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"V\n\x10WatchRunResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Event\x12\x1e\n\x03run\x18\x02 \x01(\x0b\x32\x11.agentflow.v1.Run\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"!\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.agentflow.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\"\n\x12UndrainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x11PushModuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x02 \x01(\t\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\x14\n\x12ListModulesRequest\"<\n\x13ListModulesResponse\x12%\n\x07modules\x18\x01 \x03(\x0b\x32\x14.agentflow.v1.Module2\xe7\x06\n\x0c\x43ontrolPlane\x12[\n\x0eSubmitWorkflow\x12#.agentflow.v1.SubmitWorkflowRequest\x1a$.agentflow.v1.SubmitWorkflowResponse\x12\x38\n\x06GetRun\x12\x1b.agentflow.v1.GetRunRequest\x1a\x11.agentflow.v1.Run\x12I\n\x08ListRuns\x12\x1d.agentflow.v1.ListRunsRequest\x1a\x1e.agentflow.v1.ListRunsResponse\x12K\n\x08WatchRun\x12\x1d.agentflow.v1.WatchRunRequest\x1a\x1e.agentflow.v1.WatchRunResponse0\x01\x12>\n\tCancelRun\x12\x1e.agentflow.v1.CancelRunRequest\x1a\x11.agentflow.v1.Run\x12<\n\x08RetryRun\x12\x1d.agentflow.v1.RetryRunRequest\x1a\x11.agentflow.v1.Run\x12L\n\tListNodes\x12\x1e.agentflow.v1.ListNodesRequest\x1a\x1f.agentflow.v1.ListNodesResponse\x12;\n\x07GetNode\x12\x1c.agentflow.v1.GetNodeRequest\x1a\x12.agentflow.v1.Node\x12?\n\tDrainNode\x12\x1e.agentflow.v1.DrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x43\n\x0bUndrainNode\x12 .agentflow.v1.UndrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x45\n\nPushModule\x12\x1f.agentflow.v1.PushModuleRequest\x1a\x14.agentflow.v1.Module(\x01\x12R\n\x0bListModules\x12 .agentflow.v1.ListModulesRequest\x1a!.agentflow.v1.ListModulesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61gentflow/v1/controlplane.proto\x12\x0c\x61gentflow.v1\x1a\x18\x61gentflow/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xd8\x01\n\x15SubmitWorkflowRequest\x12\x15\n\rworkflow_yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\x12N\n\x0emodule_digests\x18\x04 \x03(\x0b\x32\x36.agentflow.v1.SubmitWorkflowRequest.ModuleDigestsEntry\x1a\x34\n\x12ModuleDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x16SubmitWorkflowResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"7\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\"3\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.agentflow.v1.Run\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"y\n\x10WatchRunResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Event\x12\x1e\n\x03run\x18\x02 \x01(\x0b\x32\x11.agentflow.v1.Run\x12!\n\x05steps\x18\x03 \x03(\x0b\x32\x12.agentflow.v1.Step\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"!\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.agentflow.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\"\n\x12UndrainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x11PushModuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x02 \x01(\t\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\x14\n\x12ListModulesRequest\"<\n\x13ListModulesResponse\x12%\n\x07modules\x18\x01 \x03(\x0b\x32\x14.agentflow.v1.Module2\xe7\x06\n\x0c\x43ontrolPlane\x12[\n\x0eSubmitWorkflow\x12#.agentflow.v1.SubmitWorkflowRequest\x1a$.agentflow.v1.SubmitWorkflowResponse\x12\x38\n\x06GetRun\x12\x1b.agentflow.v1.GetRunRequest\x1a\x11.agentflow.v1.Run\x12I\n\x08ListRuns\x12\x1d.agentflow.v1.ListRunsRequest\x1a\x1e.agentflow.v1.ListRunsResponse\x12K\n\x08WatchRun\x12\x1d.agentflow.v1.WatchRunRequest\x1a\x1e.agentflow.v1.WatchRunResponse0\x01\x12>\n\tCancelRun\x12\x1e.agentflow.v1.CancelRunRequest\x1a\x11.agentflow.v1.Run\x12<\n\x08RetryRun\x12\x1d.agentflow.v1.RetryRunRequest\x1a\x11.agentflow.v1.Run\x12L\n\tListNodes\x12\x1e.agentflow.v1.ListNodesRequest\x1a\x1f.agentflow.v1.ListNodesResponse\x12;\n\x07GetNode\x12\x1c.agentflow.v1.GetNodeRequest\x1a\x12.agentflow.v1.Node\x12?\n\tDrainNode\x12\x1e.agentflow.v1.DrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x43\n\x0bUndrainNode\x12 .agentflow.v1.UndrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x45\n\nPushModule\x12\x1f.agentflow.v1.PushModuleRequest\x1a\x14.agentflow.v1.Module(\x01\x12R\n\x0bListModules\x12 .agentflow.v1.ListModulesRequest\x1a!.agentflow.v1.ListModulesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,27 +50,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHRUNREQUEST']._serialized_start=532
   _globals['_WATCHRUNREQUEST']._serialized_end=565
   _globals['_WATCHRUNRESPONSE']._serialized_start=567
-  _globals['_WATCHRUNRESPONSE']._serialized_end=653
-  _globals['_CANCELRUNREQUEST']._serialized_start=655
-  _globals['_CANCELRUNREQUEST']._serialized_end=689
-  _globals['_RETRYRUNREQUEST']._serialized_start=691
-  _globals['_RETRYRUNREQUEST']._serialized_end=724
-  _globals['_LISTNODESREQUEST']._serialized_start=726
-  _globals['_LISTNODESREQUEST']._serialized_end=744
-  _globals['_LISTNODESRESPONSE']._serialized_start=746
-  _globals['_LISTNODESRESPONSE']._serialized_end=800
-  _globals['_GETNODEREQUEST']._serialized_start=802
-  _globals['_GETNODEREQUEST']._serialized_end=832
-  _globals['_DRAINNODEREQUEST']._serialized_start=834
-  _globals['_DRAINNODEREQUEST']._serialized_end=911
-  _globals['_UNDRAINNODEREQUEST']._serialized_start=913
-  _globals['_UNDRAINNODEREQUEST']._serialized_end=947
-  _globals['_PUSHMODULEREQUEST']._serialized_start=949
-  _globals['_PUSHMODULEREQUEST']._serialized_end=1022
-  _globals['_LISTMODULESREQUEST']._serialized_start=1024
-  _globals['_LISTMODULESREQUEST']._serialized_end=1044
-  _globals['_LISTMODULESRESPONSE']._serialized_start=1046
-  _globals['_LISTMODULESRESPONSE']._serialized_end=1106
-  _globals['_CONTROLPLANE']._serialized_start=1109
-  _globals['_CONTROLPLANE']._serialized_end=1980
+  _globals['_WATCHRUNRESPONSE']._serialized_end=688
+  _globals['_CANCELRUNREQUEST']._serialized_start=690
+  _globals['_CANCELRUNREQUEST']._serialized_end=724
+  _globals['_RETRYRUNREQUEST']._serialized_start=726
+  _globals['_RETRYRUNREQUEST']._serialized_end=759
+  _globals['_LISTNODESREQUEST']._serialized_start=761
+  _globals['_LISTNODESREQUEST']._serialized_end=779
+  _globals['_LISTNODESRESPONSE']._serialized_start=781
+  _globals['_LISTNODESRESPONSE']._serialized_end=835
+  _globals['_GETNODEREQUEST']._serialized_start=837
+  _globals['_GETNODEREQUEST']._serialized_end=867
+  _globals['_DRAINNODEREQUEST']._serialized_start=869
+  _globals['_DRAINNODEREQUEST']._serialized_end=946
+  _globals['_UNDRAINNODEREQUEST']._serialized_start=948
+  _globals['_UNDRAINNODEREQUEST']._serialized_end=982
+  _globals['_PUSHMODULEREQUEST']._serialized_start=984
+  _globals['_PUSHMODULEREQUEST']._serialized_end=1057
+  _globals['_LISTMODULESREQUEST']._serialized_start=1059
+  _globals['_LISTMODULESREQUEST']._serialized_end=1079
+  _globals['_LISTMODULESRESPONSE']._serialized_start=1081
+  _globals['_LISTMODULESRESPONSE']._serialized_end=1141
+  _globals['_CONTROLPLANE']._serialized_start=1144
+  _globals['_CONTROLPLANE']._serialized_end=2015
 # @@protoc_insertion_point(module_scope)

@@ -121,7 +121,8 @@ class ControlPlaneServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchRun(self, request, context):
-        """Streams the run's snapshot first, then one message per event until the run ends.
+        """Streams the run's snapshot first, then one message per event until the run ends (see
+        WatchRunResponse for what each holds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,9 +59,16 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
                     yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
                     finished = view.run.status.terminal
                     continue
-                view = await runs.view(request.run_id)
-                yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=convert.run(view))
                 finished = event.type in RUN_END_EVENTS
+                if finished:  # the end: the whole run, with every output, once
+                    view = await runs.view(request.run_id)
+                    yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=convert.run(view))
+                    continue
+                head = await runs.event_view(request.run_id, event.step)
+                run = convert.run(head)
+                changed = list(run.steps)
+                del run.steps[:]
+                yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=run, steps=changed)
 
     async def CancelRun(
         self, request: controlplane_pb2.CancelRunRequest, context: grpc.aio.ServicerContext

@@ -115,6 +115,21 @@ class RunService:
         budget = (await read.spec(run.workflow_id)).budget
         return RunView(run=run, steps=steps, node_names=await self._node_names(), budget=budget)
 
+    async def event_view(self, run_id: str, step: str) -> RunView:
+        """The run's own fields and one of its steps (none when `step` is empty): what a watcher
+        needs after an event, read without touching the run's other steps."""
+        read = self._core.store.read
+        run = await read.run(run_id)
+        if run is None:
+            raise NotFound(f'run "{run_id}" not found')
+        record = await read.step(run_id, step) if step else None
+        names: dict[str, str] = {}
+        if record is not None and record.node_id:
+            node = await read.node(record.node_id)
+            names = {node.id: node.name} if node is not None else {}
+        budget = (await read.spec(run.workflow_id)).budget
+        return RunView(run=run, steps=[record] if record else [], node_names=names, budget=budget)
+
     async def list_runs(self, *, limit: int, workflow_name: str) -> list[RunView]:
         if limit < 0:
             raise InvalidArgument("limit: must not be negative")

@@ -13,6 +13,7 @@ from datetime import datetime
 from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
 from agentflow.jsonvalue import output_problem
 from agentflow.llm import LLMUsage
+from agentflow.spec import WorkflowSpec
 from agentflow.vocabulary import AttemptStatus, EventType, FailureKind, RunStatus, StepOutcome, StepStatus
 from controlplane.dag import StepState, advance
 from controlplane.engine import budgets
@@ -35,17 +36,63 @@ async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
     for name, reason in result.skipped:
         await tx.update_step(run.id, name, status=StepStatus.SKIPPED, error=reason, finished_at=now)
         await tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=name, data={"reason": reason})
-    if result.outcome is None:
+    if result.outcome is not None:
+        await _finish_run(tx, run, result.outcome, now=now)
+
+
+async def settle_step(tx: Tx, run: RunRecord, name: str, *, now: datetime) -> None:
+    """Step `name` just became terminal: move on its dependents (ready when all their
+    dependencies succeeded, skipped, transitively, when it did not), and finish the run once it
+    has no open step. Reads only the steps this touches and the run's counters, so its cost does
+    not grow with the size of the run (`settle_run` is the whole-run form, for submit and retry)."""
+    if run.status.terminal:
         return
+    spec = await tx.spec(run.workflow_id)
+    step = await tx.step(run.id, name)
+    if step is None or not step.status.terminal:
+        return
+    if step.status is StepStatus.SUCCEEDED:
+        for dependent in spec.dependents(name):
+            d = await tx.step(run.id, dependent)
+            if d is None or d.status is not StepStatus.PENDING:
+                continue
+            deps = [await tx.step(run.id, dep) for dep in dict.fromkeys(d.depends_on)]
+            if all(x is not None and x.status is StepStatus.SUCCEEDED for x in deps):
+                await tx.update_step(run.id, dependent, status=StepStatus.READY)
+    else:
+        await _skip_dependents(tx, run, spec, name, step.status, now=now)
+    counts = await tx.run(run.id)
+    if counts is not None and counts.open_steps == 0:
+        await _finish_run(tx, run, RunStatus.SUCCEEDED if counts.unsucceeded_steps == 0 else RunStatus.FAILED, now=now)
+
+
+async def _skip_dependents(
+    tx: Tx, run: RunRecord, spec: WorkflowSpec, name: str, status: StepStatus, *, now: datetime
+) -> None:
+    """Skip every pending step downstream of `name`, which did not succeed."""
+    frontier = [(name, status)]
+    while frontier:
+        cause, cause_status = frontier.pop()
+        for dependent in spec.dependents(cause):
+            d = await tx.step(run.id, dependent)
+            if d is None or d.status is not StepStatus.PENDING:
+                continue
+            reason = f'dependency "{cause}" {cause_status.value}'
+            await tx.update_step(run.id, dependent, status=StepStatus.SKIPPED, error=reason, finished_at=now)
+            await tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=dependent, data={"reason": reason})
+            frontier.append((dependent, StepStatus.SKIPPED))
+
+
+async def _finish_run(tx: Tx, run: RunRecord, outcome: RunStatus, *, now: datetime) -> None:
     data: dict[str, object] = {
         "workflow": run.workflow_name,
         "duration_s": max(0.0, (now - run.created_at).total_seconds()),
     }
-    if result.outcome is RunStatus.SUCCEEDED:
+    if outcome is RunStatus.SUCCEEDED:
         await tx.set_run_status(run.id, RunStatus.SUCCEEDED, now=now)
         await tx.add_event(EventType.WORKFLOW_COMPLETED, now=now, run_id=run.id, data=data)
     else:
-        failed = [s.name for s in await tx.steps(run.id) if s.status is StepStatus.FAILED]
+        failed = await tx.step_names_with_status(run.id, StepStatus.FAILED)
         error = f"step {', '.join(failed)} failed" if failed else "a step did not succeed"
         await tx.set_run_status(run.id, RunStatus.FAILED, error=error, now=now)
         await tx.add_event(EventType.WORKFLOW_FAILED, now=now, run_id=run.id, data={**data, "error": error})
@@ -64,7 +111,7 @@ async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now
         attempt=step.attempt,
         data={"workflow": run.workflow_name, "error": error, "retrying": False},
     )
-    await settle_run(tx, run, now=now)
+    await settle_step(tx, run, step.name, now=now)
 
 
 async def requeue_lost(
@@ -180,7 +227,7 @@ async def apply_result(
             node=node_name,
             data=base,
         )
-        await settle_run(tx, run, now=now)
+        await settle_step(tx, run, step.name, now=now)
         return True
 
     if report.outcome is StepOutcome.CANCELLED:
@@ -240,7 +287,7 @@ async def apply_result(
         node=node_name,
         data={**data, "retrying": False},
     )
-    await settle_run(tx, run, now=now)
+    await settle_step(tx, run, step.name, now=now)
     return True
 
 

@@ -141,4 +141,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE steps ADD COLUMN llm_replays INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE steps ADD COLUMN llm_upstream_calls INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: per-run counters of open and unsucceeded steps, kept by triggers on every status change,
+    # so that settling a run after one step's result never reads all its steps.
+    """
+    ALTER TABLE runs ADD COLUMN open_steps INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN unsucceeded_steps INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET
+        open_steps = (SELECT COUNT(*) FROM steps s WHERE s.run_id = runs.id
+                      AND s.status NOT IN ('succeeded', 'failed', 'cancelled', 'skipped')),
+        unsucceeded_steps = (SELECT COUNT(*) FROM steps s WHERE s.run_id = runs.id
+                             AND s.status IN ('failed', 'cancelled', 'skipped'));
+    CREATE TRIGGER steps_counted AFTER INSERT ON steps BEGIN
+        UPDATE runs SET
+            open_steps = open_steps + (NEW.status NOT IN ('succeeded', 'failed', 'cancelled', 'skipped')),
+            unsucceeded_steps = unsucceeded_steps + (NEW.status IN ('failed', 'cancelled', 'skipped'))
+        WHERE id = NEW.run_id;
+    END;
+    CREATE TRIGGER steps_recounted AFTER UPDATE OF status ON steps WHEN OLD.status != NEW.status BEGIN
+        UPDATE runs SET
+            open_steps = open_steps
+                + (NEW.status NOT IN ('succeeded', 'failed', 'cancelled', 'skipped'))
+                - (OLD.status NOT IN ('succeeded', 'failed', 'cancelled', 'skipped')),
+            unsucceeded_steps = unsucceeded_steps
+                + (NEW.status IN ('failed', 'cancelled', 'skipped'))
+                - (OLD.status IN ('failed', 'cancelled', 'skipped'))
+        WHERE id = NEW.run_id;
+    END;
+    CREATE INDEX steps_run_status ON steps(run_id, status);
+    """,
 )

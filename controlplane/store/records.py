@@ -37,6 +37,8 @@ class RunRecord:
     llm: LLMUsage = NO_LLM_USAGE  # all its steps' LLM calls
     reserved: Grant = field(default_factory=lambda: Grant(usd=0.0, tokens=0))  # granted to running steps
     thresholds_met: int = 0  # how many of the cost thresholds its spend has crossed
+    open_steps: int = 0  # steps not yet terminal
+    unsucceeded_steps: int = 0  # steps failed, cancelled or skipped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

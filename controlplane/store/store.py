@@ -35,7 +35,7 @@ _RUN_COLUMNS = (
     "r.seq, r.id, r.workflow_id, w.name AS workflow_name, w.version AS workflow_version, "
     "r.status, r.input_json, r.error, r.created_at, r.finished_at, r.reserved_usd, r.reserved_tokens, "
     "r.thresholds_met, r.llm_calls, r.llm_input_tokens, r.llm_output_tokens, r.llm_cost_usd, r.llm_cache_hits, "
-    "r.llm_replays, r.llm_upstream_calls"
+    "r.llm_replays, r.llm_upstream_calls, r.open_steps, r.unsucceeded_steps"
 )
 
 
@@ -130,6 +130,12 @@ class Reader:
     async def steps(self, run_id: str) -> list[StepRecord]:
         rows = await self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
         return [_step(r) for r in rows]
+
+    async def step_names_with_status(self, run_id: str, status: StepStatus) -> list[str]:
+        rows = await self._all(
+            "SELECT name FROM steps WHERE run_id = ? AND status = ? ORDER BY idx", (run_id, status.value)
+        )
+        return [r["name"] for r in rows]
 
     async def step(self, run_id: str, name: str) -> StepRecord | None:
         row = await self._one("SELECT * FROM steps WHERE run_id = ? AND name = ?", (run_id, name))
@@ -487,6 +493,8 @@ def _run(row: aiosqlite.Row) -> RunRecord:
         llm=_llm_usage(row),
         reserved=Grant(usd=row["reserved_usd"], tokens=row["reserved_tokens"]),
         thresholds_met=row["thresholds_met"],
+        open_steps=row["open_steps"],
+        unsucceeded_steps=row["unsucceeded_steps"],
     )
 
 

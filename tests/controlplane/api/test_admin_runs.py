@@ -205,7 +205,12 @@ async def test_watch_streams_the_snapshot_then_events_until_the_run_ends(cp, ech
     assert rest[0].event.attempt == 1
     assert json.loads(rest[-1].event.data_json)["workflow"] == "one"
     assert rest[-1].run.status == types_pb2.RUN_STATUS_SUCCEEDED
-    assert json.loads(rest[-1].run.steps[0].output_json) == {"done": True}
+    assert json.loads(rest[-1].run.steps[0].output_json) == {"done": True}  # the end: the whole run
+    # in between, the run's own fields and just the step the event is about
+    assert all(list(m.run.steps) == [] and [s.name for s in m.steps] == ["only"] for m in rest[:-1])
+    statuses = [m.steps[0].status for m in rest[:-1]]  # as read after each event: never behind it
+    assert statuses == sorted(statuses) and statuses[-1] == types_pb2.STEP_STATUS_SUCCEEDED
+    assert statuses[0] >= types_pb2.STEP_STATUS_ASSIGNED and rest[0].steps[0].node == "n1"
     seqs = [m.event.seq for m in rest]
     assert seqs == sorted(seqs)
 

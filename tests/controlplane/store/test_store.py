@@ -166,3 +166,37 @@ async def test_transactions_are_serialised(store: StateStore) -> None:
         await asyncio.gather(*(increment() for _ in range(20)))
     step = await store.read.step("run-1", "only")
     assert step is not None and step.failures == 20
+
+
+async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_change(tmp_path) -> None:
+    """Triggers keep the counters that let a run be settled without reading all its steps."""
+    from agentflow.spec import load_workflow
+    from agentflow.vocabulary import StepStatus as S
+    from controlplane.domain import Resources as R
+    from controlplane.store import StateStore
+
+    store = await StateStore.open(tmp_path / "state.db")
+    try:
+        spec = load_workflow(ONE_STEP.replace("./echo.wasm", "sha256:" + "a" * 64), source="w")
+        async with store.transaction() as tx:
+            wf = await tx.insert_workflow(workflow_id="wf", spec=spec, digest="sha256:" + "b" * 64,
+                                          source_yaml="", now=NOW)  # fmt: skip
+            await tx.insert_run(run_id="r", workflow_id=wf.id, input_json="null", now=NOW)
+            for i, name in enumerate(("a", "b", "c")):
+                await tx.insert_step(run_id="r", name=name, idx=i, depends_on=(), max_attempts=1,
+                                     request=R(slots=1), node_selector={})  # fmt: skip
+
+        async def counts() -> tuple[int, int]:
+            run = await store.read.run("r")
+            assert run is not None
+            return run.open_steps, run.unsucceeded_steps
+
+        assert await counts() == (3, 0)
+        changes = [("a", S.SUCCEEDED, (2, 0)), ("b", S.FAILED, (1, 1)), ("c", S.SKIPPED, (0, 2)),
+                   ("b", S.FAILED, (0, 2)), ("b", S.PENDING, (1, 1)), ("c", S.READY, (2, 0))]  # fmt: skip
+        for name, status, expected in changes:
+            async with store.transaction() as tx:
+                await tx.update_step("r", name, status=status)
+            assert await counts() == expected, (name, status)
+    finally:
+        await store.close()
