@@ -8,7 +8,6 @@ node can never run an attempt the database does not know.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,16 +30,14 @@ class PassResult:
     next_wakeup: datetime | None
 
 
+READY_MARGIN = 32
+"""Ready steps read beyond the free slots, for those that fit no node (their reason is shown)."""
+
+
 async def schedule_pass(
     tx: Tx, *, nodes: list[NodeRecord], live_status: Mapping[str, NodeStatus], now: datetime
 ) -> PassResult:
-    on_node = [s for _, s in await tx.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
-    allocated: dict[str, Resources] = defaultdict(Resources)
-    run_counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for s in on_node:
-        if s.node_id:
-            allocated[s.node_id] = allocated[s.node_id] + s.request
-            run_counts[s.node_id][s.run_id] += 1
+    allocations = await tx.allocations()
     snapshot = ClusterSnapshot(
         nodes=tuple(
             NodeView(
@@ -49,13 +46,16 @@ async def schedule_pass(
                 status=node_status(live_status.get(n.id, NodeStatus.DOWN), draining=n.draining),
                 labels=n.labels,
                 capacity=n.capacity,
-                allocated=allocated[n.id],
-                run_counts=dict(run_counts[n.id]),
+                allocated=allocations.get(n.id, (Resources(), {}))[0],
+                run_counts=allocations.get(n.id, (Resources(), {}))[1],
             )
             for n in nodes
         )
     )
-    ready_rows = await tx.steps_with_status(StepStatus.READY)
+    # Read no more ready steps than could be placed (and a margin for ones no node fits), so that
+    # a pass costs what it can do, not the length of the queue.
+    free = sum(max(v.capacity.slots - v.allocated.slots, 0) for v in snapshot.nodes if v.status is NodeStatus.READY)
+    ready_rows, backoff_until = await tx.ready_steps(now=now, limit=free + READY_MARGIN)
     ready = [
         ReadyStep(
             run_id=s.run_id,
@@ -70,7 +70,7 @@ async def schedule_pass(
         for seq, s in ready_rows
     ]
     if not ready:
-        return PassResult(assignments=[], next_wakeup=None)
+        return PassResult(assignments=[], next_wakeup=backoff_until)
     result = plan(snapshot, ready, now=now)
 
     by_key = {(s.run_id, s.name): s for _, s in ready_rows}
@@ -118,7 +118,12 @@ async def schedule_pass(
         step = by_key[(b.run_id, b.step)]
         if step.blocked != b.reason:
             await tx.update_step(b.run_id, b.step, blocked=b.reason)
-    return PassResult(assignments=assignments, next_wakeup=result.next_wakeup)
+    return PassResult(assignments=assignments, next_wakeup=_earliest(result.next_wakeup, backoff_until))
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
 
 
 async def _assignment(

@@ -151,6 +151,34 @@ class Reader:
         )
         return [(int(r["run_seq"]), _step(r)) for r in rows]
 
+    async def ready_steps(self, *, now: datetime, limit: int) -> tuple[list[tuple[int, StepRecord]], datetime | None]:
+        """Up to `limit` ready steps that may be placed now (oldest run first), and the earliest
+        time one still backing off may be: a scheduling pass reads what it could place."""
+        rows = await self._all(
+            "SELECT s.*, r.seq AS run_seq FROM steps s JOIN runs r ON r.id = s.run_id "
+            "WHERE s.status = ? AND (s.not_before IS NULL OR s.not_before <= ?) ORDER BY r.seq, s.idx LIMIT ?",
+            (StepStatus.READY.value, ts(now), limit),
+        )
+        wake = await self._one(
+            "SELECT MIN(not_before) AS t FROM steps WHERE status = ? AND not_before > ?",
+            (StepStatus.READY.value, ts(now)),
+        )
+        return [(int(r["run_seq"]), _step(r)) for r in rows], parse_ts(wake["t"]) if wake else None
+
+    async def allocations(self) -> dict[str, tuple[Resources, dict[str, int]]]:
+        """Per node: the sum of the requests of the steps placed on it, and how many per run."""
+        rows = await self._all(
+            "SELECT node_id, run_id, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, COUNT(*) AS n FROM steps "
+            "WHERE status IN (?, ?) AND node_id IS NOT NULL GROUP BY node_id, run_id",
+            (StepStatus.ASSIGNED.value, StepStatus.RUNNING.value),
+        )
+        out: dict[str, tuple[Resources, dict[str, int]]] = {}
+        for r in rows:
+            total, per_run = out.get(r["node_id"], (Resources(), {}))
+            per_run[r["run_id"]] = int(r["n"])
+            out[r["node_id"]] = (total + Resources(cpu_millis=r["cpu"], memory_bytes=r["mem"], slots=r["n"]), per_run)
+        return out
+
     async def has_steps_with_status(self, status: StepStatus) -> bool:
         return await self._one("SELECT 1 FROM steps WHERE status = ? LIMIT 1", (status.value,)) is not None
 
