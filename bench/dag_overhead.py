@@ -24,12 +24,14 @@ from agentflow.v1 import types_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 NOOP = ROOT / "tests" / "agents" / "noop.wasm"
+import os
+RES = os.environ.get("BENCH_RES", "")
 
 
 def workflow(shape: str, n: int) -> str:
     lines = ["apiVersion: agentflow/v1", "kind: Workflow", f"name: {shape}-{n}", 'version: "1"', "agents:"]
     for i in range(n):
-        lines.append(f"  - {{name: s{i}, module: ./noop.wasm"
+        lines.append(f"  - {{name: s{i}, module: ./noop.wasm{RES}"
                      + (f", dependsOn: [s{i - 1}]" if shape == "chain" and i else "") + "}")  # fmt: skip
     return "\n".join(lines) + "\n"
 

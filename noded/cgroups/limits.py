@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 CPU_PERIOD_US = 100_000
 """CFS period of every step cgroup: 100 ms."""
+CPU_BURST = "one period's quota"
+"""Where the kernel offers CFS burst (5.14+: v1 cpu.cfs_burst_us, v2 cpu.max.burst), a step may
+use, in one period, up to one more period's quota that it left unused: its worker's own work
+around the guest (taking the job, loading the module, reporting) no longer throttles a small
+step into the next period, while its average stays at its quota. (Measured: a chain of no-op
+steps of 100m took 25.7 ms per step without burst, 20.6 with it, 19.7 with a whole core.)"""
 MIN_CPU_MILLIS = 10
 """The smallest non-zero CPU limit: the kernel refuses quotas under 1 ms per period."""
 

@@ -194,6 +194,9 @@ def _apply(paths: dict[str, Path], limits: StepLimits) -> None:
     cpu = paths["cpu"]
     fs.write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
     fs.write(cpu / "cpu.cfs_quota_us", limits.cpu_quota_us or -1)
+    burst = cpu / "cpu.cfs_burst_us"
+    if limits.cpu_quota_us and burst.exists():
+        fs.write(burst, limits.cpu_quota_us)  # see limits.CPU_BURST
     fs.write(paths["pids"] / "pids.max", limits.pids_max)
 
 

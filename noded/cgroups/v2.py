@@ -170,6 +170,8 @@ def _apply(step_dir: Path, limits: StepLimits) -> None:
         fs.write(step_dir / "memory.swap.max", 0)
     quota = limits.cpu_quota_us
     fs.write(step_dir / "cpu.max", f"{quota if quota else 'max'} {CPU_PERIOD_US}")
+    if quota and (step_dir / "cpu.max.burst").exists():
+        fs.write(step_dir / "cpu.max.burst", quota)  # see limits.CPU_BURST
     fs.write(step_dir / "pids.max", limits.pids_max)
 
 

@@ -114,6 +114,8 @@ def test_create_writes_exact_limits(driver: V1Driver) -> None:
         assert (memory / "memory.memsw.limit_in_bytes").read_text().strip() == str(48 * MiB)
     assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "25000"
     assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    if (cpu / "cpu.cfs_burst_us").exists():  # CFS burst (5.14+): up to one more period's quota
+        assert (cpu / "cpu.cfs_burst_us").read_text().strip() == "25000"
     assert (pids / "pids.max").read_text().strip() == "32"
     step.release(None)
     assert not any(d.exists() for d in step.dirs)

@@ -147,6 +147,16 @@ def test_create_writes_limits_exactly(driver: V2Driver, limits: StepLimits, cpu_
     assert not (step_dir / "memory.swap.max").exists()  # written only where the kernel offers it
 
 
+def test_a_kernel_with_cfs_burst_lets_a_step_borrow_one_period(driver: V2Driver) -> None:
+    (driver.own / "steps" / "probe").mkdir()  # the tree's template offers no burst file; this one does
+    step_dir = driver.own / "steps" / "probe"
+    (step_dir / "cpu.max.burst").write_text("0")
+    from noded.cgroups.v2 import _apply
+
+    _apply(step_dir, LIMITS)
+    assert (step_dir / "cpu.max.burst").read_text() == "25000"
+
+
 def test_create_refuses_an_existing_cgroup_and_leaves_it_alone(driver: V2Driver) -> None:
     driver.create("s1", LIMITS)
     (driver.own / "steps" / "s1" / "marker").write_text("x")
