@@ -41,7 +41,7 @@ from agentflow.spec.model import (
 )
 from agentflow.spec.suggest import did_you_mean
 
-MAX_AGENTS = 1000
+MAX_AGENTS = 10_000
 MAX_TIMEOUT = timedelta(hours=24)
 MAX_BACKOFF = timedelta(hours=24)
 MAX_ATTEMPTS = 100

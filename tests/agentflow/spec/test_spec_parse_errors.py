@@ -95,9 +95,9 @@ TOP_LEVEL = [
         id="agents-mapping",
     ),
     pytest.param(
-        doc(agents=[agent(f"a{i}") for i in range(1001)]),
+        doc(agents=[agent(f"a{i}") for i in range(10_001)]),
         "agents",
-        "has 1001 agents; at most 1000 are allowed",
+        "has 10001 agents; at most 10000 are allowed",
         id="agents-too-many",
     ),
     pytest.param(doc(agent_list=[]), "agent_list", 'unknown field (did you mean "agents"?)', id="unknown-top-field"),
