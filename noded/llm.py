@@ -32,7 +32,6 @@ import aiohttp
 
 from agentflow import llm
 from agentflow.attempt import AttemptKey
-from agentflow.vocabulary import Capability
 from noded.messages import Assignment, JournalEntry
 from noded.sandbox import HostCallError, HostCallRefused
 
@@ -170,10 +169,8 @@ class LLMCalls:
         self._journal = journal
         self._seq = 0  # the last router journal entry seen for this step
 
-    async def __call__(self, op: str, request: Any, seconds_left: float) -> Any:
-        """A pool host handler (see `noded.workers.HostHandler`)."""
-        if op != Capability.LLM_COMPLETE:
-            raise HostCallRefused(HostCallError.UNAVAILABLE, f"{op} is not available on this node yet")
+    async def complete(self, request: Any, seconds_left: float) -> Any:
+        """One llm.complete call of the attempt."""
         a = self._assignment
         body = chat_request(request, a)
         who = llm.Attribution(

@@ -36,7 +36,9 @@ from noded.cgroups import (
     step_limits,
 )
 from noded.drain import DrainState
+from noded.egress import Egress
 from noded.errors import ModuleFetchError, StateError
+from noded.host import StepHost
 from noded.llm import LLMCalls, RouterClient
 from noded.messages import (
     Ack,
@@ -292,11 +294,13 @@ class StepRunner(Component):
         try:
             if key in self._cancel_requested:
                 raise StepCancelled(str(key))
-            host: LLMCalls | None = None
+            llm_calls: LLMCalls | None = None
             if self._router is not None and a.capabilities.llm:
-                host = LLMCalls(self._router, a, journal=self.ship_journal)
+                llm_calls = LLMCalls(self._router, a, journal=self.ship_journal)
                 if a.journal:
                     await self._router.seed(a.journal)
+            egress = Egress(a.capabilities.http_allowed_hosts) if a.capabilities.http_allowed_hosts else None
+            host = StepHost(llm=llm_calls, egress=egress)
             outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended, host=host)
         except CgroupError as exc:
             log.error("cannot place the worker in the step's cgroup", extra={"step": key.step, "error": str(exc)})
@@ -317,7 +321,7 @@ class StepRunner(Component):
             )
         self._metrics.observe(outcome, workflow=a.workflow)
         result = _from_exec(key, outcome)
-        if host is not None and host.calls and self._router is not None:
+        if llm_calls is not None and llm_calls.calls and self._router is not None:
             usage = await self._router.usage(key)
             if usage is not None:
                 result = dataclasses.replace(result, llm=usage)

@@ -40,6 +40,7 @@ from agentflow.spec.model import (
     is_digest,
 )
 from agentflow.spec.suggest import did_you_mean
+from agentflow.wasm_check import module_problem
 
 MAX_AGENTS = 10_000
 MAX_TIMEOUT = timedelta(hours=24)
@@ -48,7 +49,6 @@ MAX_ATTEMPTS = 100
 MAX_TEMPERATURE = 2.0
 MAX_TOKENS = 2**31 - 1
 MAX_VERSION_LENGTH = 128
-WASM_MAGIC = b"\0asm"
 
 WORKFLOW_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -362,13 +362,11 @@ def _module_file_problem(text: str, base_dir: pathlib.Path) -> str | None:
             return f"module file {text} not found (looked for {file})"
         if not file.is_file():
             return f"module file {text} is not a file"
-        with file.open("rb") as f:
-            head = f.read(len(WASM_MAGIC))
+        data = file.read_bytes()
     except OSError as exc:
         return f"module file {text} cannot be read: {exc.strerror or exc}"
-    if head != WASM_MAGIC:
-        return f"module file {text} is not a WebAssembly module (it does not start with \\0asm)"
-    return None
+    problem = module_problem(data)
+    return None if problem is None else f"module file {text} {problem}"
 
 
 def _depends_on(
@@ -675,16 +673,17 @@ def _model_problem(model: str) -> str | None:
 
 
 def _host_problem(host: str) -> str | None:
-    """Why a string is not a host name or `*.domain` wildcard, or None when it is one."""
+    """Why a string is not a host name or `*.domain` wildcard (either with an optional `:port`),
+    or None when it is one."""
     if "://" in host:
         bare = urlsplit(host).hostname
         use = f' (use "{bare}")' if bare else ""
         return f"{_quoted(host)} must be a host name without a scheme{use}"
     if "/" in host:
         return f'{_quoted(host)} must be a host name without a path (use "{host.split("/", 1)[0]}")'
-    if ":" in host:
-        return f"{_quoted(host)} must be a host name without a port"
-    name = host.lower()
+    name, _, port = host.lower().partition(":")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"{_quoted(host)}: the port must be a number from 1 to 65535"
     if name.startswith("*."):
         name = name[2:]
     if "*" in name:

@@ -14,13 +14,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import wasmtime
-
 from agentflow.spec import DIGEST_PREFIX, is_digest
 from agentflow.storage import is_disk_full
+from agentflow.wasm_check import module_problem
 from controlplane.errors import InvalidArgument, NotFound, ResourceExhausted, StorageError, StorageFull
 
-WASM_MAGIC = b"\0asm"
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -90,11 +88,6 @@ class ModuleBlobs:
 
 
 def _validate_wasm(path: Path) -> None:
-    data = path.read_bytes()
-    if not data.startswith(WASM_MAGIC):
-        raise InvalidArgument("module: not a WebAssembly binary (missing the \\0asm header)")
-    try:
-        wasmtime.Module.validate(wasmtime.Engine(), data)
-    except wasmtime.WasmtimeError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
-        raise InvalidArgument(f"module: invalid WebAssembly: {reason}") from None
+    problem = module_problem(path.read_bytes())
+    if problem is not None:
+        raise InvalidArgument(f"module: {problem}")

@@ -121,9 +121,10 @@ def relayed_operations(relay: Relay) -> Mapping[str, HostOperation]:
 
     return {
         **DEFAULT_OPERATIONS,
-        Capability.LLM_COMPLETE: HostOperation(
-            name=Capability.LLM_COMPLETE, handler=forward(Capability.LLM_COMPLETE), capability=Capability.LLM_COMPLETE
-        ),
+        **{
+            op: HostOperation(name=op, handler=forward(op), capability=op)
+            for op in (Capability.LLM_COMPLETE, Capability.HTTP_FETCH)
+        },
     }
 
 
@@ -189,6 +190,8 @@ class HostCalls:
             response = operation.handler(self._ctx, parsed)
             encoded = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode()
         except HostCallRefused as refused:
+            if refused.code is HostCallError.DENIED:  # by whoever served it: counted like a missing capability
+                self.denied += 1
             if refused.log:
                 self._ctx.log(f"[host] {refused.log}")
             return refused.code

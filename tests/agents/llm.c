@@ -1,7 +1,8 @@
 /*
  * llm — test agent for llm.complete.
  *
- * input.calls is a list of llm.complete requests; the agent makes them in order and outputs
+ * input.calls is a list of requests of input.op (default "llm.complete"; "http.fetch" works the
+ * same way); the agent makes them in order and outputs
  * [{"rc": <response length or AF_ERR_* code>, "response": <the JSON response or null>}, ...].
  * With input.crash set, it exits with code 9 after the calls (a step that fails after its LLM calls);
  * with input.hang_on_attempt set to N, attempt N spins after its calls until its timeout (a step
@@ -13,10 +14,12 @@ int main(void) {
     char *doc = af_read_stdin(NULL);
     const char *it = af_json_get(doc, "input.calls", NULL), *v;
     size_t vlen;
+    char op[64] = "llm.complete";
+    af_get_string(doc, "input.op", op, sizeof op);
     int first = 1;
     putchar('[');
     while (it && af_json_next(&it, NULL, NULL, &v, &vlen)) {
-        int64_t n = af_raw_host_call("llm.complete", strlen("llm.complete"), v, vlen);
+        int64_t n = af_raw_host_call(op, strlen(op), v, vlen);
         printf("%s{\"rc\":%lld,\"response\":", first ? "" : ",", (long long)n);
         first = 0;
         if (n >= 0) {

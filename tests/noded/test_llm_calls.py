@@ -17,6 +17,7 @@ from processes import Daemon, start_router
 
 from agentflow.attempt import AttemptKey
 from agentflow.spec import Capabilities, LLMConfig
+from noded.host import StepHost
 from noded.llm import LLMCalls, RouterClient
 from noded.messages import Assignment
 from noded.sandbox import HostCallError
@@ -69,7 +70,7 @@ async def run(
         scratch=scratch,
         capabilities=frozenset({"llm.complete"}) if a.capabilities.llm else frozenset(),
     )
-    result = await pool.run(job, host=LLMCalls(router, a))
+    result = await pool.run(job, host=StepHost(llm=LLMCalls(router, a)))
     assert result.ok, (result.error, result.stderr)
     return json.loads(result.output_json or "null"), result.stderr
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from wasm_modules import MINIMAL_AGENT
 
 from agentflow.cli.main import main
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1
-WASM_HEADER = b"\x00asm\x01\x00\x00\x00"
+WASM_HEADER = MINIMAL_AGENT
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 import pathlib
 
 import pytest
+import wasmtime
+from wasm_modules import MINIMAL_AGENT
 
 from agentflow.spec import InvalidWorkflow, ModuleRef, Problem, load_workflow
 
 pytestmark = pytest.mark.unit
 
-WASM = b"\0asm\x01\0\0\0"
+WASM = MINIMAL_AGENT
 
 
 def workflow(*modules: str) -> str:
@@ -28,7 +30,7 @@ def test_relative_and_absolute_paths_resolve(tmp_path: pathlib.Path) -> None:
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "x.wasm").write_bytes(WASM)
     elsewhere = tmp_path / "abs.wasm"
-    elsewhere.write_bytes(WASM + b"more")
+    elsewhere.write_bytes(WASM)
     spec = load_workflow(workflow("./agents/x.wasm", "agents/x.wasm", str(elsewhere)), source="w", base_dir=tmp_path)
     assert [a.module for a in spec.agents] == [
         ModuleRef(path="./agents/x.wasm"),
@@ -84,3 +86,70 @@ def test_every_bad_module_is_reported(tmp_path: pathlib.Path) -> None:
         ("agents[2].module", "module file text.wasm is not a WebAssembly module"),
         ("agents[3].module", '"notes.txt" is not a module'),
     ]
+
+
+def _wat(text: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(text))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param(
+            MINIMAL_AGENT[: len(MINIMAL_AGENT) - 3],
+            "is not valid WebAssembly: unexpected end-of-file",
+            id="truncated",
+        ),
+        pytest.param(
+            _wat('(module (import "env" "open" (func)) (func (export "_start")))'),
+            "imports env.open, but the host provides only wasi_snapshot_preview1 and agentflow",
+            id="unknown-import-module",
+        ),
+        pytest.param(
+            _wat('(module (import "agentflow" "spawn" (func)) (func (export "_start")))'),
+            "imports agentflow.spawn, which the host does not provide (the agentflow module has host_call, "
+            "host_result)",
+            id="unknown-abi-function",
+        ),
+        pytest.param(
+            _wat(
+                '(module (import "agentflow" "host_result" (func (param i64) (result i32))) (func (export "_start")))'
+            ),
+            "imports agentflow.host_result as (i64) -> (i32), but the host defines it as (i32, i32) -> (i32)",
+            id="wrong-abi-signature",
+        ),
+        pytest.param(
+            _wat('(module (import "wasi_snapshot_preview1" "sock_open" (func)) (func (export "_start")))'),
+            "imports wasi_snapshot_preview1.sock_open, which is not a WASI preview 1 function",
+            id="unknown-wasi-function",
+        ),
+        pytest.param(
+            _wat('(module (import "env" "memory" (memory 1)) (func (export "_start")))'),
+            "imports env.memory (memory), but the host provides only functions",
+            id="imported-memory",
+        ),
+        pytest.param(
+            _wat('(module (func (export "main")))'),
+            "has no _start function export (build it as a WASI command, e.g. --target=wasm32-wasi)",
+            id="no-start",
+        ),
+    ],
+)
+def test_modules_the_host_cannot_run_are_refused_with_the_reason(
+    tmp_path: pathlib.Path, content: bytes, reason: str
+) -> None:
+    (tmp_path / "x.wasm").write_bytes(content)
+    [problem] = problems_of(workflow("x.wasm"), tmp_path)
+    assert problem.path == "agents[0].module"
+    assert problem.reason.startswith(f"module file x.wasm {reason}"), problem.reason
+
+
+def test_a_module_using_wasi_and_the_abi_is_accepted(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "x.wasm").write_bytes(
+        _wat(
+            '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))'
+            ' (import "agentflow" "host_call" (func (param i32 i32 i32 i32) (result i64)))'
+            ' (memory (export "memory") 1) (func (export "_start")))'
+        )
+    )
+    assert load_workflow(workflow("x.wasm"), source="w", base_dir=tmp_path).agents[0].module == ModuleRef(path="x.wasm")

@@ -549,10 +549,10 @@ CAPABILITIES = [
         id="host-with-path",
     ),
     pytest.param(
-        doc(agent("fetch", capabilities={"http": {"allowedHosts": ["api.example.com:443"]}})),
+        doc(agent("fetch", capabilities={"http": {"allowedHosts": ["api.example.com:99999"]}})),
         "agents[0].capabilities.http.allowedHosts[0]",
-        "must be a host name without a port",
-        id="host-with-port",
+        "the port must be a number from 1 to 65535",
+        id="host-with-a-bad-port",
     ),
     pytest.param(
         doc(agent("fetch", capabilities={"http": {"allowedHosts": ["ok.com", "api.*.com"]}})),

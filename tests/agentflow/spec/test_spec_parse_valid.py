@@ -3,6 +3,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+from wasm_modules import MINIMAL_AGENT
 
 from agentflow.spec import (
     AgentSpec,
@@ -301,9 +302,9 @@ def test_spec_agent_lookup_raises_for_unknown_name() -> None:
 def test_module_files_are_checked_when_base_dir_is_given(tmp_path: pathlib.Path) -> None:
     (tmp_path / "agents").mkdir()
     for name in ("fetch", "summarize"):
-        (tmp_path / "agents" / f"{name}.wasm").write_bytes(b"\0asm\x01\0\0\0")
+        (tmp_path / "agents" / f"{name}.wasm").write_bytes(MINIMAL_AGENT)
     report = tmp_path / "report.wasm"
-    report.write_bytes(b"\0asm\x01\0\0\0")
+    report.write_bytes(MINIMAL_AGENT)
     text = DIAMOND.replace("/opt/agents/report.wasm", str(report))
     spec = load_workflow(text, source="diamond.yaml", base_dir=tmp_path)
     assert spec.agent("report").module == ModuleRef(path=str(report))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import wasmtime
 
 from agentflow.v1 import controlplane_pb2, node_pb2
 
@@ -87,6 +88,16 @@ async def test_non_wasm_bytes_are_invalid(cp, chunks: list[bytes]) -> None:
     assert err.details().startswith("module: ")
     assert blob_files(cp) == []
     assert await list_modules(cp) == []
+
+
+async def test_a_module_importing_what_no_node_provides_is_refused(cp) -> None:
+    wasm = bytes(wasmtime.wat2wasm('(module (import "env" "system" (func)) (func (export "_start")))'))
+    err = await push_error(cp, [wasm])
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == (
+        "module: imports env.system, but the host provides only wasi_snapshot_preview1 and agentflow"
+    )
+    assert blob_files(cp) == []
 
 
 async def test_wrong_expected_digest_is_invalid(cp, echo_wasm: Path) -> None:

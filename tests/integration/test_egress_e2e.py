@@ -1,0 +1,78 @@
+"""http.fetch end to end: a real control plane and noded; the agent's request leaves from the node,
+to a local HTTP server the step's manifest names, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cluster import REPO_ROOT, cli, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
+
+pytestmark = pytest.mark.integration
+
+AGENT = REPO_ROOT / "tests" / "agents" / "llm.wasm"
+
+
+class _Answer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, "host": self.headers["Host"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_agent_fetches_what_its_manifest_allows_and_nothing_else(
+    tmp_path: Path, built_agents: Path, web: int
+) -> None:
+    cp = start_controlplane(tmp_path / "cp")
+    server = cp.state["grpc"]
+    node = start_noded(tmp_path / "node", server, name="n1")
+    try:
+        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
+        calls = [
+            {"url": f"http://127.0.0.1:{web}/hello?x=1"},
+            {"url": f"http://localhost:{web}/other-name"},  # same server, a name the manifest lacks
+            {"url": "http://169.254.169.254/latest/meta-data/"},
+        ]
+        workflow = write_workflow(
+            tmp_path / "fetch.yaml",
+            "apiVersion: agentflow/v1\nkind: Workflow\nname: fetch\nversion: '1'\nagents:\n"
+            f"  - name: fetch\n    module: {AGENT}\n"
+            f"    capabilities: {{http: {{allowedHosts: ['127.0.0.1:{web}']}}}}\n"
+            f"    input: {json.dumps({'op': 'http.fetch', 'calls': calls})}\n",
+        )
+        done = cli(server, "run", str(workflow), "--wait", "--json")
+        assert done.code == 0, done.out + done.err
+        run = done.json()
+        allowed, other, metadata = run["outputs"]["fetch"]
+        assert allowed["rc"] > 0
+        assert allowed["response"]["status"] == 200
+        assert json.loads(allowed["response"]["body"]) == {"path": "/hello?x=1", "host": f"127.0.0.1:{web}"}
+        assert other == {"rc": -2, "response": None} and metadata == {"rc": -2, "response": None}
+        stderr = run["steps"][0]["stderr"]
+        assert f"localhost:{web} is not in capabilities.http.allowedHosts" in stderr
+        assert "169.254.169.254:80 is not in capabilities.http.allowedHosts" in stderr
+    finally:
+        node.stop()
+        cp.stop()
