@@ -81,6 +81,14 @@ class Isolation(enum.StrEnum):
     CGROUP2 = "cgroup2"
 
 
+class SandboxLayer(enum.StrEnum):
+    """The walls around a worker process besides its cgroup (see `noded.sandbox.confine`)."""
+
+    NETNS = "netns"  # a network namespace of its own: no interfaces but loopback
+    SECCOMP = "seccomp"  # a system-call filter
+    LANDLOCK = "landlock"  # each step's thread reaches only the step's own paths
+
+
 class StepOutcome(enum.StrEnum):
     """How a node says an attempt ended."""
 

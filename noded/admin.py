@@ -26,7 +26,7 @@ from agentflow.clock import Clock, SystemClock, wait_for_future
 from agentflow.daemon import FatalError
 from agentflow.rpc import ErrorMappingInterceptor, StatusTable
 from agentflow.v1 import node_admin_pb2, node_admin_pb2_grpc, types_pb2
-from agentflow.vocabulary import Isolation
+from agentflow.vocabulary import Isolation, SandboxLayer
 from noded.drain import DrainState
 from noded.errors import NotConfirmed, NotConnected
 from noded.link import ControlPlaneLink
@@ -62,6 +62,7 @@ class NodeFacts:
     isolation: Isolation
     slots: int
     version: str
+    sandbox_layers: frozenset[SandboxLayer] = frozenset()
 
 
 class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
@@ -125,6 +126,7 @@ class NodeAdminServicer(node_admin_pb2_grpc.NodeAdminServicer):
             unacked_results=self._runner.unacked_count,
             idle_workers=self._idle_workers(),
             version=facts.version,
+            sandbox_layers=[wire.to_pb(layer, types_pb2.SandboxLayer) for layer in sorted(facts.sandbox_layers)],
         )
         if self._drain.deadline is not None:
             report.drain_deadline.FromDatetime(self._drain.deadline)

@@ -29,6 +29,8 @@ from noded.messages import Capacity, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
 from noded.runner import StepRunner
+from noded.sandbox import confine
+from noded.sandbox.confine import Confinement, WorkerConfinement
 from noded.shutdown import wind_down
 from noded.state import SqliteNodeState
 from noded.workers import WorkerPool
@@ -73,6 +75,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     data_dir.mkdir(parents=True, exist_ok=True)
     claim_socket(config.admin_socket_path)  # first: a second noded on this data dir stops here
     cgroups = _cgroup_driver(config)
+    walls = await _confinement(config)
     slots = config.slots or capacity.default_slots()
     registration = Registration(
         name=config.name,
@@ -85,6 +88,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         ),
         isolation=cgroups.mode,
         version=_version(),
+        sandbox_layers=walls.layers,
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
@@ -95,7 +99,12 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         stack.push_async_callback(state.close)
         channel = grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
         stack.push_async_callback(channel.close)
-        pool = WorkerPool(data_dir / "compiled", warm=min(config.warm_workers, slots), max_workers=slots)
+        pool = WorkerPool(
+            data_dir / "compiled",
+            warm=min(config.warm_workers, slots),
+            max_workers=slots,
+            confinement=walls.mode,
+        )
         router = RouterClient(f"http://{config.router}")
         stack.push_async_callback(router.close)
         link: ControlPlaneLink | None = None
@@ -133,6 +142,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
                 isolation=cgroups.mode,
                 slots=slots,
                 version=registration.version,
+                sandbox_layers=walls.layers,
             ),
             link=link,
             runner=runner,
@@ -145,12 +155,19 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         write_state_file(
             config.state_file,
             {"name": config.name, "server": config.server, "metrics": f"{metrics_host}:{metrics_server.port}",
-             "isolation": cgroups.mode.value, "slots": slots, "admin_socket": str(admin_socket)},
+             "isolation": cgroups.mode.value, "sandbox_layers": sorted(walls.layers), "slots": slots,
+             "admin_socket": str(admin_socket)},
         )  # fmt: skip
         stack.callback(config.state_file.unlink, missing_ok=True)
         log.info(
             "node ready",
-            extra={"node": config.name, "server": config.server, "isolation": cgroups.mode.value, "slots": slots},
+            extra={
+                "node": config.name,
+                "server": config.server,
+                "isolation": cgroups.mode.value,
+                "sandbox_layers": ",".join(sorted(walls.layers)) or "none",
+                "slots": slots,
+            },
         )
 
         async def graceful() -> None:
@@ -161,6 +178,17 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         # finished and their results landed (wind_down); then the steps still running.
         await supervise([PoolService(pool), runner, metrics_server, admin_server, link], stop, before_stopping=graceful)
     log.info("node stopped")
+
+
+async def _confinement(config: NodedConfig) -> WorkerConfinement:
+    """The sandbox layers workers will run behind; `required` without all of them is fatal."""
+    try:
+        walls = await confine.probe(Confinement(config.confinement))
+    except confine.ConfinementError as exc:
+        raise FatalError(f"confinement {config.confinement}: {exc}") from None
+    for problem in walls.problems:
+        log.warning("workers run without a sandbox layer", extra={"reason": problem})
+    return walls
 
 
 def _cgroup_driver(config: NodedConfig) -> CgroupDriver:

@@ -42,6 +42,9 @@ OPTIONS: tuple[Option, ...] = (
            help="memory offered to steps, e.g. 8Gi (default: 90%% of RAM)"),
     Option(name="isolation", parse=parsers.choice("auto", "cgroup2", "cgroup1", "none"), default="auto",
            help="how workers are confined"),
+    Option(name="confinement", parse=parsers.choice("auto", "required", "off"), default="auto",
+           help="worker network namespace, seccomp and Landlock: what the host allows, all or refuse to start, "
+                "or none"),
     Option(name="shutdown_grace", parse=parsers.duration_or_zero, default=DEFAULT_SHUTDOWN_GRACE,
            help="on SIGTERM, how long running steps may take to finish (0s: stop them at once)",
            metavar="DURATION"),
@@ -63,6 +66,7 @@ class NodedConfig:
     cpu: int | None = None
     memory: int | None = None
     isolation: str = "auto"
+    confinement: str = "auto"
     shutdown_grace: timedelta = DEFAULT_SHUTDOWN_GRACE
     log_level: str = "info"
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from agentflow.attempt import AttemptKey
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
-from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
+from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome
 
 # joining
 
@@ -32,6 +32,7 @@ class Registration:
     capacity: Capacity
     isolation: Isolation
     version: str
+    sandbox_layers: frozenset[SandboxLayer] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

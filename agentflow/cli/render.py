@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -29,6 +30,18 @@ def node_status(value: int) -> str:
 
 def isolation(value: int) -> str:
     return _enum_name(types_pb2.Isolation, value, "ISOLATION_")
+
+
+def sandbox_layers(values: Iterable[int]) -> list[str]:
+    """`["landlock", "netns", "seccomp"]`: the layers besides the cgroup, in a stable order."""
+    return sorted(_enum_name(types_pb2.SandboxLayer, v, "SANDBOX_LAYER_") for v in values)
+
+
+def sandbox_text(isolation_value: int, layers: Iterable[int]) -> str:
+    """`cgroup1+netns+seccomp+landlock`: every wall around the node's workers."""
+    order = {name: i for i, name in enumerate(("netns", "seccomp", "landlock"))}
+    names = sorted(sandbox_layers(layers), key=lambda n: order.get(n, len(order)))
+    return "+".join([isolation(isolation_value), *names])
 
 
 def timestamp(value: Timestamp, present: bool) -> str | None:
@@ -105,6 +118,7 @@ def node_json(node: types_pb2.Node) -> dict[str, Any]:
         "id": node.id,
         "status": node_status(node.status),
         "isolation": isolation(node.isolation),
+        "sandbox_layers": sandbox_layers(node.sandbox_layers),
         "labels": dict(node.labels),
         "capacity": resources_json(node.capacity),
         "allocated": resources_json(node.allocated),
@@ -126,6 +140,7 @@ def node_report_json(report: node_admin_pb2.NodeStatusReport) -> dict[str, Any]:
         "draining": report.draining,
         "drain_deadline": timestamp(report.drain_deadline, report.HasField("drain_deadline")),
         "isolation": isolation(report.isolation),
+        "sandbox_layers": sandbox_layers(report.sandbox_layers),
         "slots": report.slots,
         "running": [
             {
@@ -147,7 +162,8 @@ def node_report_text(report: node_admin_pb2.NodeStatusReport) -> str:
     link = f"connected to {report.server}" if report.connected else f"NOT connected to {report.server}"
     lines = [
         f"node {report.name} ({report.node_id or 'not registered'}), {link}",
-        f"isolation {isolation(report.isolation)}, {len(report.running)}/{report.slots} slots busy, "
+        f"isolation {sandbox_text(report.isolation, report.sandbox_layers)}, {len(report.running)}/{report.slots} "
+        "slots busy, "
         f"{report.idle_workers} idle worker(s), {report.unacked_results} result(s) awaiting an ack",
     ]
     if report.draining:
@@ -224,7 +240,7 @@ def nodes_text(nodes: list[types_pb2.Node]) -> str:
         [
             n.name,
             _status_text(n),
-            isolation(n.isolation),
+            sandbox_text(n.isolation, n.sandbox_layers),
             f"{n.running}/{n.capacity.slots}",
             f"{_cpu(n.allocated.cpu_millis)}/{_cpu(n.capacity.cpu_millis)}",
             f"{_mem(n.allocated.memory_bytes)}/{_mem(n.capacity.memory_bytes)}",

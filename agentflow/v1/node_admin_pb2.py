@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from agentflow.v1 import types_pb2 as agentflow_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentflow/v1/node_admin.proto\x12\x0c\x61gentflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentflow/v1/types.proto\"\x16\n\x14GetNodeStatusRequest\"?\n\x10\x44rainSelfRequest\x12+\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x14\n\x12UndrainSelfRequest\"\xc1\x02\n\x10NodeStatusReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x32\n\x0e\x64rain_deadline\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\tisolation\x18\x07 \x01(\x0e\x32\x17.agentflow.v1.Isolation\x12\r\n\x05slots\x18\x08 \x01(\x05\x12*\n\x07running\x18\t \x03(\x0b\x32\x19.agentflow.v1.RunningStep\x12\x17\n\x0funacked_results\x18\n \x01(\x05\x12\x14\n\x0cidle_workers\x18\x0b \x01(\x05\x12\x0f\n\x07version\x18\x0c \x01(\t\"y\n\x0bRunningStep\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08workflow\x18\x04 \x01(\t\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xf2\x01\n\tNodeAdmin\x12O\n\tGetStatus\x12\".agentflow.v1.GetNodeStatusRequest\x1a\x1e.agentflow.v1.NodeStatusReport\x12G\n\x05\x44rain\x12\x1e.agentflow.v1.DrainSelfRequest\x1a\x1e.agentflow.v1.NodeStatusReport\x12K\n\x07Undrain\x12 .agentflow.v1.UndrainSelfRequest\x1a\x1e.agentflow.v1.NodeStatusReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentflow/v1/node_admin.proto\x12\x0c\x61gentflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentflow/v1/types.proto\"\x16\n\x14GetNodeStatusRequest\"?\n\x10\x44rainSelfRequest\x12+\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x14\n\x12UndrainSelfRequest\"\xf5\x02\n\x10NodeStatusReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x32\n\x0e\x64rain_deadline\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\tisolation\x18\x07 \x01(\x0e\x32\x17.agentflow.v1.Isolation\x12\r\n\x05slots\x18\x08 \x01(\x05\x12*\n\x07running\x18\t \x03(\x0b\x32\x19.agentflow.v1.RunningStep\x12\x17\n\x0funacked_results\x18\n \x01(\x05\x12\x14\n\x0cidle_workers\x18\x0b \x01(\x05\x12\x0f\n\x07version\x18\x0c \x01(\t\x12\x32\n\x0esandbox_layers\x18\r \x03(\x0e\x32\x1a.agentflow.v1.SandboxLayer\"y\n\x0bRunningStep\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08workflow\x18\x04 \x01(\t\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xf2\x01\n\tNodeAdmin\x12O\n\tGetStatus\x12\".agentflow.v1.GetNodeStatusRequest\x1a\x1e.agentflow.v1.NodeStatusReport\x12G\n\x05\x44rain\x12\x1e.agentflow.v1.DrainSelfRequest\x1a\x1e.agentflow.v1.NodeStatusReport\x12K\n\x07Undrain\x12 .agentflow.v1.UndrainSelfRequest\x1a\x1e.agentflow.v1.NodeStatusReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,9 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNDRAINSELFREQUEST']._serialized_start=227
   _globals['_UNDRAINSELFREQUEST']._serialized_end=247
   _globals['_NODESTATUSREPORT']._serialized_start=250
-  _globals['_NODESTATUSREPORT']._serialized_end=571
-  _globals['_RUNNINGSTEP']._serialized_start=573
-  _globals['_RUNNINGSTEP']._serialized_end=694
-  _globals['_NODEADMIN']._serialized_start=697
-  _globals['_NODEADMIN']._serialized_end=939
+  _globals['_NODESTATUSREPORT']._serialized_end=623
+  _globals['_RUNNINGSTEP']._serialized_start=625
+  _globals['_RUNNINGSTEP']._serialized_end=746
+  _globals['_NODEADMIN']._serialized_start=749
+  _globals['_NODEADMIN']._serialized_end=991
 # @@protoc_insertion_point(module_scope)

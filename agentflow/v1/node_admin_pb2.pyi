@@ -26,7 +26,7 @@ class UndrainSelfRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatusReport(_message.Message):
-    __slots__ = ("name", "node_id", "server", "connected", "draining", "drain_deadline", "isolation", "slots", "running", "unacked_results", "idle_workers", "version")
+    __slots__ = ("name", "node_id", "server", "connected", "draining", "drain_deadline", "isolation", "slots", "running", "unacked_results", "idle_workers", "version", "sandbox_layers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class NodeStatusReport(_message.Message):
     UNACKED_RESULTS_FIELD_NUMBER: _ClassVar[int]
     IDLE_WORKERS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_LAYERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     node_id: str
     server: str
@@ -51,7 +52,8 @@ class NodeStatusReport(_message.Message):
     unacked_results: int
     idle_workers: int
     version: str
-    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., server: _Optional[str] = ..., connected: _Optional[bool] = ..., draining: _Optional[bool] = ..., drain_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., slots: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningStep, _Mapping]]] = ..., unacked_results: _Optional[int] = ..., idle_workers: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+    sandbox_layers: _containers.RepeatedScalarFieldContainer[_types_pb2.SandboxLayer]
+    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., server: _Optional[str] = ..., connected: _Optional[bool] = ..., draining: _Optional[bool] = ..., drain_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., slots: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningStep, _Mapping]]] = ..., unacked_results: _Optional[int] = ..., idle_workers: _Optional[int] = ..., version: _Optional[str] = ..., sandbox_layers: _Optional[_Iterable[_Union[_types_pb2.SandboxLayer, str]]] = ...) -> None: ...
 
 class RunningStep(_message.Message):
     __slots__ = ("run_id", "step", "attempt", "workflow", "since")

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("name", "node_id", "labels", "capacity", "isolation", "version", "join_token")
+    __slots__ = ("name", "node_id", "labels", "capacity", "isolation", "version", "join_token", "sandbox_layers")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class RegisterRequest(_message.Message):
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JOIN_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_LAYERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     node_id: str
     labels: _containers.ScalarMap[str, str]
@@ -34,7 +35,8 @@ class RegisterRequest(_message.Message):
     isolation: _types_pb2.Isolation
     version: str
     join_token: str
-    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_types_pb2.Resources, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., version: _Optional[str] = ..., join_token: _Optional[str] = ...) -> None: ...
+    sandbox_layers: _containers.RepeatedScalarFieldContainer[_types_pb2.SandboxLayer]
+    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_types_pb2.Resources, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., version: _Optional[str] = ..., join_token: _Optional[str] = ..., sandbox_layers: _Optional[_Iterable[_Union[_types_pb2.SandboxLayer, str]]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("node_id", "heartbeat_interval", "heartbeat_ttl")

@@ -47,6 +47,13 @@ class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ISOLATION_CGROUP1: _ClassVar[Isolation]
     ISOLATION_CGROUP2: _ClassVar[Isolation]
 
+class SandboxLayer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SANDBOX_LAYER_UNSPECIFIED: _ClassVar[SandboxLayer]
+    SANDBOX_LAYER_NETNS: _ClassVar[SandboxLayer]
+    SANDBOX_LAYER_SECCOMP: _ClassVar[SandboxLayer]
+    SANDBOX_LAYER_LANDLOCK: _ClassVar[SandboxLayer]
+
 class StepOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_OUTCOME_UNSPECIFIED: _ClassVar[StepOutcome]
@@ -89,6 +96,10 @@ ISOLATION_UNSPECIFIED: Isolation
 ISOLATION_NONE: Isolation
 ISOLATION_CGROUP1: Isolation
 ISOLATION_CGROUP2: Isolation
+SANDBOX_LAYER_UNSPECIFIED: SandboxLayer
+SANDBOX_LAYER_NETNS: SandboxLayer
+SANDBOX_LAYER_SECCOMP: SandboxLayer
+SANDBOX_LAYER_LANDLOCK: SandboxLayer
 STEP_OUTCOME_UNSPECIFIED: StepOutcome
 STEP_OUTCOME_SUCCEEDED: StepOutcome
 STEP_OUTCOME_FAILED: StepOutcome
@@ -176,7 +187,7 @@ class Run(_message.Message):
     def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input_json: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ..., budget: _Optional[_Union[LLMGrant, _Mapping]] = ..., reserved: _Optional[_Union[LLMGrant, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "name", "status", "isolation", "labels", "capacity", "allocated", "running", "last_heartbeat", "registered_at", "version", "draining", "drain_deadline")
+    __slots__ = ("id", "name", "status", "isolation", "labels", "capacity", "allocated", "running", "last_heartbeat", "registered_at", "version", "draining", "drain_deadline", "sandbox_layers")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +208,7 @@ class Node(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_LAYERS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     status: NodeStatus
@@ -210,7 +222,8 @@ class Node(_message.Message):
     version: str
     draining: bool
     drain_deadline: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[Resources, _Mapping]] = ..., allocated: _Optional[_Union[Resources, _Mapping]] = ..., running: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., draining: _Optional[bool] = ..., drain_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sandbox_layers: _containers.RepeatedScalarFieldContainer[SandboxLayer]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[Resources, _Mapping]] = ..., allocated: _Optional[_Union[Resources, _Mapping]] = ..., running: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., draining: _Optional[bool] = ..., drain_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sandbox_layers: _Optional[_Iterable[_Union[SandboxLayer, str]]] = ...) -> None: ...
 
 class Module(_message.Message):
     __slots__ = ("digest", "size", "name", "created_at")

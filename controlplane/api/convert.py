@@ -11,7 +11,7 @@ from agentflow import wire
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import LLMConfig
 from agentflow.v1 import node_pb2, types_pb2
-from agentflow.vocabulary import FailureKind, Isolation, StepOutcome, StepStatus
+from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome, StepStatus
 from controlplane.domain import Resources
 from controlplane.engine import (
     AckJournal,
@@ -127,6 +127,7 @@ def node(info: NodeInfo) -> types_pb2.Node:
         name=n.name,
         status=wire.to_pb(info.status, types_pb2.NodeStatus),
         isolation=wire.to_pb(n.isolation, types_pb2.Isolation),
+        sandbox_layers=[wire.to_pb(layer, types_pb2.SandboxLayer) for layer in sorted(n.sandbox_layers)],
         labels=n.labels,
         capacity=resources(n.capacity),
         allocated=resources(info.allocated),
@@ -257,6 +258,10 @@ def registration(request: node_pb2.RegisterRequest) -> NodeRegistration:
         capacity=Resources(cpu_millis=cap.cpu_millis, memory_bytes=cap.memory_bytes, slots=cap.slots),
         isolation=isolation,
         version=request.version,
+        sandbox_layers=frozenset(
+            wire.from_pb(SandboxLayer, types_pb2.SandboxLayer, layer, field=f"sandbox_layers[{i}]")
+            for i, layer in enumerate(request.sandbox_layers)
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from agentflow.attempt import AttemptKey
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
-from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
+from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome
 from controlplane.domain import Resources
 from controlplane.store.records import JournalRecord
 
@@ -85,3 +85,4 @@ class NodeRegistration:
     capacity: Resources
     isolation: Isolation
     version: str
+    sandbox_layers: frozenset[SandboxLayer] = frozenset()

@@ -55,6 +55,7 @@ class Registration:
                     name=reg.name,
                     status=NodeStatus.DISCONNECTED,
                     isolation=reg.isolation,
+                    sandbox_layers=reg.sandbox_layers,
                     labels=dict(reg.labels),
                     capacity=reg.capacity,
                     version=reg.version,

@@ -169,4 +169,8 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX steps_run_status ON steps(run_id, status);
     """,
+    # 6: the sandbox layers a node's workers run behind (comma-separated SandboxLayer values).
+    """
+    ALTER TABLE nodes ADD COLUMN sandbox_layers TEXT NOT NULL DEFAULT '';
+    """,
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import WorkflowSpec
-from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
+from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
 from controlplane.domain import Resources
 
 
@@ -91,6 +91,7 @@ class NodeRecord:
     capacity: Resources
     version: str
     registered_at: datetime
+    sandbox_layers: frozenset[SandboxLayer] = frozenset()
     last_heartbeat: datetime | None
     draining: bool = False
     drain_deadline: datetime | None = None  # None: running steps may take as long as they take

@@ -17,7 +17,7 @@ import aiosqlite
 
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
-from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, StepStatus
+from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
 from controlplane.domain import Resources
 from controlplane.store.database import Database
 from controlplane.store.records import (
@@ -385,17 +385,18 @@ class Tx(Reader):
 
     async def upsert_node(self, node: NodeRecord) -> None:
         await self._exec(
-            "INSERT INTO nodes (id, name, status, isolation, labels, cpu_millis, memory_bytes, slots, version, "
-            "registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO nodes (id, name, status, isolation, sandbox_layers, labels, cpu_millis, memory_bytes, "
+            "slots, version, registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, status = excluded.status, "
-            "isolation = excluded.isolation, labels = excluded.labels, cpu_millis = excluded.cpu_millis, "
-            "memory_bytes = excluded.memory_bytes, slots = excluded.slots, version = excluded.version, "
-            "last_heartbeat = excluded.last_heartbeat",
+            "isolation = excluded.isolation, sandbox_layers = excluded.sandbox_layers, labels = excluded.labels, "
+            "cpu_millis = excluded.cpu_millis, memory_bytes = excluded.memory_bytes, slots = excluded.slots, "
+            "version = excluded.version, last_heartbeat = excluded.last_heartbeat",
             (
                 node.id,
                 node.name,
                 node.status.value,
                 node.isolation.value,
+                ",".join(sorted(node.sandbox_layers)),
                 json.dumps(node.labels, sort_keys=True),
                 node.capacity.cpu_millis,
                 node.capacity.memory_bytes,
@@ -573,6 +574,7 @@ def _node(row: aiosqlite.Row) -> NodeRecord:
         name=row["name"],
         status=NodeStatus(row["status"]),
         isolation=Isolation(row["isolation"]),
+        sandbox_layers=frozenset(SandboxLayer(layer) for layer in row["sandbox_layers"].split(",") if layer),
         labels=json.loads(row["labels"]),
         capacity=Resources(cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=row["slots"]),
         version=row["version"],

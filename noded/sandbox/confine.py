@@ -29,25 +29,24 @@ took effect; with `required`, a layer that cannot be applied is an error instead
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import enum
 import errno
+import json
 import logging
 import os
 import socket
 import struct
+import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from agentflow.vocabulary import SandboxLayer
+
 log = logging.getLogger(__name__)
-
-
-class SandboxLayer(enum.StrEnum):
-    NETNS = "netns"
-    SECCOMP = "seccomp"
-    LANDLOCK = "landlock"
 
 
 class Confinement(enum.StrEnum):
@@ -57,6 +56,9 @@ class Confinement(enum.StrEnum):
     AUTO = "auto"
     REQUIRED = "required"
     OFF = "off"
+
+
+PROBE_TIMEOUT_S = 30.0
 
 
 class ConfinementError(Exception):
@@ -311,3 +313,42 @@ def apply_process_layers(mode: Confinement) -> WorkerConfinement:
         if mode is Confinement.REQUIRED:
             raise ConfinementError(seccomp_problem)
     return WorkerConfinement(mode, frozenset(layers), tuple(problems), abi)
+
+
+async def probe(mode: Confinement, python: str = sys.executable) -> WorkerConfinement:
+    """What a worker started now would apply, found by a fresh process applying it (the
+    layers change the process that applies them, so noded cannot try them on itself).
+    Raises ConfinementError under `required` when a layer is not possible."""
+    proc = await asyncio.create_subprocess_exec(
+        python, "-m", "noded.sandbox.confine", mode.value,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=PROBE_TIMEOUT_S)
+    try:
+        report = json.loads(out)
+    except ValueError:
+        raise ConfinementError(
+            f"the probe exited with {proc.returncode}: {err.decode(errors='replace')[-500:]}"
+        ) from None
+    if "error" in report:
+        raise ConfinementError(str(report["error"]))
+    return WorkerConfinement(
+        mode,
+        frozenset(SandboxLayer(layer) for layer in report["layers"]),
+        tuple(report["problems"]),
+        int(report["landlock"]),
+    )
+
+
+def _probe_main(argv: Sequence[str]) -> int:
+    try:
+        walls = apply_process_layers(Confinement(argv[0]))
+    except ConfinementError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 3
+    print(json.dumps({"layers": sorted(walls.layers), "problems": list(walls.problems), "landlock": walls.landlock}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_probe_main(sys.argv[1:]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import wasmtime
@@ -192,12 +193,19 @@ def _near_memory_limit(used: int, limit: int) -> bool:
 
 
 def run_step(
-    job: StepJob, *, engine: wasmtime.Engine, cache: CompiledModuleCache, relay: Relay | None = None
+    job: StepJob,
+    *,
+    engine: wasmtime.Engine,
+    cache: CompiledModuleCache,
+    relay: Relay | None = None,
+    restrict: Callable[[], None] | None = None,
 ) -> ExecResult:
     """Runs ``job`` to completion and classifies the outcome. See the module docstring.
 
-    With `relay`, the host calls the node serves (``llm.complete``) go to it; without, they
-    answer UNAVAILABLE.
+    With `relay`, the host calls the node serves (``llm.complete``, ``http.fetch``) go to it;
+    without, they answer UNAVAILABLE. `restrict` runs in the calling thread once the module
+    is loaded and the step's directories are open, just before guest code starts (the
+    worker's per-step Landlock, see `noded.sandbox.confine`); what it raises propagates.
     """
     if not has_running_ticker(engine):
         raise RuntimeError("the engine has no running EpochTicker; step timeouts would not fire")
@@ -259,6 +267,8 @@ def run_step(
         _configure_wasi(store, job, stdout, stderr)
         linker.define_wasi()
         define_imports(linker, calls)
+        if restrict is not None:
+            restrict()
 
         try:
             instance = linker.instantiate(store, module)

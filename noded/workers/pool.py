@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from agentflow.vocabulary import FailureKind
+from agentflow.vocabulary import FailureKind, SandboxLayer
 from noded.sandbox import ExecResult, HostCallError, HostCallRefused, StepJob
+from noded.sandbox.confine import Confinement
 from noded.workers.errors import PoolClosed, ProtocolError, StepCancelled, WorkerCrashed, WorkerStartError
 from noded.workers.protocol import (
     ERROR,
@@ -159,6 +160,7 @@ class WorkerPool:
         grace_s: float = DEFAULT_GRACE_S,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         env: Mapping[str, str] | None = None,
+        confinement: Confinement = Confinement.AUTO,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
@@ -173,6 +175,9 @@ class WorkerPool:
         self._grace_s = grace_s
         self._start_timeout_s = start_timeout_s
         self._env = dict(env) if env is not None else None
+        self._confinement = confinement
+        self.layers: frozenset[SandboxLayer] = frozenset()
+        """The sandbox layers the last worker to start reported (all start alike)."""
 
         self._state = PoolState.NEW
         self._slots = asyncio.Semaphore(max_workers)
@@ -353,6 +358,8 @@ class WorkerPool:
             self._cache_dir,
             "--parent-pid",
             str(os.getpid()),
+            "--confinement",
+            self._confinement.value,
         ]
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -369,8 +376,11 @@ class WorkerPool:
             if message is None:
                 await proc.wait()
                 raise WorkerStartError(f"worker {worker.pid} {worker.describe_exit()} before it was ready")
+            if message.get("type") == ERROR:
+                raise WorkerStartError(f"worker {worker.pid}: {message.get('error')}")
             if message.get("type") != READY:
                 raise WorkerStartError(f"worker {worker.pid} sent {message.get('type')!r} instead of ready")
+            self.layers = frozenset(SandboxLayer(layer) for layer in message.get("layers", ()))
             self._check_open()
         except BaseException as exc:
             self._discard(worker)

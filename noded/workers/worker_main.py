@@ -8,6 +8,13 @@ at /dev/null and fd 1 at stderr, so that nothing but ``write_frame_sync`` can ev
 the result pipe — not ``print``, not C libraries, not wasmtime-py (which prints errors
 raised in WASI output callbacks to stdout). stderr stays the parent's stderr (the log).
 
+Walls. First of all, while it has a single thread, the worker applies the process layers of
+``noded.sandbox.confine`` (its own network namespace, the seccomp filter) and says in its
+ready frame which took effect; each step then runs in a thread of its own that Landlocks
+itself once the step's module is loaded and its directories are open. With
+``--confinement required`` a layer that cannot be applied stops the worker with an error
+frame instead.
+
 Signals. SIGINT is ignored: the parent owns shutdown and sends SIGTERM/SIGKILL, or
 closes stdin, which makes the worker exit cleanly after the current job. On Linux the
 worker also asks to be SIGKILLed if its parent dies, so a crashed noded leaves no
@@ -17,16 +24,19 @@ workers behind. Core dumps are disabled (RLIMIT_CORE 0).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import resource
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from agentflow.daemon import set_parent_death_signal
 from noded.sandbox import CompiledModuleCache, EpochTicker, HostCallError, HostCallRefused, create_engine, run_step
+from noded.sandbox.confine import Confinement, ConfinementError, WorkerConfinement, apply_process_layers
 from noded.sandbox.hostcalls import Relay
 from noded.workers.errors import ProtocolError
 from noded.workers.protocol import (
@@ -43,6 +53,8 @@ from noded.workers.protocol import (
 )
 
 log = logging.getLogger("noded.workers.worker")
+
+T = TypeVar("T")
 
 
 def _take_pipes() -> tuple[int, int]:
@@ -83,12 +95,35 @@ def _relay(job_fd: int, result_fd: int) -> Relay:
     return relay
 
 
-def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
+def _in_step_thread(run: Callable[[], T]) -> T:
+    """`run()` in a fresh thread (a step's Landlock domain must not outlive the step)."""
+    box: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(run())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="step")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return box[0]
+
+
+def serve(job_fd: int, result_fd: int, cache_dir: str, walls: WorkerConfinement) -> int:
     """The worker loop: ready, then job → result until EOF. Returns the exit status."""
     engine = create_engine()
     EpochTicker(engine).start()
     cache = CompiledModuleCache(cache_dir)
-    write_frame_sync(result_fd, {"type": READY, "pid": os.getpid(), "fingerprint": cache.fingerprint})
+    write_frame_sync(
+        result_fd,
+        {"type": READY, "pid": os.getpid(), "fingerprint": cache.fingerprint,
+         "layers": sorted(walls.layers), "problems": list(walls.problems)},
+    )  # fmt: skip
     while True:
         message = read_frame_sync(job_fd)
         if message is None:
@@ -97,8 +132,15 @@ def serve(job_fd: int, result_fd: int, cache_dir: str) -> int:
             raise ProtocolError(f"expected a job frame, got {message['type']!r}")
         job = job_from_dict(message["job"])
         reply: dict[str, Any]
+        restrict = walls.step_restriction(writable=[job.scratch_dir], readable=job.allowed_paths)
+        relay = _relay(job_fd, result_fd)
         try:
-            result = run_step(job, engine=engine, cache=cache, relay=_relay(job_fd, result_fd))
+            if restrict is None:
+                result = run_step(job, engine=engine, cache=cache, relay=relay)
+            else:
+                result = _in_step_thread(
+                    functools.partial(run_step, job, engine=engine, cache=cache, relay=relay, restrict=restrict)
+                )
         except Exception as exc:  # host-side problem: report it, keep serving
             log.exception("job for module %s failed on the host side", job.digest)
             reply = {"type": ERROR, "error": f"{type(exc).__name__}: {exc}"}
@@ -113,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache-dir", required=True, help="compiled-module cache directory")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit at once if this is not the parent")
+    parser.add_argument(
+        "--confinement", choices=[c.value for c in Confinement], default=Confinement.AUTO.value,
+        help="network namespace, seccomp and Landlock: what the host allows (auto), all or fail (required), none",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -123,7 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, stream=sys.stderr, format=f"worker[{os.getpid()}] %(levelname)s %(message)s"
     )
     try:
-        return serve(job_fd, result_fd, args.cache_dir)
+        walls = apply_process_layers(Confinement(args.confinement))
+    except ConfinementError as exc:
+        write_frame_sync(result_fd, {"type": ERROR, "error": f"confinement required but not possible: {exc}"})
+        return 3
+    for problem in walls.problems:
+        log.warning("worker runs without a sandbox layer: %s", problem)
+    try:
+        return serve(job_fd, result_fd, args.cache_dir, walls)
     except BrokenPipeError:
         return 0  # the pool went away
     except ProtocolError as exc:

@@ -1,14 +1,17 @@
-"""http.fetch end to end: a real control plane and noded; the agent's request leaves from the node,
-to a local HTTP server the step's manifest names, and nowhere else."""
+"""Egress end to end: a real control plane and noded. The agent's http.fetch leaves from the node,
+to a local HTTP server the step's manifest names, and nowhere else; the worker that runs the
+guest has no network of its own, and the node reports its sandbox layers."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import pytest
 from cluster import REPO_ROOT, cli, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
 
@@ -73,6 +76,16 @@ def test_an_agent_fetches_what_its_manifest_allows_and_nothing_else(
         stderr = run["steps"][0]["stderr"]
         assert f"localhost:{web} is not in capabilities.http.allowedHosts" in stderr
         assert "169.254.169.254:80 is not in capabilities.http.allowedHosts" in stderr
+
+        [listed] = cli(server, "nodes", "--json").json()
+        assert listed["sandbox_layers"] == ["landlock", "netns", "seccomp"]
+        workers = psutil.Process(node.proc.pid).children()
+        assert workers, "noded keeps a warm worker"
+        own_netns = os.readlink("/proc/self/ns/net")
+        for worker in workers:
+            assert os.readlink(f"/proc/{worker.pid}/ns/net") != own_netns
+            status = Path(f"/proc/{worker.pid}/status").read_text()
+            assert "Seccomp:\t2" in status  # filter mode
     finally:
         node.stop()
         cp.stop()

@@ -46,6 +46,7 @@ NODE_KEYS = [
     "id",
     "status",
     "isolation",
+    "sandbox_layers",
     "labels",
     "capacity",
     "allocated",
@@ -212,6 +213,7 @@ def sample_node() -> types_pb2.Node:
         name="node-a",
         status=types_pb2.NODE_STATUS_DRAINING,
         isolation=types_pb2.ISOLATION_CGROUP2,
+        sandbox_layers=[types_pb2.SANDBOX_LAYER_SECCOMP, types_pb2.SANDBOX_LAYER_NETNS],
         labels={"zone": "eu", "gpu": "a100"},
         capacity=types_pb2.Resources(cpu_millis=8000, memory_bytes=16 * 2**30, slots=16),
         allocated=types_pb2.Resources(cpu_millis=1500, memory_bytes=2**29, slots=3),
@@ -232,6 +234,7 @@ def test_node_json_keys_and_values() -> None:
         "id": "n-1",
         "status": "draining",
         "isolation": "cgroup2",
+        "sandbox_layers": ["netns", "seccomp"],
         "labels": {"zone": "eu", "gpu": "a100"},
         "capacity": {"cpu_millis": 8000, "memory_bytes": 16 * 2**30, "slots": 16},
         "allocated": {"cpu_millis": 1500, "memory_bytes": 2**29, "slots": 3},
@@ -305,7 +308,9 @@ def test_outputs_text() -> None:
 def test_nodes_text() -> None:
     lines = render.nodes_text([sample_node()]).splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "ISOLATION", "RUNNING", "CPU", "MEMORY", "LABELS"]
-    assert lines[1].split() == ["node-a", "draining", "cgroup2", "3/16", "1500m/8", "512Mi/16Gi", "gpu=a100,zone=eu"]
+    assert lines[1].split() == [
+        "node-a", "draining", "cgroup2+netns+seccomp", "3/16", "1500m/8", "512Mi/16Gi", "gpu=a100,zone=eu"
+    ]  # fmt: skip
 
 
 def test_a_draining_node_that_is_away_shows_both() -> None:
@@ -357,6 +362,7 @@ def test_node_report_json() -> None:
         "draining": True,
         "drain_deadline": "2025-06-01T12:10:00.000Z",
         "isolation": "cgroup1",
+        "sandbox_layers": [],
         "slots": 4,
         "running": [
             {"run_id": "r-1", "step": "fetch", "attempt": 2, "workflow": "diamond", "since": "2025-06-01T12:00:00.000Z"}

@@ -84,6 +84,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("noded", "cpu"): Sample("4", "3500m", "cpu = 2", (4000, 3500, 2000)),
     ("noded", "memory"): Sample("8Gi", "auto", "memory = 1073741824", (8 * 2**30, None, 2**30)),
     ("noded", "isolation"): Sample("none", "cgroup1", 'isolation = "cgroup2"', ("none", "cgroup1", "cgroup2")),
+    ("noded", "confinement"): Sample("auto", "off", 'confinement = "required"', ("auto", "off", "required")),
     ("noded", "shutdown_grace"): Sample(
         "0s", "90s", 'shutdown_grace = "2m"', (timedelta(0), timedelta(seconds=90), timedelta(minutes=2))
     ),

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from noded.sandbox.confine import Confinement, SandboxLayer, landlock_abi
+from agentflow.vocabulary import SandboxLayer
+from noded.sandbox.confine import Confinement, landlock_abi
 
 pytestmark = pytest.mark.component
 
