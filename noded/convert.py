@@ -212,6 +212,7 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                     llm_models=tuple(a.capabilities.llm_models),
                     http_allowed_hosts=tuple(a.capabilities.http_allowed_hosts),
                     allowed_paths=tuple(a.capabilities.allowed_paths),
+                    writable_paths=tuple(a.capabilities.writable_paths),
                 ),
                 llm=_llm(a.llm) if a.HasField("llm") else None,
                 journal=tuple(journal_from_pb(e, field="assign.journal") for e in a.journal),

@@ -273,6 +273,7 @@ class StepRunner(Component):
             memory_limit_bytes=a.memory_bytes,
             scratch_dir=str(scratch),
             allowed_paths=a.capabilities.allowed_paths,
+            writable_paths=a.capabilities.writable_paths,
             capabilities=_capabilities(a),
         )
         try:

@@ -98,7 +98,11 @@ def _agent_to_dict(agent: AgentSpec) -> dict[str, Any]:
             # only when set, so that workflows without an allow-list keep their digests
             **({"llmModels": list(agent.capabilities.llm_models)} if agent.capabilities.llm_models else {}),
             "http": {"allowedHosts": list(agent.capabilities.http_allowed_hosts)},
-            "filesystem": {"allowedPaths": list(agent.capabilities.allowed_paths)},
+            "filesystem": {
+                "allowedPaths": list(agent.capabilities.allowed_paths),
+                # only when set, so that workflows without one keep their digests
+                **_if_set("writablePaths", list(agent.capabilities.writable_paths)),
+            },
         },
         "nodeSelector": dict(agent.node_selector),
         **({"budget": _budget_to_dict(agent.budget)} if agent.budget else {}),
@@ -165,6 +169,7 @@ def _agent_from_dict(data: Mapping[str, Any]) -> AgentSpec:
             llm_models=tuple(capabilities.get("llmModels") or ()),
             http_allowed_hosts=tuple((capabilities.get("http") or {}).get("allowedHosts") or ()),
             allowed_paths=tuple((capabilities.get("filesystem") or {}).get("allowedPaths") or ()),
+            writable_paths=tuple((capabilities.get("filesystem") or {}).get("writablePaths") or ()),
         ),
         node_selector=dict(data.get("nodeSelector") or {}),
         budget=_budget_from_dict(data.get("budget")),
@@ -209,3 +214,7 @@ def canonical_json(spec: WorkflowSpec) -> str:
 def workflow_digest(spec: WorkflowSpec) -> str:
     """The sha256 of a spec's canonical JSON, as "sha256:<64 hex>": equal specs, equal digests."""
     return DIGEST_PREFIX + hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
+
+
+def _if_set(key: str, value: list[str]) -> dict[str, list[str]]:
+    return {key: value} if value else {}

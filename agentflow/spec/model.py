@@ -63,7 +63,8 @@ class Capabilities:
     llm: bool = False
     llm_models: tuple[str, ...] = ()  # with llm: the models the agent may ask for (empty: any)
     http_allowed_hosts: tuple[str, ...] = ()
-    allowed_paths: tuple[str, ...] = ()
+    allowed_paths: tuple[str, ...] = ()  # preopened read-only, at the same path
+    writable_paths: tuple[str, ...] = ()  # preopened read-write, at the same path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

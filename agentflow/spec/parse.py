@@ -79,7 +79,9 @@ CAPABILITIES_FIELDS = ("llm", "http", "filesystem")
 LLM_CAPABILITY_FIELDS = ("models",)
 MAX_MODEL_NAME = 200
 HTTP_FIELDS = ("allowedHosts",)
-FILESYSTEM_FIELDS = ("allowedPaths",)
+FILESYSTEM_FIELDS = ("allowedPaths", "writablePaths")
+PATH_GRANT_FIELDS = ("path", "mode")
+PATH_MODES = ("ro", "rw")
 
 T = TypeVar("T")
 
@@ -611,16 +613,72 @@ def _capabilities(value: Any, path: str, report: _Report) -> Capabilities | None
         if http is not None:
             where = f"{path}.http.allowedHosts"
             hosts = _string_list(http.get("allowedHosts"), where, report, _host_problem, normalize=str.lower)
-    paths: tuple[str, ...] | None = ()
-    if fields.get("filesystem") is not None:
-        filesystem = report.fields(fields["filesystem"], f"{path}.filesystem", FILESYSTEM_FIELDS)
-        paths = None
-        if filesystem is not None:
-            where = f"{path}.filesystem.allowedPaths"
-            paths = _string_list(filesystem.get("allowedPaths"), where, report, _path_problem)
+    paths = _filesystem(fields.get("filesystem"), f"{path}.filesystem", report)
     if not ok or models is None or hosts is None or paths is None:
         return None
-    return Capabilities(llm=llm, llm_models=models, http_allowed_hosts=hosts, allowed_paths=paths)
+    read_only, writable = paths
+    return Capabilities(
+        llm=llm, llm_models=models, http_allowed_hosts=hosts, allowed_paths=read_only, writable_paths=writable
+    )
+
+
+def _filesystem(value: Any, path: str, report: _Report) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(read-only paths, read-write paths) from `[{path, mode}, ...]` (a bare string is `ro`) or
+    from `{allowedPaths: [...], writablePaths: [...]}` (the stored form)."""
+    if value is None:
+        return (), ()
+    if isinstance(value, dict):
+        filesystem = report.fields(value, path, FILESYSTEM_FIELDS)
+        if filesystem is None:
+            return None
+        paths = _string_list(filesystem.get("allowedPaths"), f"{path}.allowedPaths", report, _path_problem)
+        rw = _string_list(filesystem.get("writablePaths"), f"{path}.writablePaths", report, _path_problem)
+        if paths is None or rw is None:
+            return None
+        both = sorted(set(paths) & set(rw))
+        if both:
+            report.add(f"{path}.writablePaths", f'"{both[0]}" is also in allowedPaths (a path is ro or rw, not both)')
+            return None
+        return paths, rw
+    if not isinstance(value, list):
+        report.add(path, f"must be a list of {{path, mode: ro|rw}} entries, got {kind_of(value)}")
+        return None
+    read_only: list[str] = []
+    writable: list[str] = []
+    seen: dict[str, int] = {}
+    ok = True
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        entry = {"path": item} if isinstance(item, str) else report.fields(item, where, PATH_GRANT_FIELDS, ("path",))
+        if entry is None:
+            ok = False
+            continue
+        text = report.string(entry, "path", where, required=True)
+        mode = report.string(entry, "mode", where) or "ro"
+        if text is None:
+            ok = False
+            continue
+        reason = _path_problem(text)
+        if reason is not None:
+            report.add(f"{where}.path" if not isinstance(item, str) else where, reason)
+            ok = False
+            continue
+        if mode not in PATH_MODES:
+            report.add(f"{where}.mode", f'must be "ro" or "rw", got {_quoted(mode)}')
+            ok = False
+            continue
+        text = text.rstrip("/") or "/"
+        if text in seen:
+            report.add(where, f'duplicate path "{text}" (also at filesystem[{seen[text]}])')
+            ok = False
+            continue
+        if text == "/":
+            report.add(where, "the whole filesystem cannot be granted; name the directories the agent needs")
+            ok = False
+            continue
+        seen[text] = i
+        (writable if mode == "rw" else read_only).append(text)
+    return (tuple(read_only), tuple(writable)) if ok else None
 
 
 def _string_list(

@@ -338,16 +338,18 @@ class LLMSettings(_message.Message):
     def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("llm", "http_allowed_hosts", "allowed_paths", "llm_models")
+    __slots__ = ("llm", "http_allowed_hosts", "allowed_paths", "llm_models", "writable_paths")
     LLM_FIELD_NUMBER: _ClassVar[int]
     HTTP_ALLOWED_HOSTS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PATHS_FIELD_NUMBER: _ClassVar[int]
     LLM_MODELS_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_PATHS_FIELD_NUMBER: _ClassVar[int]
     llm: bool
     http_allowed_hosts: _containers.RepeatedScalarFieldContainer[str]
     allowed_paths: _containers.RepeatedScalarFieldContainer[str]
     llm_models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ..., llm_models: _Optional[_Iterable[str]] = ...) -> None: ...
+    writable_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ..., llm_models: _Optional[_Iterable[str]] = ..., writable_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind", "llm")

@@ -223,6 +223,7 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                         llm_models=list(caps.llm_models),
                         http_allowed_hosts=list(caps.http_allowed_hosts),
                         allowed_paths=list(caps.allowed_paths),
+                        writable_paths=list(caps.writable_paths),
                     ),
                     llm=None if message.llm is None else llm_settings(message.llm),
                     journal=[journal_entry(e) for e in message.journal],

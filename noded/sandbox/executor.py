@@ -7,8 +7,11 @@ unreadable module file).
 
 The guest sees: stdin = ``job.stdin``; stdout captured up to ``max_stdout_bytes`` and
 validated as one JSON value; stderr kept as a tail of ``max_stderr_bytes`` together with
-host-call log lines; ``/scratch`` (read-write) and each of ``allowed_paths`` (read-only, at
-the same path); no environment, no arguments; the ``agentflow`` host-call imports.
+host-call log lines; ``/scratch`` (read-write), each of ``allowed_paths`` (read-only) and of
+``writable_paths`` (read-write), each at the same path as on the host; no environment, no
+arguments; the ``agentflow`` host-call imports. A preopened directory is the root of what the
+guest reaches through it: wasmtime resolves every path beneath it without leaving it (``..``
+and symlinks pointing outside fail), and the directory itself cannot be removed or renamed.
 Used in-process by unit tests and by ``noded.workers.worker_main``.
 """
 
@@ -61,6 +64,7 @@ class StepJob:
     memory_limit_bytes: int
     scratch_dir: str
     allowed_paths: tuple[str, ...] = ()
+    writable_paths: tuple[str, ...] = ()
     capabilities: frozenset[str] = field(default_factory=frozenset)
     max_stdout_bytes: int = DEFAULT_MAX_STDOUT_BYTES
     max_stderr_bytes: int = DEFAULT_MAX_STDERR_BYTES
@@ -77,9 +81,9 @@ class StepJob:
         unknown = self.capabilities - KNOWN_CAPABILITIES
         if unknown:
             raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}")
-        for path in self.allowed_paths:
+        for path in (*self.allowed_paths, *self.writable_paths):
             if not os.path.isabs(path):
-                raise ValueError(f"allowed_paths: {path!r} is not an absolute path")
+                raise ValueError(f"allowed and writable paths must be absolute, got {path!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +215,7 @@ def run_step(
         raise RuntimeError("the engine has no running EpochTicker; step timeouts would not fire")
     if not os.path.isdir(job.scratch_dir):
         raise FileNotFoundError(f"scratch_dir {job.scratch_dir!r} is not a directory")
-    for path in job.allowed_paths:
+    for path in (*job.allowed_paths, *job.writable_paths):
         if not os.path.exists(path):
             raise FileNotFoundError(f"allowed path {path!r} does not exist")
 
@@ -337,4 +341,6 @@ def _configure_wasi(store: wasmtime.Store, job: StepJob, stdout: _CappedOutput, 
     wasi.preopen_dir(job.scratch_dir, SCRATCH_GUEST_PATH, True)
     for path in job.allowed_paths:
         wasi.preopen_dir(path, path, False)
+    for path in job.writable_paths:
+        wasi.preopen_dir(path, path, True)
     store.set_wasi(wasi)

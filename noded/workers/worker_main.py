@@ -132,7 +132,7 @@ def serve(job_fd: int, result_fd: int, cache_dir: str, walls: WorkerConfinement)
             raise ProtocolError(f"expected a job frame, got {message['type']!r}")
         job = job_from_dict(message["job"])
         reply: dict[str, Any]
-        restrict = walls.step_restriction(writable=[job.scratch_dir], readable=job.allowed_paths)
+        restrict = walls.step_restriction(writable=[job.scratch_dir, *job.writable_paths], readable=job.allowed_paths)
         relay = _relay(job_fd, result_fd)
         try:
             if restrict is None:

@@ -615,6 +615,48 @@ CAPABILITIES = [
         id="path-duplicate",
     ),
     pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": [{"path": "/srv/out", "mode": "write"}]})),
+        "agents[0].capabilities.filesystem[0].mode",
+        'must be "ro" or "rw", got "write"',
+        id="path-mode",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": [{"mode": "rw"}]})),
+        "agents[0].capabilities.filesystem[0].path",
+        "required field is missing",
+        id="path-missing",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": [{"path": "out", "mode": "rw"}]})),
+        "agents[0].capabilities.filesystem[0].path",
+        '"out" must be an absolute path',
+        id="path-entry-relative",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": ["/srv/a", {"path": "/srv/a/", "mode": "rw"}]})),
+        "agents[0].capabilities.filesystem[1]",
+        'duplicate path "/srv/a" (also at filesystem[0])',
+        id="path-entry-duplicate",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": [{"path": "/", "mode": "rw"}]})),
+        "agents[0].capabilities.filesystem[0]",
+        "the whole filesystem cannot be granted; name the directories the agent needs",
+        id="path-root",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": [{"path": "/srv", "mod": "rw"}]})),
+        "agents[0].capabilities.filesystem[0].mod",
+        'unknown field (did you mean "mode"?)',
+        id="path-entry-unknown-field",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"filesystem": "/srv"})),
+        "agents[0].capabilities.filesystem",
+        "must be a list of {path, mode: ro|rw} entries, got a string",
+        id="filesystem-string",
+    ),
+    pytest.param(
         doc(agent("fetch", capabilities={"fs": {}})),
         "agents[0].capabilities.fs",
         "unknown field",

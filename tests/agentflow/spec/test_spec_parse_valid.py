@@ -16,6 +16,7 @@ from agentflow.spec import (
     WorkflowSpec,
     load_workflow,
     parse_workflow_dict,
+    spec_to_dict,
 )
 from agentflow.spec.model import (
     DEFAULT_BACKOFF,
@@ -314,3 +315,26 @@ def test_module_files_are_checked_when_base_dir_is_given(tmp_path: pathlib.Path)
 def test_module_files_are_not_checked_without_base_dir() -> None:
     spec = load_workflow(DIAMOND, source="diamond.yaml")
     assert spec.agent("fetch").module.is_local
+
+
+def test_filesystem_grants_take_a_mode_and_round_trip() -> None:
+    text = textwrap.dedent(
+        """
+        apiVersion: agentflow/v1
+        kind: Workflow
+        name: files
+        version: "1"
+        agents:
+          - name: index
+            module: ./index.wasm
+            capabilities:
+              filesystem:
+                - /srv/corpus
+                - {path: /srv/models/, mode: ro}
+                - {path: /srv/out, mode: rw}
+        """
+    )
+    spec = load_workflow(text, source="files.yaml")
+    caps = spec.agent("index").capabilities
+    assert caps.allowed_paths == ("/srv/corpus", "/srv/models") and caps.writable_paths == ("/srv/out",)
+    assert parse_workflow_dict(spec_to_dict(spec), source="stored") == spec

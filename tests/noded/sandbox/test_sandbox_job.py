@@ -19,7 +19,7 @@ MiB = 1024 * 1024
         ({"timeout_s": 0}, "timeout_s"),
         ({"memory_limit_bytes": 0}, "memory_limit_bytes"),
         ({"capabilities": frozenset({"fs.write"})}, "unknown capabilities: fs.write"),
-        ({"allowed_paths": ("relative/dir",)}, "not an absolute path"),
+        ({"allowed_paths": ("relative/dir",)}, "must be absolute"),
         ({"max_stdout_bytes": 0}, "max_stdout_bytes"),
     ],
     ids=["timeout", "memory", "capability", "relative-path", "stdout-cap"],
