@@ -108,11 +108,34 @@ class FailureKind(enum.StrEnum):
     INVALID_OUTPUT = "invalid_output"  # stdout is not exactly one JSON value
     MODULE = "module"  # module cannot be fetched, compiled, linked or instantiated, or has no _start
     WORKER_LOST = "worker_lost"  # the worker process died mid-job, or the node failed around it
+    HOST_CALL_LIMIT = "host_call_limit"  # the guest made more host calls than a step may
+
+    @property
+    def limit(self) -> ResourceLimit | None:
+        """The limit of the step that stopped it (reported as a `resource.limit_hit` event)."""
+        return _LIMIT_OF.get(self)
 
     @property
     def is_limit(self) -> bool:
-        """A limit of the step stopped it (reported as a `resource.limit_hit` event)."""
-        return self in (FailureKind.MEMORY, FailureKind.TIMEOUT, FailureKind.OUTPUT_LIMIT)
+        return self in _LIMIT_OF
+
+
+class ResourceLimit(enum.StrEnum):
+    """The limits a step can run into, as step errors and `resource.limit_hit` events name them."""
+
+    MEMORY = "memory"
+    WALL_TIME = "wall time"
+    OUTPUT = "output"
+    FETCH_SIZE = "fetch size"  # an http.fetch response cut at its cap (the step goes on)
+    HOST_CALLS = "host calls"
+
+
+_LIMIT_OF = {
+    FailureKind.MEMORY: ResourceLimit.MEMORY,
+    FailureKind.TIMEOUT: ResourceLimit.WALL_TIME,
+    FailureKind.OUTPUT_LIMIT: ResourceLimit.OUTPUT,
+    FailureKind.HOST_CALL_LIMIT: ResourceLimit.HOST_CALLS,
+}
 
 
 class EventType(enum.StrEnum):

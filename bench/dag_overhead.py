@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import write_section
+
 from agentflow.cli.client import Client, file_digest
 from agentflow.v1 import types_pb2
 
@@ -32,7 +34,6 @@ NOOP = ROOT / "tests" / "agents" / "noop.wasm"
 RES = os.environ.get("BENCH_RES", "")  # e.g. ", resources: {cpu: 1}" to try other step resources
 PEERS_VENV = ROOT / "build" / "peers-venv"
 PEERS = ("ray==2.*", "prefect>=3,<4")
-RESULTS = ROOT / "bench" / "results.md"
 
 
 def workflow(shape: str, n: int) -> str:
@@ -152,7 +153,7 @@ def main() -> int:
     text = f"No-op steps end to end ({machine}; AgentFlow through agentflow up, per-step cgroups):\n\n"
     text += table(ours, peers) + "\n"
     print("\n" + text)
-    RESULTS.write_text("# bench/dag_overhead.py\n\n" + text)
+    write_section("dag_overhead.py", text)
     return 0
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("step_overhead.py", "workflow_latency.py", "dag_overhead.py", "router_overhead.py"):
+for script in (
+    "step_overhead.py",
+    "workflow_latency.py",
+    "dag_overhead.py",
+    "router_overhead.py",
+    "hostile_neighbours.py",
+):
     print(f"== {script}", flush=True)
     code = subprocess.call([sys.executable, str(HERE / script)])
     if code:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agentflow.usage import ResourceUsage
 from agentflow.vocabulary import EventType, RunStatus, StepStatus
 from controlplane.engine import Engine, SubscriberLagged
 from controlplane.store import EventRecord
@@ -42,8 +43,15 @@ class ControlPlaneMetrics:
         )
         self.limit_hits = Counter(
             "agentflow_resource_limit_hits_total",
-            "Step attempts stopped by a limit (memory, timeout, output_limit)",
+            "Limits step attempts ran into (memory, wall time, output, fetch size, host calls)",
             ["workflow", "limit"],
+            registry=registry,
+        )
+        self.resource_usage = Gauge(
+            "agentflow_agent_resource_usage",
+            "What the last finished attempt of an agent used: cpu_seconds, peak_memory_bytes, wall_seconds, "
+            "fetched_bytes, host_calls",
+            ["workflow", "agent", "resource"],
             registry=registry,
         )
         self.node_events = Counter("agentflow_node_events_total", "Node lifecycle events", ["event"], registry=registry)
@@ -60,12 +68,21 @@ class ControlPlaneMetrics:
                     self.workflow_duration.labels(workflow).observe(float(event.data["duration_s"]))
             case EventType.AGENT_COMPLETED:
                 self.agent_executions.labels(workflow, event.step, StepStatus.SUCCEEDED).inc()
+                self._usage(workflow, event)
             case EventType.AGENT_FAILED:
                 self.agent_executions.labels(workflow, event.step, StepStatus.FAILED).inc()
+                self._usage(workflow, event)
             case EventType.RESOURCE_LIMIT_HIT:
                 self.limit_hits.labels(workflow, str(event.data.get("limit", ""))).inc()
             case node_event if node_event.about_a_node:
                 self.node_events.labels(event.type).inc()
+
+    def _usage(self, workflow: str, event: EventRecord) -> None:
+        usage = event.data.get("usage")
+        if not isinstance(usage, dict):
+            return  # a failure the node never ran (or recorded before usage was)
+        for resource, value in ResourceUsage.from_dict(usage).figures().items():
+            self.resource_usage.labels(workflow, event.step, resource).set(value)
 
     async def follow(self, engine: Engine) -> None:
         """Consume every committed event until cancelled."""

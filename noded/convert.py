@@ -12,6 +12,7 @@ from agentflow import wire
 from agentflow.attempt import AttemptKey
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
+from agentflow.usage_pb import usage_from_pb, usage_to_pb
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, StepOutcome
 from noded.messages import (
@@ -94,6 +95,7 @@ def result_to_pb(result: StepResult) -> types_pb2.StepResult:
             replays=result.llm.replays,
             upstream_calls=result.llm.upstream_calls,
         ),
+        usage=usage_to_pb(result.usage),
     )
 
 
@@ -121,6 +123,7 @@ def result_from_pb(message: types_pb2.StepResult) -> StepResult:
             replays=message.llm.replays,
             upstream_calls=message.llm.upstream_calls,
         ),
+        usage=usage_from_pb(message.usage, field="result.usage"),
     )
 
 

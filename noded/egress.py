@@ -137,6 +137,7 @@ class Egress:
         self._resolve = resolve
         self.fetched_bytes = 0
         self.denied = 0
+        self.truncated = 0  # responses cut at MAX_BODY_BYTES (the `fetch size` limit)
 
     async def fetch(self, request: Any, seconds_left: float) -> dict[str, Any]:
         method, url, headers, body, timeout_s = _parse(request)
@@ -169,6 +170,7 @@ class Egress:
                         continue
                     data = await _read_capped(response, MAX_BODY_BYTES + 1)
                     self.fetched_bytes += min(len(data), MAX_BODY_BYTES)
+                    self.truncated += len(data) > MAX_BODY_BYTES
                     return _answer(response, url, data)
             except aiohttp.ClientError as exc:
                 raise HostCallRefused(HostCallError.UNAVAILABLE, f"http.fetch {url}: {exc}") from None

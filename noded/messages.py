@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from agentflow.attempt import AttemptKey
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
+from agentflow.usage import NO_USAGE, ResourceUsage
 from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome
 
 # joining
@@ -126,6 +127,7 @@ class StepResult:
     duration: timedelta = timedelta(0)
     denied_host_calls: int = 0
     llm: LLMUsage = NO_LLM_USAGE  # the attempt's LLM calls, as the host's router counted them
+    usage: ResourceUsage = NO_USAGE  # what the attempt used, and the limits it ran into
 
     def __post_init__(self) -> None:
         if (self.outcome is StepOutcome.FAILED) != (self.failure_kind is not None):

@@ -24,7 +24,8 @@ from pathlib import Path
 from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, SystemClock
 from agentflow.lifecycle import Component
-from agentflow.vocabulary import Capability, FailureKind, StepOutcome
+from agentflow.usage import ResourceUsage
+from agentflow.vocabulary import Capability, FailureKind, ResourceLimit, StepOutcome
 from noded.cgroups import (
     NO_STATS,
     CgroupDriver,
@@ -254,7 +255,9 @@ class StepRunner(Component):
             self._cancel_requested.discard(key)
             self._note_changes()
             shutil.rmtree(scratch, ignore_errors=True)
-        await self._report(dataclasses.replace(result, duration=timedelta(seconds=time.monotonic() - started)))
+        wall = time.monotonic() - started
+        usage = dataclasses.replace(result.usage, wall_seconds=wall)
+        await self._report(dataclasses.replace(result, duration=timedelta(seconds=wall), usage=usage))
 
     async def _attempt(self, a: Assignment, scratch: Path) -> StepResult:
         key = a.key
@@ -284,6 +287,7 @@ class StepRunner(Component):
             log.error("cannot create the step's cgroup", extra={"step": key.step, "error": str(exc)})
             return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         stats: list[CgroupStats] = []
+        egress = Egress(a.capabilities.http_allowed_hosts) if a.capabilities.http_allowed_hosts else None
 
         def started(pid: int) -> None:
             cgroup.attach(pid)  # before the job is sent: the step never runs outside its cgroup
@@ -300,7 +304,6 @@ class StepRunner(Component):
                 llm_calls = LLMCalls(self._router, a, journal=self.ship_journal)
                 if a.journal:
                     await self._router.seed(a.journal)
-            egress = Egress(a.capabilities.http_allowed_hosts) if a.capabilities.http_allowed_hosts else None
             host = StepHost(llm=llm_calls, egress=egress)
             outcome = await self._pool.run(job, key=str(key), on_start=started, on_end=ended, host=host)
         except CgroupError as exc:
@@ -321,11 +324,12 @@ class StepRunner(Component):
                 outcome, failure_kind=FailureKind.MEMORY, error=oom_kill_error(a.memory_bytes)
             )
         self._metrics.observe(outcome, workflow=a.workflow)
-        result = _from_exec(key, outcome)
+        usage = _usage(outcome, stats[0] if stats else NO_STATS, egress)
+        result = dataclasses.replace(_from_exec(key, outcome), usage=usage)
         if llm_calls is not None and llm_calls.calls and self._router is not None:
-            usage = await self._router.usage(key)
-            if usage is not None:
-                result = dataclasses.replace(result, llm=usage)
+            llm = await self._router.usage(key)
+            if llm is not None:
+                result = dataclasses.replace(result, llm=llm)
         return result
 
     async def _report(self, result: StepResult) -> None:
@@ -371,6 +375,21 @@ def _capabilities(a: Assignment) -> frozenset[Capability]:
     if a.capabilities.http_allowed_hosts:
         granted.add(Capability.HTTP_FETCH)
     return frozenset(granted)
+
+
+def _usage(outcome: ExecResult, stats: CgroupStats, egress: Egress | None) -> ResourceUsage:
+    """What the attempt used: CPU and peak memory from its cgroup where it had one (the worker's
+    figures otherwise, and memory never below the guest's own), fetches and host calls as counted."""
+    limits = [ResourceLimit.FETCH_SIZE] if egress is not None and egress.truncated else []
+    if outcome.failure_kind is not None and outcome.failure_kind.limit is not None:
+        limits.append(outcome.failure_kind.limit)
+    return ResourceUsage(
+        cpu_seconds=outcome.cpu_s if stats.cpu_usage_ns is None else stats.cpu_usage_ns / 1e9,
+        peak_memory_bytes=max(stats.memory_peak_bytes or 0, outcome.memory_bytes),
+        fetched_bytes=0 if egress is None else egress.fetched_bytes,
+        host_calls=outcome.host_calls,
+        limits_hit=tuple(limits),
+    )
 
 
 def _release(cgroup: StepCgroup, pid: int | None) -> CgroupStats:

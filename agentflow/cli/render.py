@@ -8,8 +8,11 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agentflow import wire
 from agentflow.spec import format_cpu, format_memory
+from agentflow.spec.quantity import format_bytes
 from agentflow.v1 import node_admin_pb2, types_pb2
+from agentflow.vocabulary import ResourceLimit
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -81,6 +84,7 @@ def run_json(run: types_pb2.Run) -> dict[str, Any]:
                 "started_at": timestamp(s.started_at, s.HasField("started_at")),
                 "finished_at": timestamp(s.finished_at, s.HasField("finished_at")),
                 "llm": llm_json(s.llm),
+                "usage": usage_json(s.usage),
             }
             for s in run.steps
         ],
@@ -101,6 +105,21 @@ def llm_json(u: types_pb2.LLMUsage) -> dict[str, Any]:
         "cache_hits": u.cache_hits,
         "replays": u.replays,
         "upstream_calls": u.upstream_calls,
+    }
+
+
+def usage_json(u: types_pb2.ResourceUsage) -> dict[str, Any]:
+    """`ResourceUsage.to_dict()`'s shape, from the wire."""
+    return {
+        "cpu_seconds": round(u.cpu_seconds, 6),
+        "peak_memory_bytes": u.peak_memory_bytes,
+        "wall_seconds": round(u.wall_seconds, 6),
+        "fetched_bytes": u.fetched_bytes,
+        "host_calls": u.host_calls,
+        "limits_hit": [
+            wire.from_pb(ResourceLimit, types_pb2.ResourceLimit, n, field="usage.limits_hit").value
+            for n in u.limits_hit
+        ],
     }
 
 
@@ -197,21 +216,30 @@ def run_text(run: types_pb2.Run) -> str:
     head = f"run {run.id}  workflow {run.workflow_name} v{run.workflow_version}  {run_status(run.status)}"
     if run.error:
         head += f"  ({run.error})"
-    if any(s.llm.calls for s in run.steps):  # an AI workflow: what its LLM calls cost, per step
-        rows = [
-            [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", _llm_text(s.llm),
-             _one_line(s.error)]
-            for s in run.steps
-        ]  # fmt: skip
+    ai = any(s.llm.calls for s in run.steps)  # an AI workflow: what its LLM calls cost, per step
+    fetched = any(s.usage.fetched_bytes for s in run.steps)
+    header = ["STEP", "STATUS", "ATTEMPT", "NODE", "CPU", "MEM", "WALL", "CALLS"]
+    header += ["FETCHED"] * fetched + ["LLM"] * ai + ["ERROR"]
+    rows = []
+    for s in run.steps:
+        row = [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", *_usage_cells(s.usage)]
+        row += [format_bytes(s.usage.fetched_bytes)] * fetched + [_llm_text(s.llm)] * ai + [_one_line(s.error)]
+        rows.append(row)
+    lines = [head]
+    if ai:
         total = f"llm: {_llm_text(run.llm)}"
         if run.HasField("budget"):
             total += f"  budget {_grant_text(run.budget)}"
-        return head + "\n" + total + "\n" + table(rows, ["STEP", "STATUS", "ATTEMPT", "NODE", "LLM", "ERROR"])
-    rows = [
-        [s.name, step_status(s.status), f"{s.attempt}/{s.max_attempts}", s.node or "-", _one_line(s.error)]
-        for s in run.steps
-    ]
-    return head + "\n" + table(rows, ["STEP", "STATUS", "ATTEMPT", "NODE", "ERROR"])
+        lines.append(total)
+    return "\n".join([*lines, table(rows, header)])
+
+
+def _usage_cells(u: types_pb2.ResourceUsage) -> list[str]:
+    """CPU, MEM, WALL and CALLS of a step's last finished attempt; dashes before one finished."""
+    if not u.wall_seconds:
+        return ["-"] * 4
+    memory = format_bytes(u.peak_memory_bytes) if u.peak_memory_bytes else "-"
+    return [f"{u.cpu_seconds:.3f}s", memory, f"{u.wall_seconds:.3f}s", str(u.host_calls)]
 
 
 def _llm_text(u: types_pb2.LLMUsage) -> str:

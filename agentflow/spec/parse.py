@@ -75,7 +75,7 @@ AGENT_FIELDS = (
 RESOURCES_FIELDS = ("cpu", "memory")
 RETRY_FIELDS = ("maxAttempts", "backoff", "maxBackoff")
 LLM_FIELDS = ("model", "provider", "temperature", "maxTokens")
-CAPABILITIES_FIELDS = ("llm", "http", "filesystem")
+CAPABILITIES_FIELDS = ("llm", "http", "network", "filesystem")  # network: another name for http
 LLM_CAPABILITY_FIELDS = ("models",)
 MAX_MODEL_NAME = 200
 HTTP_FIELDS = ("allowedHosts",)
@@ -607,11 +607,14 @@ def _capabilities(value: Any, path: str, report: _Report) -> Capabilities | None
             report.add(f"{path}.llm", f"must be true, false or {{models: [...]}}, got {_shown(fields['llm'])}")
             ok = False
     hosts: tuple[str, ...] | None = ()
-    if fields.get("http") is not None:
-        http = report.fields(fields["http"], f"{path}.http", HTTP_FIELDS)
+    if fields.get("http") is not None and fields.get("network") is not None:
+        report.add(f"{path}.network", "is another name for http: write one of them, not both")
+        hosts = None
+    elif (key := "http" if fields.get("http") is not None else "network") and fields.get(key) is not None:
+        http = report.fields(fields[key], f"{path}.{key}", HTTP_FIELDS)
         hosts = None
         if http is not None:
-            where = f"{path}.http.allowedHosts"
+            where = f"{path}.{key}.allowedHosts"
             hosts = _string_list(http.get("allowedHosts"), where, report, _host_problem, normalize=str.lower)
     paths = _filesystem(fields.get("filesystem"), f"{path}.filesystem", report)
     if not ok or models is None or hosts is None or paths is None:

@@ -92,6 +92,14 @@ def format_cpu(millis: int) -> str:
     return f"{millis}m"
 
 
+def format_bytes(n: int) -> str:
+    """A size to read, not to parse back: ``64Mi``, ``1Gi``, ``512Ki``, ``3.1Mi``, ``17B``."""
+    for unit, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n >= size:
+            return f"{n // size}{unit}" if n % size == 0 else f"{n / size:.1f}{unit}"
+    return f"{n}B"
+
+
 def format_memory(num_bytes: int) -> str:
     """The shortest exact form of a byte count ("64Mi", "1G", "1000"), binary suffixes on a tie."""
     if num_bytes <= 0:

@@ -72,6 +72,16 @@ class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_KIND_INVALID_OUTPUT: _ClassVar[FailureKind]
     FAILURE_KIND_MODULE: _ClassVar[FailureKind]
     FAILURE_KIND_WORKER_LOST: _ClassVar[FailureKind]
+    FAILURE_KIND_HOST_CALL_LIMIT: _ClassVar[FailureKind]
+
+class ResourceLimit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESOURCE_LIMIT_UNSPECIFIED: _ClassVar[ResourceLimit]
+    RESOURCE_LIMIT_MEMORY: _ClassVar[ResourceLimit]
+    RESOURCE_LIMIT_WALL_TIME: _ClassVar[ResourceLimit]
+    RESOURCE_LIMIT_OUTPUT: _ClassVar[ResourceLimit]
+    RESOURCE_LIMIT_FETCH_SIZE: _ClassVar[ResourceLimit]
+    RESOURCE_LIMIT_HOST_CALLS: _ClassVar[ResourceLimit]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_RUNNING: RunStatus
 RUN_STATUS_SUCCEEDED: RunStatus
@@ -113,6 +123,13 @@ FAILURE_KIND_OUTPUT_LIMIT: FailureKind
 FAILURE_KIND_INVALID_OUTPUT: FailureKind
 FAILURE_KIND_MODULE: FailureKind
 FAILURE_KIND_WORKER_LOST: FailureKind
+FAILURE_KIND_HOST_CALL_LIMIT: FailureKind
+RESOURCE_LIMIT_UNSPECIFIED: ResourceLimit
+RESOURCE_LIMIT_MEMORY: ResourceLimit
+RESOURCE_LIMIT_WALL_TIME: ResourceLimit
+RESOURCE_LIMIT_OUTPUT: ResourceLimit
+RESOURCE_LIMIT_FETCH_SIZE: ResourceLimit
+RESOURCE_LIMIT_HOST_CALLS: ResourceLimit
 
 class Resources(_message.Message):
     __slots__ = ("cpu_millis", "memory_bytes", "slots")
@@ -125,7 +142,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., slots: _Optional[int] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("name", "status", "attempt", "max_attempts", "node", "error", "output_json", "exit_code", "stderr", "depends_on", "started_at", "finished_at", "not_before", "llm")
+    __slots__ = ("name", "status", "attempt", "max_attempts", "node", "error", "output_json", "exit_code", "stderr", "depends_on", "started_at", "finished_at", "not_before", "llm", "usage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +157,7 @@ class Step(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     LLM_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: StepStatus
     attempt: int
@@ -154,7 +172,8 @@ class Step(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     not_before: _timestamp_pb2.Timestamp
     llm: LLMUsage
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., node: _Optional[str] = ..., error: _Optional[str] = ..., output_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ...) -> None: ...
+    usage: ResourceUsage
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., node: _Optional[str] = ..., error: _Optional[str] = ..., output_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ..., usage: _Optional[_Union[ResourceUsage, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "workflow_name", "workflow_version", "workflow_id", "status", "input_json", "error", "steps", "created_at", "finished_at", "llm", "budget", "reserved")
@@ -352,7 +371,7 @@ class Capabilities(_message.Message):
     def __init__(self, llm: _Optional[bool] = ..., http_allowed_hosts: _Optional[_Iterable[str]] = ..., allowed_paths: _Optional[_Iterable[str]] = ..., llm_models: _Optional[_Iterable[str]] = ..., writable_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind", "llm")
+    __slots__ = ("run_id", "step", "attempt", "outcome", "output_json", "error", "exit_code", "stderr", "duration", "denied_host_calls", "failure_kind", "llm", "usage")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +384,7 @@ class StepResult(_message.Message):
     DENIED_HOST_CALLS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_KIND_FIELD_NUMBER: _ClassVar[int]
     LLM_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -377,4 +397,21 @@ class StepResult(_message.Message):
     denied_host_calls: int
     failure_kind: FailureKind
     llm: LLMUsage
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ...) -> None: ...
+    usage: ResourceUsage
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ..., usage: _Optional[_Union[ResourceUsage, _Mapping]] = ...) -> None: ...
+
+class ResourceUsage(_message.Message):
+    __slots__ = ("cpu_seconds", "peak_memory_bytes", "wall_seconds", "fetched_bytes", "host_calls", "limits_hit")
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HOST_CALLS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_HIT_FIELD_NUMBER: _ClassVar[int]
+    cpu_seconds: float
+    peak_memory_bytes: int
+    wall_seconds: float
+    fetched_bytes: int
+    host_calls: int
+    limits_hit: _containers.RepeatedScalarFieldContainer[ResourceLimit]
+    def __init__(self, cpu_seconds: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., wall_seconds: _Optional[float] = ..., fetched_bytes: _Optional[int] = ..., host_calls: _Optional[int] = ..., limits_hit: _Optional[_Iterable[_Union[ResourceLimit, str]]] = ...) -> None: ...

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from agentflow import wire
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import LLMConfig
+from agentflow.usage_pb import usage_from_pb, usage_to_pb
 from agentflow.v1 import node_pb2, types_pb2
 from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome, StepStatus
 from controlplane.domain import Resources
@@ -82,6 +83,7 @@ def run(view: RunView) -> types_pb2.Run:
                 finished_at=timestamp(s.finished_at),
                 not_before=timestamp(s.not_before),
                 llm=llm_usage(s.llm),
+                usage=usage_to_pb(s.usage),
             )
             for s in view.steps
         ],
@@ -291,4 +293,5 @@ def result(message: types_pb2.StepResult) -> StepResultReport:
         failure_kind=failure_kind,
         llm=llm_usage_from_pb(message.llm, field="result.llm"),
         denied_host_calls=message.denied_host_calls,
+        usage=usage_from_pb(message.usage, field="result.usage"),
     )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from agentflow.attempt import AttemptKey
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import Capabilities, LLMConfig
+from agentflow.usage import NO_USAGE, ResourceUsage
 from agentflow.vocabulary import FailureKind, Isolation, SandboxLayer, StepOutcome
 from controlplane.domain import Resources
 from controlplane.store.records import JournalRecord
@@ -75,6 +76,7 @@ class StepResultReport:
     failure_kind: FailureKind | None  # set exactly when the outcome is FAILED
     llm: LLMUsage = NO_LLM_USAGE  # the attempt's LLM calls, as the node's router counted them
     denied_host_calls: int
+    usage: ResourceUsage = NO_USAGE  # what the attempt used, and the limits it ran into
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

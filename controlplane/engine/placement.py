@@ -32,6 +32,9 @@ class PassResult:
 
 READY_MARGIN = 32
 """Ready steps read beyond the free slots, for those that fit no node (their reason is shown)."""
+MAX_STEP_INPUT_BYTES = 8 * 1024 * 1024
+"""Largest stdin document a step is sent: the run input (1 MiB at most) and its dependencies'
+outputs (1 MiB each at most) together. A fan-in over it fails instead of being placed."""
 
 
 async def schedule_pass(
@@ -150,11 +153,19 @@ async def _assignment(
     if agent.module.digest is None:  # resolved at submission; a stored spec always has digests
         await fail_step(tx, run, step, error="module has no digest", now=now)
         return None
+    stdin_json = json.dumps(document, separators=(",", ":"))
+    if (size := len(stdin_json.encode())) > MAX_STEP_INPUT_BYTES:
+        error = (
+            f"input limit of {MAX_STEP_INPUT_BYTES} bytes reached: the step's input document (its input and "
+            f"the outputs of its {len(step.depends_on)} dependencies) is {size} bytes"
+        )
+        await fail_step(tx, run, step, error=error, now=now)
+        return None
     return AssignStep(
         key=AttemptKey(run_id=run.id, step=step.name, attempt=attempt),
         workflow_name=run.workflow_name,
         module_digest=agent.module.digest,
-        stdin_json=json.dumps(document, separators=(",", ":")),
+        stdin_json=stdin_json,
         resources=step.request,
         timeout=agent.timeout,
         capabilities=agent.capabilities,

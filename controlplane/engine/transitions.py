@@ -203,7 +203,11 @@ async def apply_result(
             failure_kind=FailureKind.INVALID_OUTPUT,
         )
 
-    base = {"workflow": run.workflow_name, "duration_s": report.duration.total_seconds()}
+    base = {
+        "workflow": run.workflow_name,
+        "duration_s": report.duration.total_seconds(),
+        "usage": report.usage.to_dict(),
+    }
     if report.outcome is not StepOutcome.CANCELLED:  # a cancel goes through requeue_lost, which settles
         await _settle(tx, run, step, report.llm, now=now)
     if report.outcome is StepOutcome.SUCCEEDED:
@@ -216,8 +220,10 @@ async def apply_result(
             error="",
             exit_code=report.exit_code,
             stderr=report.stderr,
+            usage=report.usage.to_json(),
             finished_at=now,
         )
+        await _limits_hit(tx, run, report, node_name=node_name, now=now)
         await tx.add_event(
             EventType.AGENT_COMPLETED,
             now=now,
@@ -237,22 +243,14 @@ async def apply_result(
         return True
 
     await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
-    if report.failure_kind is not None and report.failure_kind.is_limit:
-        await tx.add_event(
-            EventType.RESOURCE_LIMIT_HIT,
-            now=now,
-            run_id=run.id,
-            step=step.name,
-            attempt=key.attempt,
-            node=node_name,
-            data={"workflow": run.workflow_name, "limit": report.failure_kind, "error": report.error},
-        )
+    await _limits_hit(tx, run, report, node_name=node_name, now=now)
     failures = step.failures + 1
     common = {
         "exit_code": report.exit_code,
         "stderr": report.stderr,
         "error": report.error,
         "failures": failures,
+        "usage": report.usage.to_json(),
     }
     data = {
         **base,
@@ -289,6 +287,30 @@ async def apply_result(
     )
     await settle_step(tx, run, step.name, now=now)
     return True
+
+
+async def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_name: str, now: datetime) -> None:
+    """One `resource.limit_hit` event per limit the attempt ran into; `fatal` for the one that
+    stopped it (its error names the limit too)."""
+    fatal = report.failure_kind.limit if report.failure_kind is not None else None
+    limits = list(dict.fromkeys(report.usage.limits_hit))
+    if fatal is not None and fatal not in limits:
+        limits.append(fatal)  # a node that does not list its limits yet
+    for limit in limits:
+        await tx.add_event(
+            EventType.RESOURCE_LIMIT_HIT,
+            now=now,
+            run_id=run.id,
+            step=report.key.step,
+            attempt=report.key.attempt,
+            node=node_name,
+            data={
+                "workflow": run.workflow_name,
+                "limit": limit.value,
+                "fatal": limit is fatal,
+                "error": report.error if limit is fatal else "",
+            },
+        )
 
 
 async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:

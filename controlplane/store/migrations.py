@@ -173,4 +173,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE nodes ADD COLUMN sandbox_layers TEXT NOT NULL DEFAULT '';
     """,
+    # 7: what a step's last finished attempt used (agentflow.usage.ResourceUsage as JSON; '' none yet).
+    """
+    ALTER TABLE steps ADD COLUMN usage TEXT NOT NULL DEFAULT '';
+    """,
 )

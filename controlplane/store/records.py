@@ -8,6 +8,7 @@ from typing import Any
 
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import WorkflowSpec
+from agentflow.usage import NO_USAGE, ResourceUsage
 from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
 from controlplane.domain import Resources
 
@@ -65,6 +66,7 @@ class StepRecord:
     finished_at: datetime | None
     grant: Grant | None = None  # reserved for the current attempt's LLM calls
     llm: LLMUsage = NO_LLM_USAGE  # its LLM calls, all attempts
+    usage: ResourceUsage = NO_USAGE  # what its last finished attempt used
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ import aiosqlite
 
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
+from agentflow.usage import ResourceUsage
 from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
 from controlplane.domain import Resources
 from controlplane.store.database import Database
@@ -565,6 +566,7 @@ def _step(row: aiosqlite.Row) -> StepRecord:
         if row["grant_usd"] is None and row["grant_tokens"] is None
         else Grant(usd=row["grant_usd"], tokens=row["grant_tokens"]),
         llm=_llm_usage(row),
+        usage=ResourceUsage.from_json(row["usage"]),
     )
 
 

@@ -8,6 +8,7 @@ Typical use inside a worker process::
     result = run_step(job, engine=engine, cache=cache)
 """
 
+from agentflow.spec.quantity import format_bytes
 from noded.sandbox.engine import (
     EPOCH_TICK_S,
     EpochTicker,
@@ -23,7 +24,6 @@ from noded.sandbox.executor import (
     SCRATCH_GUEST_PATH,
     ExecResult,
     StepJob,
-    format_bytes,
     run_step,
 )
 from noded.sandbox.hostcalls import (

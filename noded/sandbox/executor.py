@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 import wasmtime
 
 from agentflow.jsonvalue import normalize_output
+from agentflow.spec.quantity import format_bytes
 from agentflow.vocabulary import FailureKind
 from noded.sandbox.engine import deadline_ticks, has_running_ticker
 from noded.sandbox.hostcalls import (
     DEFAULT_OPERATIONS,
     KNOWN_CAPABILITIES,
+    HostCallLimitReached,
     HostCalls,
     Relay,
     define_imports,
@@ -98,18 +100,13 @@ class ExecResult:
     stderr: str
     duration_s: float
     denied_host_calls: int = 0
+    cpu_s: float = 0.0  # CPU time of the thread that ran the guest (host calls it made included)
+    memory_bytes: int = 0  # the guest's linear memory at the end: its peak (wasm memory never shrinks)
+    host_calls: int = 0  # every host call the guest made, refused ones included
 
     @property
     def ok(self) -> bool:
         return self.failure_kind is None
-
-
-def format_bytes(n: int) -> str:
-    """``64Mi``, ``1Gi``, ``512Ki``; bytes that are not a whole unit get one decimal."""
-    for unit, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
-        if n >= size:
-            return f"{n // size}{unit}" if n % size == 0 else f"{n / size:.1f}{unit}"
-    return f"{n}B"
 
 
 class _TailBuffer:
@@ -220,6 +217,8 @@ def run_step(
             raise FileNotFoundError(f"allowed path {path!r} does not exist")
 
     started = time.perf_counter()
+    cpu_started = time.thread_time()
+    memory_used = 0
     stdout = _CappedOutput(job.max_stdout_bytes)
     stderr = _TailBuffer(job.max_stderr_bytes)
     operations = DEFAULT_OPERATIONS if relay is None else relayed_operations(relay)
@@ -242,6 +241,9 @@ def run_step(
             stderr=stderr.text(),
             duration_s=time.perf_counter() - started,
             denied_host_calls=calls.denied,
+            cpu_s=time.thread_time() - cpu_started,
+            memory_bytes=memory_used,
+            host_calls=calls.calls,
         )
 
     try:
@@ -289,20 +291,23 @@ def run_step(
             start(store)
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+        except (wasmtime.Trap, wasmtime.WasmtimeError, HostCallLimitReached) as exc:
             exit_code, failure = None, exc
 
         memory = exports.get("memory")
-        used = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
+        used = memory_used = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
     finally:
         linker.close()
         store.close()  # frees the guest's memory now rather than at the next GC
 
+    if isinstance(failure, HostCallLimitReached):
+        return result(FailureKind.HOST_CALL_LIMIT, str(failure))
     if failure is not None:
         reason = _trap_reason(failure)
         code = failure.trap_code if isinstance(failure, wasmtime.Trap) else None
         if code is wasmtime.TrapCode.INTERRUPT or (code is None and reason == "interrupt"):
-            return result(FailureKind.TIMEOUT, f"timed out after {float(job.timeout_s)}s", trap=reason)
+            error = f"wall time limit of {float(job.timeout_s)}s reached (timed out)"
+            return result(FailureKind.TIMEOUT, error, trap=reason)
         if _near_memory_limit(used, job.memory_limit_bytes):
             return result(
                 FailureKind.MEMORY, f"memory limit of {format_bytes(job.memory_limit_bytes)} reached", trap=reason
@@ -317,7 +322,8 @@ def run_step(
             )
         return result(FailureKind.EXIT, f"exited with code {exit_code}", exit_code=exit_code)
     if stdout.overflowed:
-        return result(FailureKind.OUTPUT_LIMIT, f"stdout exceeded {job.max_stdout_bytes} bytes", exit_code=exit_code)
+        error = f"output limit of {job.max_stdout_bytes} bytes reached (stdout)"
+        return result(FailureKind.OUTPUT_LIMIT, error, exit_code=exit_code)
     output_json, problem = normalize_output(stdout.getvalue())
     if output_json is None:
         return result(FailureKind.INVALID_OUTPUT, problem, exit_code=exit_code)

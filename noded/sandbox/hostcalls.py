@@ -13,6 +13,7 @@ binds it to a ``wasmtime.Linker``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -31,6 +32,15 @@ KNOWN_CAPABILITIES = frozenset(Capability)
 
 LOG_LEVELS = frozenset({"debug", "info", "warn", "error"})
 
+HOST_CALL_RATE = 1000.0
+"""Host calls per second a step may make, sustained; calls beyond it fail with RATE_LIMITED."""
+HOST_CALL_BURST = 1000
+"""Host calls a step may make at once before `HOST_CALL_RATE` applies."""
+MAX_THROTTLED_CALLS = 1000
+"""Calls a step may make after being told RATE_LIMITED before it is stopped (`host calls` limit)."""
+MAX_HOST_CALLS = 100_000
+"""Host calls a step may attempt in all (refused ones too); the next one stops the step."""
+
 
 class HostCallError(IntEnum):
     """Negative return codes of ``host_call`` and ``host_result`` (see agentflow.h)."""
@@ -44,6 +54,12 @@ class HostCallError(IntEnum):
     INTERNAL = -7
     BUDGET_EXCEEDED = -8  # the step's or run's LLM budget would be exceeded
     UPSTREAM = -9  # the model provider failed (rate limited, errors, timed out) after retries
+    RATE_LIMITED = -10  # the step makes host calls faster than HOST_CALL_RATE; slow down
+
+
+class HostCallLimitReached(Exception):
+    """The step made more host calls than it may, or kept calling while rate limited. Raised
+    through the guest's frames: it ends the step, which fails with the `host calls` limit."""
 
 
 class HostCallRefused(Exception):
@@ -146,8 +162,28 @@ DEFAULT_OPERATIONS: Mapping[str, HostOperation] = {
 }
 
 
+class CallRate:
+    """A token bucket: `burst` calls at once, refilled at `rate` per second of `clock`."""
+
+    def __init__(self, *, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
 class HostCalls:
-    """Per-step dispatcher: capability checks, the pending response, the denied counter."""
+    """Per-step dispatcher: the call limits, capability checks, the pending response, counters."""
 
     def __init__(
         self,
@@ -155,12 +191,22 @@ class HostCalls:
         capabilities: frozenset[str],
         log: StepLogger,
         operations: Mapping[str, HostOperation] = DEFAULT_OPERATIONS,
+        rate: float = HOST_CALL_RATE,
+        burst: int = HOST_CALL_BURST,
+        max_calls: int = MAX_HOST_CALLS,
+        max_throttled: int = MAX_THROTTLED_CALLS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ctx = HostCallContext(capabilities=capabilities, log=log)
         self._operations = operations
         self._pending: bytes | None = None
+        self._rate = CallRate(rate=rate, burst=burst, clock=clock)
+        self._rate_per_s = rate
+        self._max_calls = max_calls
+        self._max_throttled = max_throttled
         self.denied = 0
         self.calls = 0
+        self.throttled = 0
 
     @property
     def pending(self) -> bytes | None:
@@ -169,10 +215,24 @@ class HostCalls:
     def call(self, op: str, request: bytes) -> int:
         """Runs ``op``; returns the response length (now pending) or a negative code.
 
-        A new call replaces a response the guest never collected.
+        A new call replaces a response the guest never collected. Raises `HostCallLimitReached`
+        once the step has attempted more than `max_calls`, or more than `max_throttled` calls
+        were refused as over the rate.
         """
         self.calls += 1
         self._pending = None
+        if self.calls > self._max_calls:
+            raise HostCallLimitReached(f"host calls limit of {self._max_calls} calls reached")
+        if not self._rate.take():
+            self.throttled += 1
+            if self.throttled > self._max_throttled:
+                raise HostCallLimitReached(
+                    f"host calls limit reached: {self._max_throttled} calls refused as over "
+                    f"{self._rate_per_s:g} a second, and the step kept calling"
+                )
+            if self.throttled == 1:
+                self._ctx.log(f"[host] host calls throttled: more than {self._rate_per_s:g} a second")
+            return HostCallError.RATE_LIMITED
         operation = self._operations.get(op)
         if operation is None:
             return HostCallError.UNKNOWN_OP
@@ -259,6 +319,8 @@ def define_imports(linker: wasmtime.Linker, calls: HostCalls) -> None:
             except UnicodeDecodeError:
                 return HostCallError.BAD_REQUEST
             return calls.call(op, request)
+        except HostCallLimitReached:
+            raise  # through the guest's frames: it ends the step
         except Exception:  # an exception here would surface as an opaque trap
             return HostCallError.INTERNAL
 

@@ -162,6 +162,9 @@ def result_to_dict(result: ExecResult) -> dict[str, Any]:
         "stderr": result.stderr,
         "duration_s": result.duration_s,
         "denied_host_calls": result.denied_host_calls,
+        "cpu_s": result.cpu_s,
+        "memory_bytes": result.memory_bytes,
+        "host_calls": result.host_calls,
     }
 
 
@@ -176,6 +179,9 @@ def result_from_dict(data: dict[str, Any]) -> ExecResult:
             stderr=str(data["stderr"]),
             duration_s=float(data["duration_s"]),
             denied_host_calls=int(data["denied_host_calls"]),
+            cpu_s=float(data["cpu_s"]),
+            memory_bytes=int(data["memory_bytes"]),
+            host_calls=int(data["host_calls"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"bad result: {exc!r}") from exc

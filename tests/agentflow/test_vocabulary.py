@@ -19,6 +19,8 @@ PAIRS = [
     (v.Isolation, types_pb2.Isolation),
     (v.StepOutcome, types_pb2.StepOutcome),
     (v.FailureKind, types_pb2.FailureKind),
+    (v.ResourceLimit, types_pb2.ResourceLimit),
+    (v.SandboxLayer, types_pb2.SandboxLayer),
 ]
 
 
@@ -37,7 +39,14 @@ def test_unset_and_unknown_wire_values_are_invalid_fields() -> None:
 
 
 def test_limit_kinds_are_the_ones_that_raise_limit_hit_events() -> None:
-    assert {k for k in v.FailureKind if k.is_limit} == {"memory", "timeout", "output_limit"}
+    assert {k: k.limit for k in v.FailureKind if k.is_limit} == {
+        "memory": "memory",
+        "timeout": "wall time",
+        "output_limit": "output",
+        "host_call_limit": "host calls",
+    }
+    # Every limit that can stop a step is some failure kind's; fetch size only cuts a response.
+    assert {k.limit for k in v.FailureKind if k.limit} == set(v.ResourceLimit) - {v.ResourceLimit.FETCH_SIZE}
 
 
 def test_event_types_are_unique_dotted_names() -> None:

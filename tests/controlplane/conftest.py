@@ -199,6 +199,7 @@ class FakeNode:
         stderr: str = "",
         failure_kind: FailureKind | None = None,
         llm: types_pb2.LLMUsage | None = None,
+        usage: types_pb2.ResourceUsage | None = None,
     ) -> None:
         attempt = attempt_ref(attempt)
         await self.send(
@@ -217,6 +218,7 @@ class FakeNode:
                     if outcome == types_pb2.STEP_OUTCOME_FAILED
                     else types_pb2.FAILURE_KIND_UNSPECIFIED,
                     llm=llm,
+                    usage=usage,
                 )
             )
         )

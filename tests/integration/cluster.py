@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,23 @@ def sleep_workflow(path: Path, *, ms: int, name: str = "nap") -> Path:
         f"agents:\n  - name: nap\n    module: {REPO_ROOT / 'tests' / 'agents' / 'sleep.wasm'}\n"
         f"    input: {{ms: {ms}}}\n",
     )
+
+
+def controlplane_metrics(controlplane: Daemon) -> str:
+    """The control plane's /metrics page."""
+    import httpx
+
+    return httpx.get(f"http://{controlplane.state['metrics']}/metrics", timeout=10).text
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server on 127.0.0.1 answering with `handler`; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

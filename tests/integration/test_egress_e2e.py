@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psutil
 import pytest
-from cluster import REPO_ROOT, cli, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, http_server, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +34,8 @@ class _Answer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def web() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Answer) as port:
+        yield port
 
 
 def test_an_agent_fetches_what_its_manifest_allows_and_nothing_else(

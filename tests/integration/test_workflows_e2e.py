@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cluster import REPO_ROOT, cli, free_port, wait_for, write_workflow
+from cluster import REPO_ROOT, cli, controlplane_metrics, free_port, wait_for, write_workflow
 
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
 
@@ -159,7 +159,8 @@ agents:
     step = steps_by_name(result.json())["spin"]
     assert step["status"] == "failed"
     assert "timed out" in step["error"]
-    assert 'agentflow_resource_limit_hits_total{limit="timeout",workflow="spin"} 1.0' in controlplane_metrics(cluster)
+    metrics = controlplane_metrics(cluster.controlplane)
+    assert 'agentflow_resource_limit_hits_total{limit="wall time",workflow="spin"} 1.0' in metrics
 
 
 def test_memory_limit_fails_only_that_step(cluster, tmp_path: Path):
@@ -184,15 +185,10 @@ agents:
     assert steps["hog"]["status"] == "failed"
     assert steps["hog"]["error"] == "memory limit of 32Mi reached"
     assert steps["bystander"]["status"] == "succeeded"
-    assert 'agentflow_resource_limit_hits_total{limit="memory",workflow="hog"} 1.0' in controlplane_metrics(cluster)
+    metrics = controlplane_metrics(cluster.controlplane)
+    assert 'agentflow_resource_limit_hits_total{limit="memory",workflow="hog"} 1.0' in metrics
     # The node keeps serving.
     assert cli(cluster.server, "run", "examples/diamond.yaml", "--wait").code == 0
-
-
-def controlplane_metrics(cluster) -> str:
-    import httpx
-
-    return httpx.get(f"http://{cluster.controlplane.state['metrics']}/metrics", timeout=10).text
 
 
 def test_input_mapping_from_run_input_and_upstream(cluster, tmp_path: Path):

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, ManualClock
-from agentflow.vocabulary import FailureKind, Isolation, StepOutcome
+from agentflow.vocabulary import FailureKind, Isolation, ResourceLimit, StepOutcome
 from noded.cgroups import CgroupStats, NoneDriver, StepLimits
 from noded.drain import DrainState
 from noded.errors import StateFull
@@ -206,6 +206,48 @@ async def test_kernel_oom_kill_is_reported_as_the_memory_limit(make_runner, buil
     assert result.outcome == StepOutcome.FAILED
     assert result.failure_kind == FailureKind.MEMORY
     assert result.error == "memory limit reached: the worker was killed by the kernel at its cgroup limit of 192Mi"
+    assert result.usage.limits_hit == (ResourceLimit.MEMORY,)
+    assert result.usage.peak_memory_bytes == 192 * MiB  # the cgroup's figure
+
+
+class MeasuredCgroup:
+    """A step cgroup that reports what the kernel would have counted."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def attach(self, pid: int) -> None:
+        pass
+
+    def release(self, pid: int | None) -> CgroupStats:
+        return CgroupStats(memory_peak_bytes=200 * MiB, oom_kills=0, cpu_usage_ns=1_500_000_000)
+
+
+class MeasuredDriver(NoneDriver):
+    mode = Isolation.CGROUP1
+
+    def create(self, name: str, limits: StepLimits) -> MeasuredCgroup:  # type: ignore[override]
+        return MeasuredCgroup(name)
+
+
+async def test_without_a_cgroup_the_worker_measures_the_step(make_runner, built_agents: Path) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(assignment(built_agents, "hostcalls"))
+    result = await sent.result("s")
+    assert result.outcome == StepOutcome.SUCCEEDED, result
+    usage = result.usage
+    assert usage.host_calls == 4  # log, llm.complete, http.fetch and an unknown operation
+    assert 0 < usage.cpu_seconds < usage.wall_seconds
+    assert usage.wall_seconds == pytest.approx(result.duration.total_seconds(), abs=1e-6)
+    assert usage.peak_memory_bytes >= 64 * 1024  # at least the guest's one page
+    assert (usage.fetched_bytes, usage.limits_hit) == (0, ())
+
+
+async def test_a_cgroup_s_figures_win_over_the_worker_s(make_runner, built_agents: Path) -> None:
+    runner, sent = await make_runner(cgroups=MeasuredDriver(node_name="test"))
+    runner.on_assign(assignment(built_agents, "echo"))
+    usage = (await sent.result("s")).usage
+    assert (usage.cpu_seconds, usage.peak_memory_bytes) == (1.5, 200 * MiB)
 
 
 async def test_cancel_kills_the_running_step(make_runner, built_agents: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from disks import fill, mounted_tmpfs
 
 from agentflow.attempt import AttemptKey
-from agentflow.vocabulary import FailureKind, StepOutcome
+from agentflow.usage import ResourceUsage
+from agentflow.vocabulary import FailureKind, ResourceLimit, StepOutcome
 from noded.errors import StateError, StateFull
 from noded.messages import StepResult
 from noded.state import FailingNodeState, MemoryNodeState, NodeState, SqliteNodeState
@@ -100,6 +101,14 @@ async def test_results_round_trip_exactly(state: NodeState) -> None:
         stderr="\x00 a NUL, \u2603 and a new line\n" * 100,
         duration=timedelta(seconds=1, microseconds=250),
         denied_host_calls=3,
+        usage=ResourceUsage(
+            cpu_seconds=0.5,
+            peak_memory_bytes=33 * 1024 * 1024,
+            wall_seconds=1.25,
+            fetched_bytes=10,
+            host_calls=7,
+            limits_hit=(ResourceLimit.FETCH_SIZE, ResourceLimit.MEMORY),
+        ),
     )
     cancelled = StepResult(key=B1, outcome=StepOutcome.CANCELLED, error="cancelled by the control plane")
     await state.put_result(failed)

@@ -62,6 +62,7 @@
 #define AF_ERR_INTERNAL (-7)    /* host-side failure */
 #define AF_ERR_BUDGET_EXCEEDED (-8) /* llm.complete: the step's or run's LLM budget would be exceeded */
 #define AF_ERR_UPSTREAM (-9)    /* llm.complete: the model provider failed (after retries, fallbacks) */
+#define AF_ERR_RATE_LIMITED (-10) /* over 1000 host calls a second: slow down (100,000 in all end the step) */
 
 #define AF_MAX_MESSAGE (1024 * 1024) /* largest request or response, in bytes */
 
@@ -468,6 +469,7 @@ static inline const char *af_error_name(int64_t code) {
     case AF_ERR_INTERNAL: return "internal error";
     case AF_ERR_BUDGET_EXCEEDED: return "budget exceeded";
     case AF_ERR_UPSTREAM: return "model provider failed";
+    case AF_ERR_RATE_LIMITED: return "rate limited";
     default: return "error";
     }
 }

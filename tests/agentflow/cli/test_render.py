@@ -40,6 +40,7 @@ STEP_KEYS = [
     "started_at",
     "finished_at",
     "llm",
+    "usage",
 ]
 NODE_KEYS = [
     "name",
@@ -97,6 +98,13 @@ def sample_run() -> types_pb2.Run:
                 stderr="boom\n",
                 output_json='{"partial": true}',
                 depends_on=["fetch"],
+                usage=types_pb2.ResourceUsage(
+                    cpu_seconds=0.25,
+                    peak_memory_bytes=3 * 1024 * 1024 + 100 * 1024,
+                    wall_seconds=1.5,
+                    host_calls=100_001,
+                    limits_hit=[types_pb2.RESOURCE_LIMIT_FETCH_SIZE, types_pb2.RESOURCE_LIMIT_HOST_CALLS],
+                ),
                 started_at=ts("2025-01-02T03:04:08"),
                 finished_at=ts("2025-01-02T03:04:09"),
             ),
@@ -141,9 +149,21 @@ def test_run_json_values() -> None:
         "finished_at": "2025-01-02T03:04:09.000Z",
         "llm": {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0, "cache_hits": 0, "replays": 0,
                 "upstream_calls": 0},
+        "usage": {"cpu_seconds": 0.25, "peak_memory_bytes": 3 * 1024 * 1024 + 100 * 1024, "wall_seconds": 1.5,
+                  "fetched_bytes": 0, "host_calls": 100_001, "limits_hit": ["fetch size", "host calls"]},
     }  # fmt: skip
     assert [s["name"] for s in obj["steps"]] == ["fetch", "shout", "count", "summarize"]
     assert (obj["budget"], obj["reserved"]) == (None, None)
+
+
+def test_status_text_shows_what_each_finished_step_used() -> None:
+    lines = render.run_text(sample_run()).splitlines()
+    assert lines[1].split()[:8] == ["STEP", "STATUS", "ATTEMPT", "NODE", "CPU", "MEM", "WALL", "CALLS"]
+    shout = next(line for line in lines if line.startswith("shout"))
+    assert shout.split()[4:8] == ["0.250s", "3.1Mi", "1.500s", "100001"]
+    fetch = next(line for line in lines if line.startswith("fetch"))
+    assert fetch.split()[4:8] == ["-", "-", "-", "-"]  # no usage recorded
+    assert "FETCHED" not in lines[1]  # only when a step fetched something
 
 
 def test_an_ai_run_shows_what_each_step_spent_on_llm_calls() -> None:
@@ -295,9 +315,9 @@ def test_module_json() -> None:
 def test_run_text_lists_steps_in_a_table() -> None:
     lines = render.run_text(sample_run()).splitlines()
     assert lines[0] == 'run run-7  workflow diamond v3  failed  (step "shout" failed)'
-    assert lines[1].split() == ["STEP", "STATUS", "ATTEMPT", "NODE", "ERROR"]
-    assert lines[3].split() == ["shout", "failed", "3/3", "node-b", "exit", "code", "2"]
-    assert lines[5].split() == ["summarize", "skipped", "0/1", "-"]
+    assert lines[1].split() == ["STEP", "STATUS", "ATTEMPT", "NODE", "CPU", "MEM", "WALL", "CALLS", "ERROR"]
+    assert lines[3].split()[:4] + lines[3].split()[8:] == ["shout", "failed", "3/3", "node-b", "exit", "code", "2"]
+    assert lines[5].split() == ["summarize", "skipped", "0/1", "-", "-", "-", "-", "-"]
 
 
 def test_outputs_text() -> None:

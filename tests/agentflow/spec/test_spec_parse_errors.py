@@ -543,6 +543,18 @@ CAPABILITIES = [
         id="host-with-scheme",
     ),
     pytest.param(
+        doc(agent("fetch", capabilities={"network": {"allowedHosts": ["https://api.example.com"]}})),
+        "agents[0].capabilities.network.allowedHosts[0]",
+        "must be a host name without a scheme",
+        id="network-host-with-scheme",
+    ),
+    pytest.param(
+        doc(agent("fetch", capabilities={"http": {"allowedHosts": ["a.com"]}, "network": {"allowedHosts": []}})),
+        "agents[0].capabilities.network",
+        "is another name for http: write one of them, not both",
+        id="network-and-http",
+    ),
+    pytest.param(
         doc(agent("fetch", capabilities={"http": {"allowedHosts": ["api.example.com/v1"]}})),
         "agents[0].capabilities.http.allowedHosts[0]",
         'must be a host name without a path (use "api.example.com")',

@@ -338,3 +338,20 @@ def test_filesystem_grants_take_a_mode_and_round_trip() -> None:
     caps = spec.agent("index").capabilities
     assert caps.allowed_paths == ("/srv/corpus", "/srv/models") and caps.writable_paths == ("/srv/out",)
     assert parse_workflow_dict(spec_to_dict(spec), source="stored") == spec
+
+
+def test_network_is_another_name_for_http() -> None:
+    text = textwrap.dedent(
+        """
+        apiVersion: agentflow/v1
+        kind: Workflow
+        name: net
+        version: "1"
+        agents:
+          - name: fetch
+            module: sha256:0000000000000000000000000000000000000000000000000000000000000000
+            capabilities: {network: {allowedHosts: [API.example.com:8443]}}
+        """
+    )
+    agent = load_workflow(text, source="net.yaml").agent("fetch")
+    assert agent.capabilities.http_allowed_hosts == ("api.example.com:8443",)

@@ -143,7 +143,7 @@ def test_lone_surrogate_output_stays_escaped(run_agent: RunAgent) -> None:
 
 def test_spin_times_out(run_agent: RunAgent) -> None:
     result = run_agent("tests/agents/spin", timeout_s=0.5)
-    assert (result.failure_kind, result.error) == ("timeout", "timed out after 0.5s")
+    assert (result.failure_kind, result.error) == ("timeout", "wall time limit of 0.5s reached (timed out)")
     assert 0.45 <= result.duration_s < 2.0
 
 
@@ -170,14 +170,14 @@ def test_limit_below_initial_memory(run_agent: RunAgent) -> None:
 
 def test_noisy_hits_output_limit(run_agent: RunAgent) -> None:
     result = run_agent("tests/agents/noisy")
-    assert (result.failure_kind, result.error) == ("output_limit", "stdout exceeded 1048576 bytes")
+    assert (result.failure_kind, result.error) == ("output_limit", "output limit of 1048576 bytes reached (stdout)")
     assert result.output_json is None
 
 
 def test_custom_stdout_cap(run_agent: RunAgent) -> None:
     assert run_agent("tests/agents/echo", b"[1,2,3,4]", max_stdout_bytes=9).ok
     result = run_agent("tests/agents/echo", b"[1,2,3,4]", max_stdout_bytes=8)
-    assert (result.failure_kind, result.error) == ("output_limit", "stdout exceeded 8 bytes")
+    assert (result.failure_kind, result.error) == ("output_limit", "output limit of 8 bytes reached (stdout)")
 
 
 def test_stderr_keeps_the_tail(run_agent: RunAgent) -> None:

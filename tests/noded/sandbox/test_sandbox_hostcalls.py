@@ -18,6 +18,7 @@ from noded.sandbox import (
     HostCalls,
     HostOperation,
 )
+from noded.sandbox.hostcalls import HostCallLimitReached
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +119,47 @@ def test_oversized_response_is_refused() -> None:
     table = {"big": HostOperation(name="big", handler=lambda ctx, req: "x" * MAX_MESSAGE_BYTES)}
     calls, _ = make_calls(operations=table)
     assert calls.call("big", b"{}") == HostCallError.TOO_LARGE
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LOG = b'{"message": "x"}'
+
+
+def test_calls_over_the_rate_are_refused_until_the_bucket_refills() -> None:
+    clock, lines = ManualClock(), []
+    calls = HostCalls(capabilities=frozenset(), log=lines.append, rate=4, burst=3, clock=clock)
+    assert [calls.call("log", LOG) > 0 for _ in range(3)] == [True] * 3
+    assert calls.call("log", LOG) == HostCallError.RATE_LIMITED
+    assert calls.call("log", LOG) == HostCallError.RATE_LIMITED
+    assert (calls.throttled, calls.calls) == (2, 5)
+    assert lines.count("[host] host calls throttled: more than 4 a second") == 1  # said once
+    clock.now += 0.25  # one call's worth at 4 a second
+    assert calls.call("log", LOG) > 0
+    assert calls.call("log", LOG) == HostCallError.RATE_LIMITED
+    clock.now += 60  # a long pause refills only up to the burst
+    assert [calls.call("log", LOG) > 0 for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_step_that_keeps_calling_while_throttled_is_stopped() -> None:
+    clock = ManualClock()
+    calls = HostCalls(capabilities=frozenset(), log=lambda _: None, rate=1, burst=1, max_throttled=2, clock=clock)
+    assert calls.call("log", LOG) > 0
+    assert calls.call("log", LOG) == calls.call("log", LOG) == HostCallError.RATE_LIMITED
+    with pytest.raises(HostCallLimitReached, match="2 calls refused as over 1 a second, and the step kept calling"):
+        calls.call("log", LOG)
+
+
+def test_the_total_number_of_calls_is_capped() -> None:
+    clock = ManualClock()
+    calls = HostCalls(capabilities=frozenset(), log=lambda _: None, max_calls=3, clock=clock)
+    for _ in range(3):
+        calls.call("no.such.op", b"{}")  # refused calls count too
+    with pytest.raises(HostCallLimitReached, match="host calls limit of 3 calls reached"):
+        calls.call("log", LOG)
