@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from agentflow.config import ConfigError
+from agentflow.sdnotify import Notifier
 from agentflow.telemetry import configure_logging
+from agentflow.telemetry.logs import set_log_level
 
 STATE_FILE_SUFFIX = ".json"
 _PR_SET_PDEATHSIG = 1
@@ -87,7 +89,8 @@ def daemon_main(
     load: Callable[[Sequence[str] | None], C],
     serve: Callable[[C], Coroutine[Any, Any, None]],
 ) -> int:
-    """Load settings, set up JSON logging and serve on uvloop until stopped.
+    """Load settings, set up JSON logging and serve on uvloop until stopped; SIGHUP loads the
+    settings again and applies the log level (flags given on the command line stay as they are).
 
     Exit codes: 0 after a clean stop, 1 on a fatal error, 2 for bad settings.
     """
@@ -96,7 +99,7 @@ def daemon_main(
         configure_logging(component, config.log_level)
         import uvloop
 
-        uvloop.run(serve(config))
+        uvloop.run(_reloading_on_hangup(serve(config), lambda: load(argv), component))
     except BaseException as exc:  # what stopped serve(), often in an ExceptionGroup of its components
         match _leaf(exc):
             case ConfigError() as error:
@@ -112,6 +115,27 @@ def daemon_main(
         logging.getLogger(component).critical("stopped by an unexpected error", exc_info=exc)
         return 1
     return 0
+
+
+async def _reloading_on_hangup(
+    main: Coroutine[Any, Any, None], load_again: Callable[[], HasLogLevel], component: str
+) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, load_again, component)
+    await main
+
+
+def _reload(load_again: Callable[[], HasLogLevel], component: str) -> None:
+    log = logging.getLogger(component)
+    notifier = Notifier()
+    notifier.reloading()
+    try:
+        config = load_again()
+    except (ConfigError, SystemExit) as exc:  # argparse exits on what it refuses
+        log.error("cannot reload settings; the ones in force stay", extra={"error": str(exc)})
+    else:
+        set_log_level(config.log_level)
+        log.info("settings reloaded", extra={"log_level": config.log_level})
+    notifier.ready("settings reloaded")
 
 
 def _leaf(exc: BaseException) -> BaseException:

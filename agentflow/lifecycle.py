@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from types import TracebackType
 
 import grpc
 from prometheus_client import CollectorRegistry
 
+from agentflow.clock import Clock, SystemClock, wait
 from agentflow.daemon import FatalError
+from agentflow.sdnotify import Notifier
 from agentflow.telemetry import serve_metrics
 
 log = logging.getLogger(__name__)
@@ -141,3 +144,22 @@ class MetricsServer(Component):
             await self.stopping.wait()
         finally:
             await asyncio.to_thread(self._stop_serving)
+
+
+class Watchdog(Component):
+    """Sends `WATCHDOG=1` every `notifier.watchdog_interval_s` until shut down (idle without one)."""
+
+    def __init__(self, notifier: Notifier, *, clock: Clock | None = None) -> None:
+        super().__init__()
+        self._notifier = notifier
+        self._clock = clock or SystemClock()
+
+    async def _serve(self) -> None:
+        interval = self._notifier.watchdog_interval_s
+        if interval is None or not self._notifier.enabled:
+            await self.stopping.wait()
+            return
+        every = timedelta(seconds=interval)
+        while not self.stopping.is_set():
+            self._notifier.send(WATCHDOG="1")
+            await wait(self.stopping, every, clock=self._clock)

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
-from agentflow.lifecycle import Component, GrpcServer, MetricsServer, supervise
+from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
+from agentflow.sdnotify import Notifier
 from controlplane.api.server import build_server
 from controlplane.config import ControlPlaneConfig
 from controlplane.engine import Engine
@@ -62,6 +63,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
     host, _ = split_address(config.listen)
     metrics_host, _ = split_address(config.metrics_listen)
     write_state_file(config.state_file, {"grpc": f"{host}:{port}", "metrics": f"{metrics_host}:{metrics_server.port}"})
+    notifier = Notifier()
     try:
         log.info(
             "control plane ready",
@@ -69,12 +71,14 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
                    "data_dir": str(config.data_dir)},
         )  # fmt: skip
 
+        notifier.ready(f"serving gRPC on {host}:{port}")
+
         async def announce() -> None:
             log.info("control plane stopping")
+            notifier.stopping("stopping")
 
-        await supervise(
-            [engine, MetricsFollower(metrics, engine), grpc_server, metrics_server], stop, before_stopping=announce
-        )
+        components = [Watchdog(notifier), engine, MetricsFollower(metrics, engine), grpc_server, metrics_server]
+        await supervise(components, stop, before_stopping=announce)
     finally:
         config.state_file.unlink(missing_ok=True)
     log.info("control plane stopped")

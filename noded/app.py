@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -15,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
-from agentflow.lifecycle import Component, GrpcServer, MetricsServer, supervise
+from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
+from agentflow.sdnotify import Notifier, without_notify
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.vocabulary import Isolation
 from noded import capacity, isolation
@@ -104,6 +106,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             warm=min(config.warm_workers, slots),
             max_workers=slots,
             confinement=walls.mode,
+            env=without_notify(os.environ),  # workers do not speak for the service
         )
         router = RouterClient(f"http://{config.router}")
         stack.push_async_callback(router.close)
@@ -170,13 +173,18 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             },
         )
 
+        notifier = Notifier()
+        notifier.ready(f"node {config.name}, control plane {config.server}")
+
         async def graceful() -> None:
             log.info("node stopping")
+            notifier.stopping("draining: running steps finish and their results land")
             await wind_down(link, runner, grace=config.shutdown_grace, force=force)
 
         # Stopped in reverse: the link last of all to start, first to stop, once running steps
         # finished and their results landed (wind_down); then the steps still running.
-        await supervise([PoolService(pool), runner, metrics_server, admin_server, link], stop, before_stopping=graceful)
+        components = [Watchdog(notifier), PoolService(pool), runner, metrics_server, admin_server, link]
+        await supervise(components, stop, before_stopping=graceful)
     log.info("node stopped")
 
 

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
+from agentflow.lifecycle import Watchdog
+from agentflow.sdnotify import Notifier
 from router.config import RouterConfig
 from router.engine import Engine
 from router.http import Front
@@ -76,8 +78,12 @@ async def serve(config: RouterConfig, *, stop: asyncio.Event | None = None) -> N
                 "no LLM provider is configured; calls will be refused until one is",
                 extra={"hint": "set OPENAI_API_KEY or ANTHROPIC_API_KEY, use --config, or --dev"},
             )
-        await stop.wait()
-        log.info("router stopping")
+        notifier = Notifier()
+        notifier.ready(f"serving on {address}")
+        async with Watchdog(notifier):
+            await stop.wait()
+            log.info("router stopping")
+            notifier.stopping("stopping")
     log.info("router stopped")
 
 

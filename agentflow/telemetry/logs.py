@@ -41,6 +41,12 @@ def configure_logging(component: str, level: str = "info") -> None:
     handler.setFormatter(JsonFormatter(component))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    set_log_level(level)
+
+
+def set_log_level(level: str) -> None:
+    """The level of every logger of this process (chatty libraries never below info)."""
+    root = logging.getLogger()
     root.setLevel(level.upper())
     for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +19,12 @@ __all__ = ["REPO_ROOT", "Daemon", "free_port", "start_router", "wait_for"]
 
 
 def start_controlplane(
-    data_dir: Path, *, listen: str = "127.0.0.1:0", heartbeat: str = "200ms", ttl: str = "2s"
+    data_dir: Path,
+    *,
+    listen: str = "127.0.0.1:0",
+    heartbeat: str = "200ms",
+    ttl: str = "2s",
+    env: Mapping[str, str] | None = None,
 ) -> Daemon:
     daemon = Daemon(
         "control plane",
@@ -28,6 +33,7 @@ def start_controlplane(
          "--log-level", "debug"],
         state_file=data_dir / "controlplane.json",
         log_file=data_dir / "controlplane.log",
+        env=env,
     )  # fmt: skip
     daemon.wait_ready()
     return daemon
@@ -42,6 +48,7 @@ def start_noded(
     slots: int = 4,
     extra: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Daemon:
     """`prefix` runs the daemon through another command, e.g. `ip netns exec NS`."""
     argv = [*prefix, sys.executable, "-m", "noded", "--server", server, "--data-dir", str(data_dir), "--name", name,
@@ -50,7 +57,7 @@ def start_noded(
     # No grace by default: tests stop nodes with steps still running, and need not wait for them.
     if labels:
         argv += ["--labels", labels]
-    daemon = Daemon("noded " + name, argv, state_file=data_dir / "noded.json", log_file=data_dir / "noded.log")
+    daemon = Daemon("noded " + name, argv, state_file=data_dir / "noded.json", log_file=data_dir / "noded.log", env=env)
     daemon.wait_ready()
     return daemon
 
