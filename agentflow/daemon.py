@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import json
 import logging
@@ -19,6 +20,7 @@ from agentflow.telemetry import configure_logging
 from agentflow.telemetry.logs import set_log_level
 
 STATE_FILE_SUFFIX = ".json"
+_RELOAD_HOOKS: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.ContextVar("reload_hooks")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -120,11 +122,21 @@ def daemon_main(
 async def _reloading_on_hangup(
     main: Coroutine[Any, Any, None], load_again: Callable[[], HasLogLevel], component: str
 ) -> None:
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, load_again, component)
+    hooks: list[Callable[[], None]] = []
+    _RELOAD_HOOKS.set(hooks)  # this task's context: serve() and what it starts see the list
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, load_again, component, hooks)
     await main
 
 
-def _reload(load_again: Callable[[], HasLogLevel], component: str) -> None:
+def on_reload(hook: Callable[[], None]) -> None:
+    """Run `hook` on SIGHUP too (say, read certificates again), after the settings are reloaded.
+    Outside `daemon_main` (a test serving in-process) there is no SIGHUP handling, and no hook."""
+    hooks = _RELOAD_HOOKS.get(None)
+    if hooks is not None:
+        hooks.append(hook)
+
+
+def _reload(load_again: Callable[[], HasLogLevel], component: str, hooks: list[Callable[[], None]]) -> None:
     log = logging.getLogger(component)
     notifier = Notifier()
     notifier.reloading()
@@ -135,6 +147,8 @@ def _reload(load_again: Callable[[], HasLogLevel], component: str) -> None:
     else:
         set_log_level(config.log_level)
         log.info("settings reloaded", extra={"log_level": config.log_level})
+    for hook in hooks:
+        hook()
     notifier.ready("settings reloaded")
 
 

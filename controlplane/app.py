@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
+from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
-from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
+from agentflow.daemon import FatalError, daemon_main, on_reload, stop_on_signals, write_state_file
 from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
 from agentflow.sdnotify import Notifier
+from agentflow.tls import ServerTLS, TLSError, TLSFiles, plaintext_problem
 from controlplane.api.server import build_server
 from controlplane.config import ControlPlaneConfig
 from controlplane.engine import Engine
@@ -41,6 +43,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
     """Serve until `stop` (or SIGTERM/SIGINT); whatever was started is stopped in reverse."""
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
+    tls = _server_tls(config)
     engine = await Engine.open(
         config.data_dir,
         heartbeat_interval=config.heartbeat_interval,
@@ -51,7 +54,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
         registry = CollectorRegistry()
         metrics = ControlPlaneMetrics(registry)
         try:
-            server, port, health = await build_server(engine, config.listen)
+            server, port, health = await build_server(engine, config.listen, tls=tls)
         except RuntimeError:  # grpc's way of saying the bind failed
             raise FatalError(f"cannot listen on {config.listen} (address in use or not available)") from None
         await server.start()
@@ -82,6 +85,22 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
     finally:
         config.state_file.unlink(missing_ok=True)
     log.info("control plane stopped")
+
+
+def _server_tls(config: ControlPlaneConfig) -> ServerTLS | None:
+    """Mutual TLS when its files are set; without them, only a loopback listener is allowed."""
+    try:
+        files = TLSFiles.from_settings(config.tls_ca, config.tls_cert, config.tls_key, flag="--tls")
+        if files is None:
+            problem = plaintext_problem(config.listen, flags="--tls-ca, --tls-cert and --tls-key")
+            if problem is not None:
+                raise FatalError(f"listen: {problem}")
+            return None
+        tls = ServerTLS(files)
+    except TLSError as exc:
+        raise ConfigError(f"tls: {exc}") from None
+    on_reload(tls.reload)  # SIGHUP: new handshakes use the files as they are now
+    return tls
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,6 +31,11 @@ OPTIONS: tuple[Option, ...] = (
            help="silence after which a node is down and its steps move", metavar="DURATION"),
     Option(name="max_module_size", parse=parse_memory, default=DEFAULT_MAX_MODULE_BYTES,
            help="largest module accepted by PushModule", metavar="BYTES"),
+    Option(name="tls_ca", parse=parsers.path, default=None,
+           help="CA (PEM) of the clients' certificates: mutual TLS, needed off loopback", metavar="FILE"),
+    Option(name="tls_cert", parse=parsers.path, default=None,
+           help="server certificate (PEM; agentflow certs issue --server)", metavar="FILE"),
+    Option(name="tls_key", parse=parsers.path, default=None, help="its private key (PEM)", metavar="FILE"),
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -43,6 +48,9 @@ class ControlPlaneConfig:
     heartbeat_interval: timedelta = DEFAULT_HEARTBEAT_INTERVAL
     node_ttl: timedelta = DEFAULT_NODE_TTL
     max_module_size: int = DEFAULT_MAX_MODULE_BYTES
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: str = "info"
 
     def __post_init__(self) -> None:

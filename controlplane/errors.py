@@ -31,6 +31,10 @@ class Unauthenticated(Error):
     """The caller did not identify itself (e.g. a node stream without a node id)."""
 
 
+class PermissionDenied(Error):
+    """The caller is known, but may not do this (a node's certificate acting as another node)."""
+
+
 class StorageError(Error):
     """The database or module store failed; the state was left as it was."""
 

@@ -18,6 +18,7 @@ from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
 from agentflow.sdnotify import Notifier, without_notify
+from agentflow.tls import TLSError, TLSFiles
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.vocabulary import Isolation
 from noded import capacity, isolation
@@ -99,7 +100,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         stack.callback(cgroups.teardown)
         state = await SqliteNodeState.open(data_dir / "noded.db")
         stack.push_async_callback(state.close)
-        channel = grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
+        channel = _channel(config)
         stack.push_async_callback(channel.close)
         pool = WorkerPool(
             data_dir / "compiled",
@@ -197,6 +198,17 @@ async def _confinement(config: NodedConfig) -> WorkerConfinement:
     for problem in walls.problems:
         log.warning("workers run without a sandbox layer", extra={"reason": problem})
     return walls
+
+
+def _channel(config: NodedConfig) -> grpc.aio.Channel:
+    """TLS to the control plane when the node has its certificate, plaintext otherwise."""
+    try:
+        files = TLSFiles.from_settings(config.tls_ca, config.tls_cert, config.tls_key, flag="--tls")
+        if files is None:
+            return grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(config.server, files.channel_credentials(), options=CHANNEL_OPTIONS)
+    except TLSError as exc:
+        raise ConfigError(f"tls: {exc}") from None
 
 
 def _cgroup_driver(config: NodedConfig) -> CgroupDriver:

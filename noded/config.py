@@ -48,6 +48,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(name="shutdown_grace", parse=parsers.duration_or_zero, default=DEFAULT_SHUTDOWN_GRACE,
            help="on SIGTERM, how long running steps may take to finish (0s: stop them at once)",
            metavar="DURATION"),
+    Option(name="tls_ca", parse=parsers.path, default=None,
+           help="CA (PEM) of the control plane's certificate: TLS to it", metavar="FILE"),
+    Option(name="tls_cert", parse=parsers.path, default=None,
+           help="this node's certificate (PEM; agentflow certs issue --node NAME)", metavar="FILE"),
+    Option(name="tls_key", parse=parsers.path, default=None, help="its private key (PEM)", metavar="FILE"),
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -68,6 +73,9 @@ class NodedConfig:
     isolation: str = "auto"
     confinement: str = "auto"
     shutdown_grace: timedelta = DEFAULT_SHUTDOWN_GRACE
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: str = "info"
 
     def __post_init__(self) -> None:

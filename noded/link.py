@@ -27,7 +27,15 @@ from agentflow.attempt import AttemptKey
 from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
 from agentflow.clock import Clock, SystemClock, wait
 from agentflow.lifecycle import Component
-from agentflow.rpc import AlreadyExists, InvalidArgument, NotFound, RpcError, Unauthenticated, rpc_errors
+from agentflow.rpc import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RpcError,
+    Unauthenticated,
+    rpc_errors,
+)
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from agentflow.wire import InvalidField
@@ -186,7 +194,7 @@ class ControlPlaneLink(Component):
         try:
             with rpc_errors():
                 response = await self._stub.Register(convert.registration(registration), timeout=RPC_TIMEOUT_S)
-        except (InvalidArgument, AlreadyExists) as exc:
+        except (InvalidArgument, AlreadyExists, PermissionDenied) as exc:  # retrying would not change it
             raise RegistrationError(f"control plane refused registration: {exc.details}") from exc
         registered = convert.registered(response)
         self.node_id = registered.node_id

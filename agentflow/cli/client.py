@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 
 from agentflow import rpc
+from agentflow.tls import TLSError, TLSFiles
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_admin_pb2, node_admin_pb2_grpc, types_pb2
 
@@ -24,6 +26,12 @@ class ClientError(Exception):
     """Root of the CLI's client errors; `exit_code` is what the CLI exits with."""
 
     exit_code = 1
+
+
+class BadTLS(ClientError):
+    """The TLS files cannot be used (missing, unreadable, not PEM)."""
+
+    exit_code = 2
 
 
 class Unreachable(ClientError):
@@ -73,12 +81,20 @@ def file_digest(path: Path) -> str:
 
 
 class Client:
-    def __init__(self, server: str) -> None:
+    """The control plane's admin API; over mutual TLS with `tls` (the CLI's --tls-* flags, or
+    AGENTFLOW_TLS_CA, _CERT and _KEY), plaintext otherwise."""
+
+    def __init__(self, server: str, *, tls: TLSFiles | None = None) -> None:
         self.server = server
-        self._channel = grpc.insecure_channel(
-            server,
-            options=MESSAGE_SIZE_OPTIONS,
-        )
+        try:
+            files = tls or TLSFiles.from_env(os.environ)
+            credentials = None if files is None else files.channel_credentials()
+        except TLSError as exc:
+            raise BadTLS(f"tls: {exc}") from None
+        if credentials is None:
+            self._channel = grpc.insecure_channel(server, options=MESSAGE_SIZE_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(server, credentials, options=MESSAGE_SIZE_OPTIONS)
         self._stub = controlplane_pb2_grpc.ControlPlaneStub(self._channel)
 
     def close(self) -> None:

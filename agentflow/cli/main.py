@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from agentflow.cli import commands
+from agentflow.cli import certs, commands
 from agentflow.cli.router_status import cmd_router_status
 from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"control plane address (env AGENTFLOW_SERVER; default {DEFAULT_SERVER})",
     )
+    for flag, env, text in (("--tls-ca", "AGENTFLOW_TLS_CA", "CA of the control plane's certificate"),
+                            ("--tls-cert", "AGENTFLOW_TLS_CERT", "client certificate (agentflow certs issue --admin)"),
+                            ("--tls-key", "AGENTFLOW_TLS_KEY", "its key")):  # fmt: skip
+        parser.add_argument(flag, type=Path, default=os.environ.get(env), metavar="FILE", help=f"{text} (env {env})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Client commands also take --server after the command name; it overrides one given before.
     server_after = argparse.ArgumentParser(add_help=False)
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"the router's address (env AGENTFLOW_ROUTER; default {DEFAULT_ROUTER})")  # fmt: skip
     rstatus.add_argument("--json", action="store_true")
     rstatus.set_defaults(handler=cmd_router_status)
+
+    certs.add_parser(sub)
 
     validate = sub.add_parser("validate", help="check a workflow file offline")
     validate.add_argument("workflow", metavar="WORKFLOW.yaml")

@@ -21,12 +21,16 @@ from agentflow.wire import InvalidField
 log = logging.getLogger(__name__)
 
 StatusTable = Sequence[tuple[type[Exception], grpc.StatusCode]]
+Guard = Callable[[str, grpc.aio.ServicerContext], None]
+"""Checks a call (its full method name, its context) before the handler runs; raises a typed
+exception, mapped like the handler's own, to refuse it."""
 SHARED: StatusTable = ((InvalidField, grpc.StatusCode.INVALID_ARGUMENT),)
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, table: StatusTable) -> None:
+    def __init__(self, table: StatusTable, *, guard: Guard | None = None) -> None:
         self._table = (*SHARED, *table)
+        self._guard = guard
 
     def status_for(self, exc: BaseException) -> grpc.StatusCode | None:
         for cls, code in self._table:
@@ -41,9 +45,11 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         log.exception("unexpected error in RPC handler", exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
 
-    def _wrap_unary_response(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _wrap_unary_response(self, fn: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
         async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
+                if self._guard is not None:
+                    self._guard(method, context)
                 return await fn(request, context)
             except grpc.aio.AbortError:
                 raise  # the handler aborted with a status of its own
@@ -52,9 +58,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
         return handler
 
-    def _wrap_stream_response(self, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def _wrap_stream_response(
+        self, fn: Callable[..., AsyncIterator[Any]], method: str
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
+                if self._guard is not None:
+                    self._guard(method, context)
                 async for item in fn(request, context):
                     yield item
             except grpc.aio.AbortError:
@@ -73,12 +83,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         # Only the asyncio handlers of our servicers are wrapped; others pass through as they are.
+        method = handler_call_details.method
         if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
-            return handler._replace(unary_unary=self._wrap_unary_response(handler.unary_unary))
+            return handler._replace(unary_unary=self._wrap_unary_response(handler.unary_unary, method))
         if handler.stream_unary is not None and inspect.iscoroutinefunction(handler.stream_unary):
-            return handler._replace(stream_unary=self._wrap_unary_response(handler.stream_unary))
+            return handler._replace(stream_unary=self._wrap_unary_response(handler.stream_unary, method))
         if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
-            return handler._replace(unary_stream=self._wrap_stream_response(handler.unary_stream))
+            return handler._replace(unary_stream=self._wrap_stream_response(handler.unary_stream, method))
         if handler.stream_stream is not None and inspect.isasyncgenfunction(handler.stream_stream):
-            return handler._replace(stream_stream=self._wrap_stream_response(handler.stream_stream))
+            return handler._replace(stream_stream=self._wrap_stream_response(handler.stream_stream, method))
         return handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from agentflow.rpc import ErrorMappingInterceptor, StatusTable
+from agentflow.rpc.server import Guard
 from controlplane import errors
 
 STATUS_CODES: StatusTable = (
@@ -14,11 +15,12 @@ STATUS_CODES: StatusTable = (
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
     (errors.Error, grpc.StatusCode.INTERNAL),
 )
 
 
-def error_mapping() -> ErrorMappingInterceptor:
-    return ErrorMappingInterceptor(STATUS_CODES)
+def error_mapping(guard: Guard | None = None) -> ErrorMappingInterceptor:
+    return ErrorMappingInterceptor(STATUS_CODES, guard=guard)

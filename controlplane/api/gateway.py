@@ -12,6 +12,7 @@ from agentflow import wire
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from controlplane.api import convert
+from controlplane.api.identity import check_node_name
 from controlplane.engine import Engine, NodeSession, ToNode
 from controlplane.errors import InvalidArgument, Unauthenticated
 
@@ -19,12 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
-    def __init__(self, engine: Engine) -> None:
+    """With `tls`, a node's certificate binds it to its name (see `controlplane.api.identity`)."""
+
+    def __init__(self, engine: Engine, *, tls: bool = False) -> None:
         self._engine = engine
+        self._tls = tls
 
     async def Register(
         self, request: node_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterResponse:
+        check_node_name(context, request.name, tls=self._tls)
         node_id = await self._engine.registration.register(convert.registration(request))
         return node_pb2.RegisterResponse(
             node_id=node_id,
@@ -40,6 +45,10 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
         if not node_id:
             raise Unauthenticated(f"Connect needs the {NODE_ID_METADATA} metadata from Register")
         registration = self._engine.registration
+        if self._tls:  # before the session opens: another node's certificate must not close it
+            record = await self._engine.core.store.read.node(node_id)
+            if record is not None:
+                check_node_name(context, record.name, tls=True)
         session = await registration.open_session(node_id)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
         closed = asyncio.ensure_future(session.closed.wait())

@@ -6,11 +6,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentflow.tls import ServerTLS
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc
 from controlplane.api.admin import ControlPlaneServicer
 from controlplane.api.errors import error_mapping
 from controlplane.api.gateway import NodeGatewayServicer
+from controlplane.api.identity import peer_policy
 from controlplane.engine import Engine
 
 SERVICES = (
@@ -28,18 +30,22 @@ GRPC_OPTIONS = (
 )
 
 
-async def build_server(engine: Engine, listen: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Create the server bound to `listen` (port 0 picks one); answer it and the bound port."""
-    server = grpc.aio.server(interceptors=[error_mapping()], options=GRPC_OPTIONS)
+async def build_server(
+    engine: Engine, listen: str, *, tls: ServerTLS | None = None
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Create the server bound to `listen` (port 0 picks one); answer it and the bound port.
+    With `tls`, mutual TLS and `controlplane.api.identity`'s policy."""
+    guard = peer_policy if tls is not None else None
+    server = grpc.aio.server(interceptors=[error_mapping(guard)], options=GRPC_OPTIONS)
     controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
-    node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine), server)
+    node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine, tls=tls is not None), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(listen)
+    port = server.add_insecure_port(listen) if tls is None else server.add_secure_port(listen, tls.credentials())
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     for name in ("", *SERVICES):

@@ -25,12 +25,13 @@ def start_controlplane(
     heartbeat: str = "200ms",
     ttl: str = "2s",
     env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> Daemon:
     daemon = Daemon(
         "control plane",
         [sys.executable, "-m", "controlplane", "--data-dir", str(data_dir), "--listen", listen,
          "--metrics-listen", "127.0.0.1:0", "--heartbeat-interval", heartbeat, "--node-ttl", ttl,
-         "--log-level", "debug"],
+         "--log-level", "debug", *extra],
         state_file=data_dir / "controlplane.json",
         log_file=data_dir / "controlplane.log",
         env=env,
@@ -124,3 +125,27 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def make_pki(root: Path, *, server_sans: Sequence[str], nodes: Sequence[str], admin: str = "ops") -> Path:
+    """A CA in `root` with the control plane's certificate ("cp", for `server_sans`), one per node
+    and one admin client certificate."""
+    from agentflow.certs import Kind, init_ca, issue
+
+    init_ca(root)
+    issue(root, Kind.SERVER, "cp", sans=tuple(server_sans))
+    for node in nodes:
+        issue(root, Kind.NODE, node)
+    issue(root, Kind.ADMIN, admin)
+    return root
+
+
+def server_tls_flags(root: Path) -> list[str]:
+    return ["--tls-ca", str(root / "ca.pem"), "--tls-cert", str(root / "server-cp.pem"),
+            "--tls-key", str(root / "server-cp-key.pem")]  # fmt: skip
+
+
+def client_tls_flags(root: Path, who: str) -> list[str]:
+    """`who`: "node-NAME" or "admin-NAME"."""
+    return ["--tls-ca", str(root / "ca.pem"), "--tls-cert", str(root / f"{who}.pem"),
+            "--tls-key", str(root / f"{who}-key.pem")]  # fmt: skip

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cluster import cli, nodes_ready, sleep_workflow, start_controlplane, start_noded, wait_for
+from cluster import (
+    cli,
+    client_tls_flags,
+    make_pki,
+    nodes_ready,
+    server_tls_flags,
+    sleep_workflow,
+    start_controlplane,
+    start_noded,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +72,18 @@ def netns() -> Iterator[Netns]:
 
 
 def test_a_partitioned_node_loses_its_step_and_its_late_result_is_fenced_off(
-    netns: Netns, tmp_path: Path, built_agents
+    netns: Netns, tmp_path: Path, built_agents, monkeypatch: pytest.MonkeyPatch
 ):
-    cp = start_controlplane(tmp_path / "cp", listen=f"{netns.host_ip}:0", heartbeat="200ms", ttl="2s")
+    # Off loopback the control plane serves mutual TLS only: every party has its certificate.
+    pki = make_pki(tmp_path / "pki", server_sans=[netns.host_ip], nodes=["alpha", "beta"])
+    ca, cert, key = client_tls_flags(pki, "admin-ops")[1::2]
+    for name, path in (("CA", ca), ("CERT", cert), ("KEY", key)):  # the CLI's (flags win for the daemons)
+        monkeypatch.setenv(f"AGENTFLOW_TLS_{name}", path)
+    cp = start_controlplane(tmp_path / "cp", listen=f"{netns.host_ip}:0", heartbeat="200ms", ttl="2s",
+                            extra=server_tls_flags(pki))  # fmt: skip
     server = cp.state["grpc"]
-    beta = start_noded(tmp_path / "beta", server, name="beta", extra=["--isolation", "none"],
+    beta = start_noded(tmp_path / "beta", server, name="beta",
+                       extra=["--isolation", "none", *client_tls_flags(pki, "node-beta")],
                        prefix=["ip", "netns", "exec", netns.name])  # fmt: skip
     alpha = None
     try:
@@ -78,7 +95,7 @@ def test_a_partitioned_node_loses_its_step_and_its_late_result_is_fenced_off(
 
         wait_for(lambda: step()["status"] == "running", timeout=30, what="the step to run on beta")
         assert step()["node"] == "beta"
-        alpha = start_noded(tmp_path / "alpha", server, name="alpha")
+        alpha = start_noded(tmp_path / "alpha", server, name="alpha", extra=client_tls_flags(pki, "node-alpha"))
 
         netns.cut()
         wait_for(lambda: {n["name"]: n["status"] for n in cli(server, "nodes", "--json").json()}.get("beta") == "down",

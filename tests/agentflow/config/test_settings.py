@@ -89,6 +89,42 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "0s", "90s", 'shutdown_grace = "2m"', (timedelta(0), timedelta(seconds=90), timedelta(minutes=2))
     ),
     ("noded", "log_level"): Sample("info", "debug", 'log_level = "warning"', ("info", "debug", "warning")),
+    ("controlplane", "tls_ca"): Sample(
+        "/etc/a/tls_ca.pem",
+        "/etc/b/tls_ca.pem",
+        'tls_ca = "/etc/c/tls_ca.pem"',
+        (Path("/etc/a/tls_ca.pem"), Path("/etc/b/tls_ca.pem"), Path("/etc/c/tls_ca.pem")),
+    ),
+    ("controlplane", "tls_cert"): Sample(
+        "/etc/a/tls_cert.pem",
+        "/etc/b/tls_cert.pem",
+        'tls_cert = "/etc/c/tls_cert.pem"',
+        (Path("/etc/a/tls_cert.pem"), Path("/etc/b/tls_cert.pem"), Path("/etc/c/tls_cert.pem")),
+    ),
+    ("controlplane", "tls_key"): Sample(
+        "/etc/a/tls_key.pem",
+        "/etc/b/tls_key.pem",
+        'tls_key = "/etc/c/tls_key.pem"',
+        (Path("/etc/a/tls_key.pem"), Path("/etc/b/tls_key.pem"), Path("/etc/c/tls_key.pem")),
+    ),
+    ("noded", "tls_ca"): Sample(
+        "/etc/a/tls_ca.pem",
+        "/etc/b/tls_ca.pem",
+        'tls_ca = "/etc/c/tls_ca.pem"',
+        (Path("/etc/a/tls_ca.pem"), Path("/etc/b/tls_ca.pem"), Path("/etc/c/tls_ca.pem")),
+    ),
+    ("noded", "tls_cert"): Sample(
+        "/etc/a/tls_cert.pem",
+        "/etc/b/tls_cert.pem",
+        'tls_cert = "/etc/c/tls_cert.pem"',
+        (Path("/etc/a/tls_cert.pem"), Path("/etc/b/tls_cert.pem"), Path("/etc/c/tls_cert.pem")),
+    ),
+    ("noded", "tls_key"): Sample(
+        "/etc/a/tls_key.pem",
+        "/etc/b/tls_key.pem",
+        'tls_key = "/etc/c/tls_key.pem"',
+        (Path("/etc/a/tls_key.pem"), Path("/etc/b/tls_key.pem"), Path("/etc/c/tls_key.pem")),
+    ),
 }
 IDS = [f"{daemon}-{name}" for daemon, name in SAMPLES]
 
