@@ -169,6 +169,23 @@ class EventType(enum.StrEnum):
         return self.value.startswith("node.")
 
 
+class Role(enum.StrEnum):
+    """What a bearer token may do (`controlplane.api.roles` says which RPC needs which)."""
+
+    NODE = "node"  # a join token: lets a new node register, nothing else
+    VIEWER = "viewer"  # reads runs, nodes and modules
+    OPERATOR = "operator"  # also submits, cancels and retries runs, pushes modules, drains nodes
+    ADMIN = "admin"  # also manages tokens
+
+    def covers(self, required: Role) -> bool:
+        if self is Role.NODE or required is Role.NODE:
+            return self is required
+        return _RANK[self] >= _RANK[required]
+
+
+_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
 class Capability(enum.StrEnum):
     """Host operations a step must be granted (`log` needs none)."""
 

@@ -60,6 +60,11 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
         await server.start()
         grpc_server = GrpcServer(server, grace=SHUTDOWN_GRACE_S, before_stop=health.enter_graceful_shutdown)
         metrics_server = MetricsServer(registry, config.metrics_listen)
+        if tls is not None and (path := await engine.tokens.bootstrap(config.data_dir)) is not None:
+            log.warning(
+                "no admin token existed: made one for the first administrator; keep it safe",
+                extra={"path": str(path)},
+            )
     except BaseException:
         await engine.shutdown()
         raise

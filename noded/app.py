@@ -92,6 +92,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         isolation=cgroups.mode,
         version=_version(),
         sandbox_layers=walls.layers,
+        join_token=_join_token(config),
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
@@ -198,6 +199,15 @@ async def _confinement(config: NodedConfig) -> WorkerConfinement:
     for problem in walls.problems:
         log.warning("workers run without a sandbox layer", extra={"reason": problem})
     return walls
+
+
+def _join_token(config: NodedConfig) -> str:
+    if config.join_token_file is None:
+        return ""
+    try:
+        return config.join_token_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"join_token_file: {config.join_token_file}: {exc.strerror or exc}") from None
 
 
 def _channel(config: NodedConfig) -> grpc.aio.Channel:

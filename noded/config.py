@@ -53,6 +53,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(name="tls_cert", parse=parsers.path, default=None,
            help="this node's certificate (PEM; agentflow certs issue --node NAME)", metavar="FILE"),
     Option(name="tls_key", parse=parsers.path, default=None, help="its private key (PEM)", metavar="FILE"),
+    Option(name="join_token_file", parse=parsers.path, default=None,
+           help="file holding the join token for a first registration (agentflow token create --role node)",
+           metavar="FILE"),
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -76,6 +79,7 @@ class NodedConfig:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    join_token_file: Path | None = None
     log_level: str = "info"
 
     def __post_init__(self) -> None:

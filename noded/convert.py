@@ -66,6 +66,7 @@ def registration(reg: Registration) -> node_pb2.RegisterRequest:
         isolation=wire.to_pb(reg.isolation, types_pb2.Isolation),
         version=reg.version,
         sandbox_layers=[wire.to_pb(layer, types_pb2.SandboxLayer) for layer in sorted(reg.sandbox_layers)],
+        join_token=reg.join_token,
     )
 
 

@@ -194,8 +194,8 @@ class ControlPlaneLink(Component):
         try:
             with rpc_errors():
                 response = await self._stub.Register(convert.registration(registration), timeout=RPC_TIMEOUT_S)
-        except (InvalidArgument, AlreadyExists, PermissionDenied) as exc:  # retrying would not change it
-            raise RegistrationError(f"control plane refused registration: {exc.details}") from exc
+        except (InvalidArgument, AlreadyExists, PermissionDenied, Unauthenticated) as exc:  # retrying won't help
+            raise RegistrationError(f"control plane refused registration ({exc.code.name}): {exc.details}") from exc
         registered = convert.registered(response)
         self.node_id = registered.node_id
         await self._state.set_node_id(registered.node_id)

@@ -34,6 +34,7 @@ class Registration:
     isolation: Isolation
     version: str
     sandbox_layers: frozenset[SandboxLayer] = frozenset()
+    join_token: str = field(default="", repr=False)  # for a first registration where tokens are required
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

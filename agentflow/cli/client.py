@@ -82,15 +82,19 @@ def file_digest(path: Path) -> str:
 
 class Client:
     """The control plane's admin API; over mutual TLS with `tls` (the CLI's --tls-* flags, or
-    AGENTFLOW_TLS_CA, _CERT and _KEY), plaintext otherwise."""
+    AGENTFLOW_TLS_CA, _CERT and _KEY), plaintext otherwise. Over TLS every call carries the
+    bearer `token` (or AGENTFLOW_TOKEN)."""
 
-    def __init__(self, server: str, *, tls: TLSFiles | None = None) -> None:
+    def __init__(self, server: str, *, tls: TLSFiles | None = None, token: str | None = None) -> None:
         self.server = server
         try:
             files = tls or TLSFiles.from_env(os.environ)
             credentials = None if files is None else files.channel_credentials()
         except TLSError as exc:
             raise BadTLS(f"tls: {exc}") from None
+        token = token or os.environ.get("AGENTFLOW_TOKEN", "").strip()
+        if credentials is not None and token:
+            credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
         if credentials is None:
             self._channel = grpc.insecure_channel(server, options=MESSAGE_SIZE_OPTIONS)
         else:
@@ -155,6 +159,20 @@ class Client:
 
     def undrain_node(self, name: str) -> types_pb2.Node:
         return self._call(self._stub.UndrainNode, controlplane_pb2.UndrainNodeRequest(name=name))
+
+    def create_token(
+        self, *, role: types_pb2.Role, ttl: timedelta | None, single_use: bool, description: str
+    ) -> controlplane_pb2.CreateTokenResponse:
+        request = controlplane_pb2.CreateTokenRequest(role=role, single_use=single_use, description=description)
+        if ttl is not None:
+            request.ttl.FromTimedelta(ttl)
+        return self._call(self._stub.CreateToken, request)
+
+    def list_tokens(self) -> list[types_pb2.Token]:
+        return list(self._call(self._stub.ListTokens, controlplane_pb2.ListTokensRequest()).tokens)
+
+    def revoke_token(self, token_id: str) -> types_pb2.Token:
+        return self._call(self._stub.RevokeToken, controlplane_pb2.RevokeTokenRequest(id=token_id))
 
     def list_modules(self) -> list[types_pb2.Module]:
         return list(self._call(self._stub.ListModules, controlplane_pb2.ListModulesRequest()).modules)

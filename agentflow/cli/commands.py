@@ -28,13 +28,21 @@ RECONNECT_WINDOW_S = 60.0
 DRAIN_POLL_S = 0.5
 
 
-def _client(args: argparse.Namespace) -> Client:
+def client_for(args: argparse.Namespace) -> Client:
     """The admin client for the command's --server, over TLS when --tls-* (or AGENTFLOW_TLS_*) say so."""
     try:
         tls = TLSFiles.from_settings(args.tls_ca, args.tls_cert, args.tls_key, flag="--tls")
     except TLSError as exc:
         raise CommandError(f"agentflow: {exc}", EXIT_INVALID) from None
-    return Client(args.server, tls=tls)
+    token = None
+    if getattr(args, "token_file", None) is not None:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise CommandError(
+                f"agentflow: --token-file {args.token_file}: {exc.strerror or exc}", EXIT_INVALID
+            ) from None
+    return Client(args.server, tls=tls, token=token)
 
 
 class CommandError(Exception):
@@ -108,7 +116,7 @@ def _push_local_modules(client: Client, spec: WorkflowSpec, base_dir: Path, *, q
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     path, text, spec = _load(args.workflow)
     input_json = _read_input(args)
-    with _client(args) as client:
+    with client_for(args) as client:
         digests = _push_local_modules(client, spec, path.parent, quiet=args.json)
         response = client.submit(workflow_yaml=text, source=str(path), input_json=input_json, module_digests=digests)
         if not args.wait:
@@ -194,7 +202,7 @@ def _finish(run: types_pb2.Run, as_json: bool, out: TextIO) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         if args.wait:
             run = _follow(client, args.run_id, out=None if args.json else out)
             return _finish(run, args.json, out)
@@ -208,7 +216,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         runs = client.list_runs(limit=args.limit, workflow_name=args.workflow or "")
     if args.json:
         print(json.dumps([render.run_json(r) for r in runs], indent=2), file=out)
@@ -228,14 +236,14 @@ def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         run = client.cancel_run(args.run_id)
     _print_run(run, args.json, out)
     return EXIT_OK
 
 
 def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         run = client.retry_run(args.run_id)
         if args.wait:
             run = _follow(client, run.id, out=None if args.json else out)
@@ -252,7 +260,7 @@ def _print_run(run: types_pb2.Run, as_json: bool, out: TextIO) -> None:
 
 
 def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         nodes = client.list_nodes()
     if args.json:
         print(json.dumps([render.node_json(n) for n in nodes], indent=2), file=out)
@@ -262,7 +270,7 @@ def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         node = client.drain_node(args.node, deadline=args.deadline)
         if args.wait:
             node = _wait_drained(
@@ -299,7 +307,7 @@ def _wait_drained(view: V, refresh: Callable[[], V], running: Callable[[V], int]
 
 
 def cmd_undrain(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         node = client.undrain_node(args.node)
     _print_node(node, args.json, out)
     return EXIT_OK
@@ -348,7 +356,7 @@ def cmd_module_push(args: argparse.Namespace, out: TextIO) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"{path}: no such file", EXIT_INVALID)
-    with _client(args) as client:
+    with client_for(args) as client:
         module = client.push_module(path)
     if args.json:
         print(json.dumps(render.module_json(module)), file=out)
@@ -358,7 +366,7 @@ def cmd_module_push(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_module_list(args: argparse.Namespace, out: TextIO) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         modules = client.list_modules()
     if args.json:
         print(json.dumps([render.module_json(m) for m in modules], indent=2), file=out)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from agentflow.cli import certs, commands
+from agentflow.cli import certs, commands, tokens
 from agentflow.cli.router_status import cmd_router_status
 from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("--tls-cert", "AGENTFLOW_TLS_CERT", "client certificate (agentflow certs issue --admin)"),
                             ("--tls-key", "AGENTFLOW_TLS_KEY", "its key")):  # fmt: skip
         parser.add_argument(flag, type=Path, default=os.environ.get(env), metavar="FILE", help=f"{text} (env {env})")
+    parser.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                        help="bearer token for the control plane (or env AGENTFLOW_TOKEN)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Client commands also take --server after the command name; it overrides one given before.
     server_after = argparse.ArgumentParser(add_help=False)
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rstatus.set_defaults(handler=cmd_router_status)
 
     certs.add_parser(sub)
+    tokens.add_parser(sub, parents=[server_after])
 
     validate = sub.add_parser("validate", help="check a workflow file offline")
     validate.add_argument("workflow", metavar="WORKFLOW.yaml")

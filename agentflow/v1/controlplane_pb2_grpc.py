@@ -95,6 +95,21 @@ class ControlPlaneStub:
                 request_serializer=agentflow_dot_v1_dot_controlplane__pb2.ListModulesRequest.SerializeToString,
                 response_deserializer=agentflow_dot_v1_dot_controlplane__pb2.ListModulesResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/agentflow.v1.ControlPlane/CreateToken',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_controlplane__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/agentflow.v1.ControlPlane/ListTokens',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_controlplane__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/agentflow.v1.ControlPlane/RevokeToken',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_types__pb2.Token.FromString,
+                _registered_method=True)
 
 
 class ControlPlaneServicer:
@@ -183,6 +198,25 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """Tokens (admin role): bearer tokens for people and tools, and join tokens for nodes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +279,21 @@ def add_ControlPlaneServicer_to_server(servicer, server):
                     servicer.ListModules,
                     request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.ListModulesRequest.FromString,
                     response_serializer=agentflow_dot_v1_dot_controlplane__pb2.ListModulesResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.CreateTokenRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_controlplane__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.ListTokensRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_controlplane__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_types__pb2.Token.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +620,87 @@ class ControlPlane:
             '/agentflow.v1.ControlPlane/ListModules',
             agentflow_dot_v1_dot_controlplane__pb2.ListModulesRequest.SerializeToString,
             agentflow_dot_v1_dot_controlplane__pb2.ListModulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/CreateToken',
+            agentflow_dot_v1_dot_controlplane__pb2.CreateTokenRequest.SerializeToString,
+            agentflow_dot_v1_dot_controlplane__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/ListTokens',
+            agentflow_dot_v1_dot_controlplane__pb2.ListTokensRequest.SerializeToString,
+            agentflow_dot_v1_dot_controlplane__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/RevokeToken',
+            agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.SerializeToString,
+            agentflow_dot_v1_dot_types__pb2.Token.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,14 @@ class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_KIND_WORKER_LOST: _ClassVar[FailureKind]
     FAILURE_KIND_HOST_CALL_LIMIT: _ClassVar[FailureKind]
 
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_NODE: _ClassVar[Role]
+    ROLE_VIEWER: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+
 class ResourceLimit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RESOURCE_LIMIT_UNSPECIFIED: _ClassVar[ResourceLimit]
@@ -124,6 +132,11 @@ FAILURE_KIND_INVALID_OUTPUT: FailureKind
 FAILURE_KIND_MODULE: FailureKind
 FAILURE_KIND_WORKER_LOST: FailureKind
 FAILURE_KIND_HOST_CALL_LIMIT: FailureKind
+ROLE_UNSPECIFIED: Role
+ROLE_NODE: Role
+ROLE_VIEWER: Role
+ROLE_OPERATOR: Role
+ROLE_ADMIN: Role
 RESOURCE_LIMIT_UNSPECIFIED: ResourceLimit
 RESOURCE_LIMIT_MEMORY: ResourceLimit
 RESOURCE_LIMIT_WALL_TIME: ResourceLimit
@@ -399,6 +412,26 @@ class StepResult(_message.Message):
     llm: LLMUsage
     usage: ResourceUsage
     def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., output_json: _Optional[str] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., stderr: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., denied_host_calls: _Optional[int] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., llm: _Optional[_Union[LLMUsage, _Mapping]] = ..., usage: _Optional[_Union[ResourceUsage, _Mapping]] = ...) -> None: ...
+
+class Token(_message.Message):
+    __slots__ = ("id", "role", "description", "created_at", "expires_at", "single_use", "used_at", "revoked_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SINGLE_USE_FIELD_NUMBER: _ClassVar[int]
+    USED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    role: Role
+    description: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    single_use: bool
+    used_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., single_use: _Optional[bool] = ..., used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResourceUsage(_message.Message):
     __slots__ = ("cpu_seconds", "peak_memory_bytes", "wall_seconds", "fetched_bytes", "host_calls", "limits_hit")

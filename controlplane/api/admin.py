@@ -8,7 +8,7 @@ import grpc
 
 from agentflow import wire
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
-from agentflow.vocabulary import EventType
+from agentflow.vocabulary import EventType, Role
 from controlplane.api import convert
 from controlplane.engine import Engine, SubscriberLagged
 from controlplane.errors import InvalidArgument
@@ -128,3 +128,25 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         return controlplane_pb2.ListModulesResponse(
             modules=[convert.module(m) for m in await self._engine.runs.modules()]
         )
+
+    async def CreateToken(
+        self, request: controlplane_pb2.CreateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.CreateTokenResponse:
+        role = wire.from_pb(Role, types_pb2.Role, request.role, field="role")
+        ttl = wire.optional_duration(request, "ttl", field="ttl")
+        record, secret = await self._engine.tokens.create(
+            role, ttl=ttl, single_use=request.single_use, description=request.description
+        )
+        return controlplane_pb2.CreateTokenResponse(token=convert.token(record), secret=secret)
+
+    async def ListTokens(
+        self, request: controlplane_pb2.ListTokensRequest, context: grpc.aio.ServicerContext
+    ) -> controlplane_pb2.ListTokensResponse:
+        return controlplane_pb2.ListTokensResponse(tokens=[convert.token(t) for t in self._engine.tokens.list()])
+
+    async def RevokeToken(
+        self, request: controlplane_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Token:
+        if not request.id:
+            raise InvalidArgument("id: required")
+        return convert.token(await self._engine.tokens.revoke(request.id))

@@ -30,6 +30,7 @@ from controlplane.engine import (
 )
 from controlplane.errors import InvalidArgument
 from controlplane.store import EventRecord, JournalRecord, ModuleRecord
+from controlplane.tokens import TokenRecord
 
 MAX_JOURNAL_ENTRY_BYTES = 4 * 1024 * 1024
 
@@ -265,6 +266,7 @@ def registration(request: node_pb2.RegisterRequest) -> NodeRegistration:
             wire.from_pb(SandboxLayer, types_pb2.SandboxLayer, layer, field=f"sandbox_layers[{i}]")
             for i, layer in enumerate(request.sandbox_layers)
         ),
+        join_token=request.join_token,
     )
 
 
@@ -294,4 +296,17 @@ def result(message: types_pb2.StepResult) -> StepResultReport:
         llm=llm_usage_from_pb(message.llm, field="result.llm"),
         denied_host_calls=message.denied_host_calls,
         usage=usage_from_pb(message.usage, field="result.usage"),
+    )
+
+
+def token(record: TokenRecord) -> types_pb2.Token:
+    return types_pb2.Token(
+        id=record.id,
+        role=wire.to_pb(record.role, types_pb2.Role),
+        description=record.description,
+        created_at=timestamp(record.created_at),
+        expires_at=timestamp(record.expires_at),
+        single_use=record.single_use,
+        used_at=timestamp(record.used_at),
+        revoked_at=timestamp(record.revoked_at),
     )

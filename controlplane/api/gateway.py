@@ -30,7 +30,7 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
         self, request: node_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterResponse:
         check_node_name(context, request.name, tls=self._tls)
-        node_id = await self._engine.registration.register(convert.registration(request))
+        node_id = await self._engine.registration.register(convert.registration(request), require_join=self._tls)
         return node_pb2.RegisterResponse(
             node_id=node_id,
             heartbeat_interval=convert.duration(self._engine.heartbeat_interval),

@@ -12,7 +12,7 @@ from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node
 from controlplane.api.admin import ControlPlaneServicer
 from controlplane.api.errors import error_mapping
 from controlplane.api.gateway import NodeGatewayServicer
-from controlplane.api.identity import peer_policy
+from controlplane.api.identity import AccessPolicy
 from controlplane.engine import Engine
 
 SERVICES = (
@@ -34,8 +34,8 @@ async def build_server(
     engine: Engine, listen: str, *, tls: ServerTLS | None = None
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server bound to `listen` (port 0 picks one); answer it and the bound port.
-    With `tls`, mutual TLS and `controlplane.api.identity`'s policy."""
-    guard = peer_policy if tls is not None else None
+    With `tls`, mutual TLS, bearer tokens and `controlplane.api.identity`'s policy."""
+    guard = AccessPolicy(engine.tokens) if tls is not None else None
     server = grpc.aio.server(interceptors=[error_mapping(guard)], options=GRPC_OPTIONS)
     controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
     node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine, tls=tls is not None), server)

@@ -12,6 +12,7 @@ from agentflow.clock import Clock, SystemClock
 from agentflow.clock import wait as clock_wait
 from agentflow.lifecycle import Component
 from agentflow.vocabulary import StepStatus
+from controlplane.engine.access import Tokens
 from controlplane.engine.bus import EventBus
 from controlplane.engine.core import Core
 from controlplane.engine.drains import Drains
@@ -53,7 +54,8 @@ class Engine(Component):
         self.node_ttl = node_ttl
         self.runs = RunService(core, self.fleet, blobs)
         self.nodes = NodeViews(core, self.fleet)
-        self.registration = Registration(core, self.fleet)
+        self.tokens = Tokens(core)
+        self.registration = Registration(core, self.fleet, self.tokens)
         self.liveness = LivenessService(core, self.fleet, node_ttl=node_ttl)
         self.reports = Reports(core, self.fleet, rng=rng)
         self.drains = Drains(core, self.fleet, self.nodes)
@@ -80,6 +82,7 @@ class Engine(Component):
             node_ttl=node_ttl,
         )
         await engine.registration.load()
+        await engine.tokens.load()
         return engine
 
     async def _serve(self) -> None:

@@ -88,3 +88,4 @@ class NodeRegistration:
     isolation: Isolation
     version: str
     sandbox_layers: frozenset[SandboxLayer] = frozenset()
+    join_token: str = ""  # a new node's, when the control plane asks for one

@@ -7,6 +7,7 @@ import logging
 import uuid
 
 from agentflow.vocabulary import EventType, NodeStatus
+from controlplane.engine.access import Tokens
 from controlplane.engine.core import Core
 from controlplane.engine.fleet import Fleet, Liveness, NodeSession
 from controlplane.engine.messages import AttemptKey, CancelAttempt, DrainNotice, NodeHello, NodeRegistration
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class Registration:
-    def __init__(self, core: Core, fleet: Fleet) -> None:
+    def __init__(self, core: Core, fleet: Fleet, tokens: Tokens) -> None:
+        self._tokens = tokens
         self._core = core
         self._fleet = fleet
 
@@ -32,7 +34,9 @@ class Registration:
                     await tx.set_node_status(node.id, status)
                 self._fleet.liveness[node.id] = Liveness(status=status, last_seen=now)
 
-    async def register(self, reg: NodeRegistration) -> str:
+    async def register(self, reg: NodeRegistration, *, require_join: bool = False) -> str:
+        """Register (or re-register) a node; its id. With `require_join`, a name not seen before
+        needs a valid join token (consumed if it is single-use)."""
         if reg.capacity.slots < 1 or reg.capacity.cpu_millis < 1 or reg.capacity.memory_bytes < 1:
             raise InvalidArgument("capacity: cpu, memory and slots must all be positive")
         now = self._core.clock.now()
@@ -45,6 +49,8 @@ class Registration:
                 node_id = existing.id
                 registered_at = existing.registered_at
             else:
+                if require_join:
+                    await self._tokens.consume_join(tx, reg.join_token, node=reg.name, now=now)
                 # A node may keep its id across a rename, but never take over another's.
                 holder = await tx.node(reg.node_id) if reg.node_id else None
                 node_id = reg.node_id if reg.node_id and holder is None else str(uuid.uuid4())

@@ -177,4 +177,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE steps ADD COLUMN usage TEXT NOT NULL DEFAULT '';
     """,
+    # 8: bearer tokens (controlplane.tokens), stored as the SHA-256 of the token.
+    """
+    CREATE TABLE tokens (
+        id          TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT,
+        single_use  INTEGER NOT NULL DEFAULT 0,
+        used_at     TEXT,
+        revoked_at  TEXT
+    );
+    """,
 )

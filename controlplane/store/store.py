@@ -18,7 +18,16 @@ import aiosqlite
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
 from agentflow.usage import ResourceUsage
-from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
+from agentflow.vocabulary import (
+    AttemptStatus,
+    EventType,
+    Isolation,
+    NodeStatus,
+    Role,
+    RunStatus,
+    SandboxLayer,
+    StepStatus,
+)
 from controlplane.domain import Resources
 from controlplane.store.database import Database
 from controlplane.store.records import (
@@ -31,6 +40,7 @@ from controlplane.store.records import (
     StepRecord,
     WorkflowRecord,
 )
+from controlplane.tokens import TokenRecord
 
 _RUN_COLUMNS = (
     "r.seq, r.id, r.workflow_id, w.name AS workflow_name, w.version AS workflow_version, "
@@ -254,6 +264,11 @@ class Reader:
         rows = await self._all("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq))
         return [_event(r) for r in rows]
 
+    # tokens ---------------------------------------------------------------------------------
+
+    async def tokens(self) -> list[TokenRecord]:
+        return [_token(row) for row in await self._all("SELECT * FROM tokens ORDER BY created_at, id")]
+
 
 class Tx(Reader):
     """Writes inside one BEGIN IMMEDIATE transaction. Events are collected for publishing."""
@@ -265,6 +280,24 @@ class Tx(Reader):
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         async with self._conn.execute(sql, args) as cur:
             return cur.rowcount
+
+    async def insert_token(self, token: TokenRecord) -> None:
+        await self._exec(
+            "INSERT INTO tokens (id, role, digest, description, created_at, expires_at, single_use) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token.id, token.role.value, token.digest, token.description, ts(token.created_at),
+             ts(token.expires_at), int(token.single_use)),
+        )  # fmt: skip
+
+    async def mark_token(
+        self, token_id: str, *, used_at: datetime | None = None, revoked_at: datetime | None = None
+    ) -> None:
+        """Record a single-use token's use, or a revocation (whichever is given)."""
+        if used_at is not None:
+            await self._exec("UPDATE tokens SET used_at = ? WHERE id = ?", (ts(used_at), token_id))
+        if revoked_at is not None:
+            await self._exec("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                             (ts(revoked_at), token_id))  # fmt: skip
 
     async def insert_workflow(
         self, *, workflow_id: str, spec: WorkflowSpec, digest: str, source_yaml: str, now: datetime
@@ -567,6 +600,20 @@ def _step(row: aiosqlite.Row) -> StepRecord:
         else Grant(usd=row["grant_usd"], tokens=row["grant_tokens"]),
         llm=_llm_usage(row),
         usage=ResourceUsage.from_json(row["usage"]),
+    )
+
+
+def _token(row: aiosqlite.Row) -> TokenRecord:
+    return TokenRecord(
+        id=row["id"],
+        role=Role(row["role"]),
+        digest=row["digest"],
+        description=row["description"],
+        created_at=parse_ts(row["created_at"]) or datetime.min.replace(tzinfo=UTC),
+        expires_at=parse_ts(row["expires_at"]),
+        single_use=bool(row["single_use"]),
+        used_at=parse_ts(row["used_at"]),
+        revoked_at=parse_ts(row["revoked_at"]),
     )
 
 

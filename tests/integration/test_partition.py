@@ -82,8 +82,11 @@ def test_a_partitioned_node_loses_its_step_and_its_late_result_is_fenced_off(
     cp = start_controlplane(tmp_path / "cp", listen=f"{netns.host_ip}:0", heartbeat="200ms", ttl="2s",
                             extra=server_tls_flags(pki))  # fmt: skip
     server = cp.state["grpc"]
-    beta = start_noded(tmp_path / "beta", server, name="beta",
-                       extra=["--isolation", "none", *client_tls_flags(pki, "node-beta")],
+    monkeypatch.setenv("AGENTFLOW_TOKEN", (tmp_path / "cp" / "admin.token").read_text().strip())
+    join = tmp_path / "join.token"  # one join token for both nodes (not single-use)
+    join.write_text(cli(server, "token", "create", "--role", "node", "--ttl", "1h").out)
+    beta_tls = [*client_tls_flags(pki, "node-beta"), "--join-token-file", str(join)]
+    beta = start_noded(tmp_path / "beta", server, name="beta", extra=["--isolation", "none", *beta_tls],
                        prefix=["ip", "netns", "exec", netns.name])  # fmt: skip
     alpha = None
     try:
@@ -95,7 +98,8 @@ def test_a_partitioned_node_loses_its_step_and_its_late_result_is_fenced_off(
 
         wait_for(lambda: step()["status"] == "running", timeout=30, what="the step to run on beta")
         assert step()["node"] == "beta"
-        alpha = start_noded(tmp_path / "alpha", server, name="alpha", extra=client_tls_flags(pki, "node-alpha"))
+        alpha = start_noded(tmp_path / "alpha", server, name="alpha",
+                            extra=[*client_tls_flags(pki, "node-alpha"), "--join-token-file", str(join)])  # fmt: skip
 
         netns.cut()
         wait_for(lambda: {n["name"]: n["status"] for n in cli(server, "nodes", "--json").json()}.get("beta") == "down",

@@ -125,6 +125,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         'tls_key = "/etc/c/tls_key.pem"',
         (Path("/etc/a/tls_key.pem"), Path("/etc/b/tls_key.pem"), Path("/etc/c/tls_key.pem")),
     ),
+    ("noded", "join_token_file"): Sample(
+        "/etc/a/join",
+        "/etc/b/join",
+        'join_token_file = "/etc/c/join"',
+        (Path("/etc/a/join"), Path("/etc/b/join"), Path("/etc/c/join")),
+    ),
 }
 IDS = [f"{daemon}-{name}" for daemon, name in SAMPLES]
 
