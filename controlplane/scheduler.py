@@ -8,10 +8,10 @@ matches the stored state.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
 
 from agentflow.spec.quantity import format_cpu, format_memory
 from agentflow.vocabulary import NodeStatus
@@ -74,6 +74,14 @@ class Plan:
     next_wakeup: datetime | None  # earliest future not_before among the steps skipped for backoff
 
 
+SCORE_LIMIT = 16
+"""Feasible nodes scored per step. With more matching nodes than this, a step is scored against
+the first `SCORE_LIMIT` that fit, from a start that moves on with every step, so a pass costs
+O(steps x SCORE_LIMIT) rather than O(steps x nodes) (Nomad's limit iterator, Kubernetes'
+percentageOfNodesToScore). Smaller clusters are scored whole."""
+ROTATION_STRIDE = 7919  # a prime: successive steps start far apart, and every start comes round
+
+
 def plan(snapshot: ClusterSnapshot, ready: Sequence[ReadyStep], *, now: datetime) -> Plan:
     """Place as many ready steps as fit, in `order` (FIFO across runs, then declaration order).
 
@@ -85,7 +93,8 @@ def plan(snapshot: ClusterSnapshot, ready: Sequence[ReadyStep], *, now: datetime
     of preference: a node not in `avoid_nodes` (an avoided node is still used rather than
     leaving the step unplaced), the node with the fewest steps of the same run (spread,
     counting this plan's placements), the lowest utilisation after placement (the largest of
-    the cpu, memory and slot fractions), then the node name and id.
+    the cpu, memory and slot fractions), then the node name and id. Beyond `SCORE_LIMIT`
+    matching nodes, this choice is made among `SCORE_LIMIT` of those that fit (see there).
 
     No head-of-line blocking: a step that does not fit is reported in `blocked` and does not
     reserve anything, so a smaller step behind it may still be placed. Capacity is only freed
@@ -95,8 +104,15 @@ def plan(snapshot: ClusterSnapshot, ready: Sequence[ReadyStep], *, now: datetime
     """
     nodes = sorted(snapshot.nodes, key=lambda n: (n.name, n.node_id))
     ready_nodes = [n for n in nodes if n.status is NodeStatus.READY]
-    used = {n.node_id: n.allocated for n in ready_nodes}
+    # The hot loop runs on plain integers: per node what is in use, as [cpu, memory, slots].
+    used = {n.node_id: [n.allocated.cpu_millis, n.allocated.memory_bytes, n.allocated.slots] for n in ready_nodes}
+    # Per node selector: the matching nodes, and those of them with a slot left (a full node
+    # leaves every open list at once, so later steps do not scan it).
+    matching_of: dict[tuple[tuple[str, str], ...], list[NodeView]] = {}
+    open_of: dict[tuple[tuple[str, str], ...], list[NodeView]] = {}
+    reasons: dict[tuple[tuple[tuple[str, str], ...], Resources], str] = {}  # for steps that fit nowhere
     planned_runs: dict[tuple[str, str], int] = {}
+    rotation = itertools.count(0, ROTATION_STRIDE)
 
     placements: list[Placement] = []
     blocked: list[Blocked] = []
@@ -108,21 +124,48 @@ def plan(snapshot: ClusterSnapshot, ready: Sequence[ReadyStep], *, now: datetime
                 next_wakeup = s.not_before
             continue
 
-        matching = [n for n in ready_nodes if _matches(n.labels, s.node_selector)]
-        candidates = [n for n in matching if s.request.fits_in(n.capacity - used[n.node_id])]
-        if not candidates:
-            blocked.append(Blocked(run_id=s.run_id, step=s.step, reason=_blocked_reason(nodes, matching, s)))
-            continue
-
-        def preference(n: NodeView, s: ReadyStep = s) -> tuple[bool, int, Fraction, str, str]:
+        selector = tuple(sorted(s.node_selector.items()))
+        matching = open_of.get(selector)
+        if matching is None:
+            matching_of[selector] = [n for n in ready_nodes if _matches(n.labels, s.node_selector)]
+            matching = open_of[selector] = [n for n in matching_of[selector] if used[n.node_id][2] < n.capacity.slots]
+        cpu, memory, slots = s.request.cpu_millis, s.request.memory_bytes, s.request.slots
+        best: tuple[bool, int, float, str, str] | None = None
+        chosen: NodeView | None = None
+        scored = 0
+        start = next(rotation) % len(matching) if len(matching) > SCORE_LIMIT else 0
+        for i in range(len(matching)):
+            n = matching[(start + i) % len(matching)]
+            u, c = used[n.node_id], n.capacity
+            if u[0] + cpu > c.cpu_millis or u[1] + memory > c.memory_bytes or u[2] + slots > c.slots:
+                continue
+            if scored == SCORE_LIMIT:
+                break
+            scored += 1
             same_run = n.run_counts.get(s.run_id, 0) + planned_runs.get((n.node_id, s.run_id), 0)
-            after = used[n.node_id] + s.request
-            return (n.node_id in s.avoid_nodes, same_run, _utilisation(after, n.capacity), n.name, n.node_id)
-
-        chosen = min(candidates, key=preference)
-        used[chosen.node_id] = used[chosen.node_id] + s.request
-        key = (chosen.node_id, s.run_id)
-        planned_runs[key] = planned_runs.get(key, 0) + 1
+            key = (
+                n.node_id in s.avoid_nodes,
+                same_run,
+                _utilisation(u[0] + cpu, u[1] + memory, u[2] + slots, c),
+                n.name,
+                n.node_id,
+            )
+            if best is None or key < best:
+                best, chosen = key, n
+        if chosen is None:
+            reason = reasons.get((selector, s.request))
+            if reason is None:
+                reason = reasons[selector, s.request] = _blocked_reason(nodes, matching_of[selector], s)
+            blocked.append(Blocked(run_id=s.run_id, step=s.step, reason=reason))
+            continue
+        u = used[chosen.node_id]
+        u[0], u[1], u[2] = u[0] + cpu, u[1] + memory, u[2] + slots
+        if u[2] >= chosen.capacity.slots:
+            for still_open in open_of.values():
+                if chosen in still_open:
+                    still_open.remove(chosen)
+        run_key = (chosen.node_id, s.run_id)
+        planned_runs[run_key] = planned_runs.get(run_key, 0) + 1
         placements.append(Placement(run_id=s.run_id, step=s.step, attempt=s.attempt, node_id=chosen.node_id))
 
     return Plan(placements=tuple(placements), blocked=tuple(blocked), next_wakeup=next_wakeup)
@@ -132,19 +175,17 @@ def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def _utilisation(used: Resources, capacity: Resources) -> Fraction:
-    """The fullest dimension of a node as a fraction of its capacity (exact, for stable ties)."""
-    return max(
-        _fraction(used.cpu_millis, capacity.cpu_millis),
-        _fraction(used.memory_bytes, capacity.memory_bytes),
-        _fraction(used.slots, capacity.slots),
-    )
+def _utilisation(cpu: int, memory: int, slots: int, capacity: Resources) -> float:
+    """The fullest dimension of a node as a fraction of its capacity. As a float: equal fractions
+    are equal floats (division rounds correctly), so ties still fall to the node name."""
+    return max(_fraction(cpu, capacity.cpu_millis), _fraction(memory, capacity.memory_bytes),
+               _fraction(slots, capacity.slots))  # fmt: skip
 
 
-def _fraction(used: int, capacity: int) -> Fraction:
+def _fraction(used: int, capacity: int) -> float:
     if capacity <= 0:
-        return Fraction(0) if used <= 0 else Fraction(1)
-    return Fraction(used, capacity)
+        return 0.0 if used <= 0 else 1.0
+    return used / capacity
 
 
 def _blocked_reason(nodes: Sequence[NodeView], matching: Sequence[NodeView], s: ReadyStep) -> str:

@@ -570,3 +570,31 @@ def test_plan_does_not_mutate_inputs() -> None:
     before = (list(nodes), list(ready), [dict(n.run_counts) for n in nodes])
     run_plan(nodes, ready)
     assert (nodes, ready, [dict(n.run_counts) for n in nodes]) == before
+
+
+# -- large clusters: a bounded number of nodes scored per step -------------------------------
+
+
+def test_past_the_score_limit_steps_still_spread_and_never_overfill() -> None:
+    from controlplane.scheduler import SCORE_LIMIT
+
+    cluster = [node(f"n{i:03d}", slots=2) for i in range(10 * SCORE_LIMIT)]
+    p = run_plan(cluster, steps(len(cluster) * 2 + 5))
+    per_node: dict[str, int] = {}
+    for name in where(p).values():
+        per_node[name] = per_node.get(name, 0) + 1
+    assert len(p.placements) == len(cluster) * 2  # every slot filled, none twice
+    assert set(per_node.values()) == {2}
+    assert [b.reason for b in p.blocked] == ["waiting for capacity: all matching nodes are full"] * 5
+
+
+def test_past_the_score_limit_a_full_node_is_not_scanned_and_selectors_still_hold() -> None:
+    from controlplane.scheduler import SCORE_LIMIT
+
+    cluster = [node(f"n{i:03d}", slots=1, labels={"gpu": "a100" if i % 3 == 0 else "none"})
+               for i in range(6 * SCORE_LIMIT)]  # fmt: skip
+    gpu = [step(f"g{i}", index=i, selector={"gpu": "a100"}) for i in range(2 * SCORE_LIMIT + 1)]
+    p = run_plan(cluster, gpu)
+    assert all(int(n.removeprefix("n")) % 3 == 0 for n in where(p).values())
+    assert len(p.placements) == 2 * SCORE_LIMIT and len(set(where(p).values())) == 2 * SCORE_LIMIT
+    assert [b.step for b in p.blocked] == [f"g{2 * SCORE_LIMIT}"]
