@@ -15,6 +15,8 @@ for script in (
     "dag_overhead.py",
     "router_overhead.py",
     "hostile_neighbours.py",
+    "scale.py",
+    "fleet_heartbeats.py",
 ):
     print(f"== {script}", flush=True)
     code = subprocess.call([sys.executable, str(HERE / script)])
