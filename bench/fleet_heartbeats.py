@@ -36,11 +36,10 @@ import grpc
 import psutil
 from results import write_section
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from agentflow.transport import NODE_ID_METADATA
+from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc, types_pb2
 
-from agentflow.transport import NODE_ID_METADATA  # noqa: E402
-from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc, types_pb2  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_controlplane(data: Path, interval: float) -> tuple[subprocess.Popen[bytes], str]:

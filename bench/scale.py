@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -27,12 +28,12 @@ from pathlib import Path
 import psutil
 from results import write_section
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from agentflow.vocabulary import NodeStatus
+from controlplane.domain import Resources
+from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan
 
-from agentflow.vocabulary import NodeStatus  # noqa: E402
-from controlplane.domain import Resources  # noqa: E402
-from controlplane.scheduler import ClusterSnapshot, NodeView, ReadyStep, plan  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 GiB = 1 << 30
 LABELS = ({"zone": "a"}, {"zone": "b"}, {"zone": "a", "gpu": "a100"}, {"zone": "c"})
@@ -102,8 +103,6 @@ def idle_rss() -> tuple[float, float, float, int]:
             state = data / "cp" / "controlplane.json"
             while not state.exists():
                 time.sleep(0.05)
-            import json
-
             server = json.loads(state.read_text())["grpc"]
             node = subprocess.Popen(
                 [sys.executable, "-m", "noded", "--server", server, "--data-dir", str(data / "node"), "--name", "n1",
