@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -17,7 +18,9 @@ from agentflow.tls import ServerTLS, TLSError, TLSFiles, plaintext_problem
 from controlplane.api.server import build_server
 from controlplane.config import ControlPlaneConfig
 from controlplane.engine import Engine
+from controlplane.engine.retention import EventRetention
 from controlplane.metrics import ControlPlaneMetrics
+from controlplane.publish import NATS_SINK, JetStreamPublisher
 
 log = logging.getLogger("controlplane")
 
@@ -85,11 +88,24 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
             log.info("control plane stopping")
             notifier.stopping("stopping")
 
-        components = [Watchdog(notifier), engine, MetricsFollower(metrics, engine), grpc_server, metrics_server]
+        components: list[Component] = [Watchdog(notifier), engine, MetricsFollower(metrics, engine)]
+        components += _event_sinks(config, engine)
+        components += [grpc_server, metrics_server]
         await supervise(components, stop, before_stopping=announce)
     finally:
         config.state_file.unlink(missing_ok=True)
     log.info("control plane stopped")
+
+
+def _event_sinks(config: ControlPlaneConfig, engine: Engine) -> list[Component]:
+    """The NATS publisher (when configured) and the pruning of events every sink has."""
+    sinks: list[Component] = []
+    if config.nats_url:
+        sinks.append(JetStreamPublisher(engine.core, config.nats_url))
+    if config.events_retention > timedelta(0):
+        sink = NATS_SINK if config.nats_url else None
+        sinks.append(EventRetention(engine.core, keep=config.events_retention, sink=sink))
+    return sinks
 
 
 def _server_tls(config: ControlPlaneConfig) -> ServerTLS | None:

@@ -17,6 +17,7 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9470"
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=2)
 DEFAULT_NODE_TTL = timedelta(seconds=10)
 DEFAULT_MAX_MODULE_BYTES = 64 * 1024 * 1024
+DEFAULT_EVENTS_RETENTION = timedelta(days=7)
 
 OPTIONS: tuple[Option, ...] = (
     Option(name="data_dir", parse=parsers.path, default=default_data_home() / "controlplane",
@@ -36,6 +37,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(name="tls_cert", parse=parsers.path, default=None,
            help="server certificate (PEM; agentflow certs issue --server)", metavar="FILE"),
     Option(name="tls_key", parse=parsers.path, default=None, help="its private key (PEM)", metavar="FILE"),
+    Option(name="nats_url", parse=parsers.nats_url, default="",
+           help="publish events to this NATS JetStream server (e.g. nats://127.0.0.1:4222)", metavar="URL"),
+    Option(name="events_retention", parse=parsers.duration_or_zero, default=DEFAULT_EVENTS_RETENTION,
+           help="keep events this long (0: forever); with --nats-url, only once published", metavar="DURATION"),
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -51,6 +56,8 @@ class ControlPlaneConfig:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    nats_url: str = ""
+    events_retention: timedelta = DEFAULT_EVENTS_RETENTION
     log_level: str = "info"
 
     def __post_init__(self) -> None:

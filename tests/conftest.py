@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +37,13 @@ def built_agents() -> Path:
 settings.register_profile("default", derandomize=True, max_examples=300, deadline=None, database=None)
 settings.register_profile("fuzz", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real `nats-server -js` on a free port with its store in the test's directory."""
+    server = NatsServer(tmp_path / "jetstream").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,3 +108,52 @@ def start_router(
     daemon = Daemon("router", argv, state_file=data_dir / "router.json", log_file=data_dir / "router.log", env=env)
     daemon.wait_ready()
     return daemon
+
+
+class NatsServer:
+    """A real `nats-server -js` (Debian's nats-server package) on a fixed port and store
+    directory, so that a test can stop it and start it again where it was."""
+
+    def __init__(self, store_dir: Path, *, port: int | None = None) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            raise AssertionError("nats-server is not installed: apt-get install nats-server (.ci/run does)")
+        self.binary = binary
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.log_file = store_dir.parent / f"{store_dir.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        wait_for(self._accepting, timeout=START_TIMEOUT_S, what="nats-server to accept connections")
+        return self
+
+    def _accepting(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"nats-server exited with {self.proc.returncode}:\n{self.log_file.read_text()}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -139,6 +139,12 @@ class Client:
         except grpc.RpcError as exc:
             raise _translate(exc, self.server) from None
 
+    def stream_events(self, request: controlplane_pb2.StreamEventsRequest) -> Iterator[types_pb2.Event]:
+        try:
+            yield from self._stub.StreamEvents(request)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.server) from None
+
     def cancel_run(self, run_id: str) -> types_pb2.Run:
         return self._call(self._stub.CancelRun, controlplane_pb2.CancelRunRequest(run_id=run_id))
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from agentflow.cli import certs, commands, tokens
+from agentflow.cli import certs, commands, events, tokens
 from agentflow.cli.router_status import cmd_router_status
 from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the LLM router's HTTP port (0 picks one; default 4000)")  # fmt: skip
     up.add_argument("--dev", action="store_true", default=_env("DEV", "").lower() in ("1", "true", "yes"),
                     help="answer LLM calls with the router's offline, deterministic dev provider")  # fmt: skip
+    up.add_argument("--nats-url", default=_env("NATS_URL", ""), metavar="URL",
+                    help="publish the control plane's events to this NATS JetStream server")  # fmt: skip
     up.add_argument("--name", default=_env("NAME", ""), help="name of the local node (default: the host name)")
     up.add_argument("--log-level", choices=LEVELS, default=_env("LOG_LEVEL", "info"))
     up.set_defaults(handler=_up)
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     certs.add_parser(sub)
     tokens.add_parser(sub, parents=[server_after])
+    events.add_parser(sub, parents=[server_after])
 
     validate = sub.add_parser("validate", help="check a workflow file offline")
     validate.add_argument("workflow", metavar="WORKFLOW.yaml")

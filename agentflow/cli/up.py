@@ -93,7 +93,8 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
         cp = Child(
             "control plane",
             [python, "-m", "controlplane", "--data-dir", str(cp_dir), "--listen", f"127.0.0.1:{args.port}",
-             "--metrics-listen", _metrics(args.metrics_port, 0), "--log-level", args.log_level],
+             "--metrics-listen", _metrics(args.metrics_port, 0), "--log-level", args.log_level]
+            + (["--nats-url", args.nats_url] if args.nats_url else []),
             logs / "controlplane.log",
         )  # fmt: skip
         children.append(cp)

@@ -29,6 +29,21 @@ def address(value: Any) -> str:
     return text
 
 
+def nats_url(value: Any) -> str:
+    """A NATS server URL (`nats://host:port`, `tls://host:port`), or "" for none."""
+    text = str(value).strip()
+    if not text:
+        return ""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("nats", "tls"):
+        raise ValueError(f'"{text}" is not a NATS URL (expected nats://host:port or tls://host:port)')
+    hostport = rest.rpartition("@")[2].rstrip("/")
+    host, colon, port = hostport.rpartition(":")
+    if not hostport or (colon and not (port.isdigit() and 0 < int(port) <= 65535)) or (colon and not host):
+        raise ValueError(f'"{text}" is not a NATS URL: expected a host and an optional port from 1 to 65535')
+    return text
+
+
 def split_address(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)

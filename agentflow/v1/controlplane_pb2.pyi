@@ -10,6 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class StreamEventsRequest(_message.Message):
+    __slots__ = ("run_id", "types", "after_seq", "tail", "follow")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    types: _containers.RepeatedScalarFieldContainer[str]
+    after_seq: int
+    tail: int
+    follow: bool
+    def __init__(self, run_id: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., after_seq: _Optional[int] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
 class SubmitWorkflowRequest(_message.Message):
     __slots__ = ("workflow_yaml", "source", "input_json", "module_digests")
     class ModuleDigestsEntry(_message.Message):

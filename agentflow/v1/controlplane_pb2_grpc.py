@@ -110,6 +110,11 @@ class ControlPlaneStub:
                 request_serializer=agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=agentflow_dot_v1_dot_types__pb2.Token.FromString,
                 _registered_method=True)
+        self.StreamEvents = channel.unary_stream(
+                '/agentflow.v1.ControlPlane/StreamEvents',
+                request_serializer=agentflow_dot_v1_dot_controlplane__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=agentflow_dot_v1_dot_types__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class ControlPlaneServicer:
@@ -217,6 +222,15 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEvents(self, request, context):
+        """The event log, oldest first: every event after after_seq (or only the last `tail` of them)
+        that matches the filters; with follow, then each new one as it commits, until cancelled.
+        INVALID_ARGUMENT names an unknown type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +308,11 @@ def add_ControlPlaneServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.FromString,
                     response_serializer=agentflow_dot_v1_dot_types__pb2.Token.SerializeToString,
+            ),
+            'StreamEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEvents,
+                    request_deserializer=agentflow_dot_v1_dot_controlplane__pb2.StreamEventsRequest.FromString,
+                    response_serializer=agentflow_dot_v1_dot_types__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -701,6 +720,33 @@ class ControlPlane:
             '/agentflow.v1.ControlPlane/RevokeToken',
             agentflow_dot_v1_dot_controlplane__pb2.RevokeTokenRequest.SerializeToString,
             agentflow_dot_v1_dot_types__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agentflow.v1.ControlPlane/StreamEvents',
+            agentflow_dot_v1_dot_controlplane__pb2.StreamEventsRequest.SerializeToString,
+            agentflow_dot_v1_dot_types__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, types_pb2
 from agentflow.vocabulary import EventType, Role
 from controlplane.api import convert
 from controlplane.engine import Engine, SubscriberLagged
+from controlplane.engine.event_log import event_filter
 from controlplane.errors import InvalidArgument
 
 # The events that finish a run; WatchRun ends after sending one of them.
@@ -62,13 +63,17 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
                 finished = event.type in RUN_END_EVENTS
                 if finished:  # the end: the whole run, with every output, once
                     view = await runs.view(request.run_id)
-                    yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=convert.run(view))
+                    yield controlplane_pb2.WatchRunResponse(
+                        event=convert.event(event, self._engine.core.store_id), run=convert.run(view)
+                    )
                     continue
                 head = await runs.event_view(request.run_id, event.step)
                 run = convert.run(head)
                 changed = list(run.steps)
                 del run.steps[:]
-                yield controlplane_pb2.WatchRunResponse(event=convert.event(event), run=run, steps=changed)
+                yield controlplane_pb2.WatchRunResponse(
+                    event=convert.event(event, self._engine.core.store_id), run=run, steps=changed
+                )
 
     async def CancelRun(
         self, request: controlplane_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
@@ -143,6 +148,17 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
         self, request: controlplane_pb2.ListTokensRequest, context: grpc.aio.ServicerContext
     ) -> controlplane_pb2.ListTokensResponse:
         return controlplane_pb2.ListTokensResponse(tokens=[convert.token(t) for t in self._engine.tokens.list()])
+
+    async def StreamEvents(
+        self, request: controlplane_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Event]:
+        where = event_filter(run_id=request.run_id, types=request.types)
+        store_id = self._engine.core.store_id
+        events = self._engine.events.stream(
+            where, after_seq=request.after_seq, tail=request.tail, follow=request.follow
+        )
+        async for event in events:
+            yield convert.event(event, store_id)
 
     async def RevokeToken(
         self, request: controlplane_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext

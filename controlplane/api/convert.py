@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
@@ -29,7 +30,7 @@ from controlplane.engine import (
     ToNode,
 )
 from controlplane.errors import InvalidArgument
-from controlplane.store import EventRecord, JournalRecord, ModuleRecord
+from controlplane.store import EventRecord, JournalRecord, ModuleRecord, event_id
 from controlplane.tokens import TokenRecord
 
 MAX_JOURNAL_ENTRY_BYTES = 4 * 1024 * 1024
@@ -149,10 +150,9 @@ def module(record: ModuleRecord) -> types_pb2.Module:
     )
 
 
-def event(record: EventRecord) -> types_pb2.Event:
-    import json
-
+def event(record: EventRecord, store_id: str) -> types_pb2.Event:
     return types_pb2.Event(
+        id=event_id(store_id, record.seq),
         seq=record.seq,
         type=record.type,
         run_id=record.run_id,

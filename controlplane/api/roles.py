@@ -17,7 +17,7 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerRefl
 REQUIRED_ROLE: dict[str, Role] = {
     CONTROL_PLANE + name: role
     for role, names in (
-        (Role.VIEWER, ("GetRun", "ListRuns", "WatchRun", "ListNodes", "GetNode", "ListModules")),
+        (Role.VIEWER, ("GetRun", "ListRuns", "WatchRun", "ListNodes", "GetNode", "ListModules", "StreamEvents")),
         (Role.OPERATOR, ("SubmitWorkflow", "CancelRun", "RetryRun", "DrainNode", "UndrainNode", "PushModule")),
         (Role.ADMIN, ("CreateToken", "ListTokens", "RevokeToken")),
     )

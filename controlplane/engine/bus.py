@@ -40,6 +40,15 @@ class Subscription:
             raise SubscriberLagged()
         return await self._queue.get()
 
+    async def ring(self) -> None:
+        """Use the subscription as a doorbell: wait until anything was published since the last
+        ring (or drop), then forget what it was; the subscriber reads the store itself."""
+        if self._queue.empty() and not self.lagged:
+            await self._queue.get()
+        self.lagged = False
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
     def close(self) -> None:
         self._bus._remove(self)
 

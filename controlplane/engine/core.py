@@ -35,6 +35,7 @@ class Core:
     store: StateStore
     bus: EventBus
     clock: Clock
+    store_id: str = ""  # the store's identity (`Reader.store_id`); names events outside it
     wake_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:

@@ -16,6 +16,7 @@ from controlplane.engine.access import Tokens
 from controlplane.engine.bus import EventBus
 from controlplane.engine.core import Core
 from controlplane.engine.drains import Drains
+from controlplane.engine.event_log import EventLog
 from controlplane.engine.fleet import Fleet
 from controlplane.engine.liveness import LivenessService
 from controlplane.engine.nodes import NodeViews
@@ -59,6 +60,7 @@ class Engine(Component):
         self.liveness = LivenessService(core, self.fleet, node_ttl=node_ttl)
         self.reports = Reports(core, self.fleet, rng=rng)
         self.drains = Drains(core, self.fleet, self.nodes)
+        self.events = EventLog(core)
         self._closed = False
 
     @classmethod
@@ -75,7 +77,7 @@ class Engine(Component):
         data_dir.mkdir(parents=True, exist_ok=True)
         store = await StateStore.open(data_dir / "state.db")
         engine = cls(
-            Core(store=store, bus=EventBus(), clock=clock or SystemClock()),
+            Core(store=store, bus=EventBus(), clock=clock or SystemClock(), store_id=await store.read.store_id()),
             blobs=ModuleBlobs(data_dir / "modules", max_bytes=max_module_bytes),
             rng=rng or random.Random(),
             heartbeat_interval=heartbeat_interval,

@@ -5,12 +5,14 @@ from controlplane.store.database import Database
 from controlplane.store.records import (
     AttemptRecord,
     EventRecord,
+    EventWhere,
     JournalRecord,
     ModuleRecord,
     NodeRecord,
     RunRecord,
     StepRecord,
     WorkflowRecord,
+    event_id,
 )
 from controlplane.store.store import Reader, StateStore, Tx
 
@@ -18,6 +20,7 @@ __all__ = [
     "AttemptRecord",
     "Database",
     "EventRecord",
+    "EventWhere",
     "JournalRecord",
     "ModuleBlobs",
     "ModuleRecord",
@@ -29,4 +32,5 @@ __all__ = [
     "StoredBlob",
     "Tx",
     "WorkflowRecord",
+    "event_id",
 ]

@@ -191,4 +191,13 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at  TEXT
     );
     """,
+    # 9: the store's identity (events are named "<store_id>-<seq>" outside it) and how far each
+    # event sink (e.g. NATS JetStream) has delivered the events table, which is its outbox.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(8))));
+    CREATE TABLE event_deliveries (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE INDEX events_time ON events(time);
+    CREATE INDEX events_type ON events(type, seq);
+    """,
 )

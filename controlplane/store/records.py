@@ -119,6 +119,28 @@ class EventRecord:
     time: datetime
 
 
+def event_id(store_id: str, seq: int) -> str:
+    """An event's name outside its store: unique across control planes, stable across restarts."""
+    return f"{store_id}-{seq}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventWhere:
+    """Which events a query answers: of one run (or all), of some types or type families."""
+
+    run_id: str = ""
+    types: tuple[EventType, ...] = ()  # exact types
+    prefixes: tuple[str, ...] = ()  # families: "agent" matches every "agent.*" type
+
+    def matches(self, event: EventRecord) -> bool:
+        if self.run_id and event.run_id != self.run_id:
+            return False
+        if not self.types and not self.prefixes:
+            return True
+        family = event.type.value.partition(".")[0]
+        return event.type in self.types or family in self.prefixes
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JournalRecord:
     """One LLM call of a step attempt as a node's router journaled it (`entry_json` is opaque)."""

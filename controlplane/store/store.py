@@ -33,6 +33,7 @@ from controlplane.store.database import Database
 from controlplane.store.records import (
     AttemptRecord,
     EventRecord,
+    EventWhere,
     JournalRecord,
     ModuleRecord,
     NodeRecord,
@@ -264,6 +265,40 @@ class Reader:
         rows = await self._all("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq))
         return [_event(r) for r in rows]
 
+    async def events_after(self, after_seq: int, *, limit: int, where: EventWhere | None = None) -> list[EventRecord]:
+        """Up to `limit` events after `after_seq`, oldest first, that match `where`."""
+        sql, args = _event_where(where)
+        rows = await self._all(
+            f"SELECT * FROM events WHERE seq > ?{sql} ORDER BY seq LIMIT ?", (after_seq, *args, limit)
+        )
+        return [_event(r) for r in rows]
+
+    async def events_tail(
+        self, count: int, *, after_seq: int = 0, where: EventWhere | None = None
+    ) -> list[EventRecord]:
+        """The last `count` events after `after_seq` that match `where`, oldest first."""
+        sql, args = _event_where(where)
+        rows = await self._all(
+            f"SELECT * FROM events WHERE seq > ?{sql} ORDER BY seq DESC LIMIT ?", (after_seq, *args, count)
+        )
+        return [_event(r) for r in reversed(rows)]
+
+    async def last_event_seq(self) -> int:
+        row = await self._one("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+        return int(row["seq"]) if row is not None else 0
+
+    async def delivered_seq(self, sink: str) -> int:
+        """How far `sink` has delivered the events table (0: nothing yet)."""
+        row = await self._one("SELECT seq FROM event_deliveries WHERE sink = ?", (sink,))
+        return 0 if row is None else int(row["seq"])
+
+    async def store_id(self) -> str:
+        """This store's identity, made once when its schema was created."""
+        row = await self._one("SELECT value FROM meta WHERE key = 'store_id'")
+        if row is None:
+            raise RuntimeError("the state database has no store_id (schema older than version 9?)")
+        return str(row["value"])
+
     # tokens ---------------------------------------------------------------------------------
 
     async def tokens(self) -> list[TokenRecord]:
@@ -467,6 +502,24 @@ class Tx(Reader):
             (module.digest, module.size, module.name, ts(module.created_at)),
         )
 
+    async def set_delivered(self, sink: str, seq: int) -> None:
+        """Record that `sink` has delivered every event up to `seq` (never moves back)."""
+        await self._exec(
+            "INSERT INTO event_deliveries (sink, seq) VALUES (?, ?)"
+            " ON CONFLICT(sink) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (sink, seq),
+        )
+
+    async def prune_events(self, *, before: datetime, up_to_seq: int | None, limit: int) -> int:
+        """Delete up to `limit` of the oldest events older than `before` (and, when given, not
+        after `up_to_seq`); answers how many."""
+        sql = "SELECT seq FROM events WHERE time < ?"
+        args: list[Any] = [ts(before)]
+        if up_to_seq is not None:
+            sql += " AND seq <= ?"
+            args.append(up_to_seq)
+        return await self._exec(f"DELETE FROM events WHERE seq IN ({sql} ORDER BY seq LIMIT ?)", (*args, limit))
+
     async def add_event(
         self,
         type: EventType,
@@ -638,6 +691,23 @@ def _module(row: aiosqlite.Row) -> ModuleRecord:
     return ModuleRecord(
         digest=row["digest"], size=row["size"], name=row["name"], created_at=_required_ts(row["created_at"])
     )
+
+
+def _event_where(where: EventWhere | None) -> tuple[str, list[Any]]:
+    """The SQL condition (after "AND") and arguments of an event filter."""
+    if where is None:
+        return "", []
+    sql = ""
+    args: list[Any] = []
+    if where.run_id:
+        sql += " AND run_id = ?"
+        args.append(where.run_id)
+    if where.types or where.prefixes:
+        terms = ["type = ?"] * len(where.types) + ["type LIKE ?"] * len(where.prefixes)
+        sql += f" AND ({' OR '.join(terms)})"
+        args += [str(t) for t in where.types]
+        args += [f"{prefix}.%" for prefix in where.prefixes]
+    return sql, args
 
 
 def _event(row: aiosqlite.Row) -> EventRecord:

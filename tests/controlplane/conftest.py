@@ -22,7 +22,7 @@ from google.protobuf.duration_pb2 import Duration
 from waiting import WAIT_S, eventually
 
 from agentflow import wire
-from agentflow.clock import Clock
+from agentflow.clock import Clock, ManualClock
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import (
     controlplane_pb2,
@@ -459,3 +459,19 @@ def echo_wasm(built_agents: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     copy = tmp_path_factory.mktemp("modules") / "echo.wasm"
     copy.write_bytes((built_agents / "tests" / "agents" / "echo.wasm").read_bytes())
     return copy
+
+
+@pytest.fixture
+async def bare_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """An engine over a fresh store with a manual clock, and none of its loops running."""
+    engine = await Engine.open(
+        tmp_path / "cp",
+        heartbeat_interval=timedelta(seconds=1),
+        node_ttl=timedelta(seconds=5),
+        max_module_bytes=1 << 20,
+        clock=ManualClock(),
+    )
+    try:
+        yield engine
+    finally:
+        await engine.shutdown()

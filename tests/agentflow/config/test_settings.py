@@ -51,6 +51,15 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("controlplane", "node_ttl"): Sample("20s", "1m", 'node_ttl = "1m30s"', (20 * S, 60 * S, 90 * S)),
     ("controlplane", "max_module_size"): Sample("1Mi", "2Mi", "max_module_size = 3145728", (MI, 2 * MI, 3 * MI)),
     ("controlplane", "log_level"): Sample("debug", "WARNING", 'log_level = "error"', ("debug", "warning", "error")),
+    ("controlplane", "nats_url"): Sample(
+        "nats://10.0.0.1:4222",
+        "tls://nats.internal",
+        'nats_url = "nats://[::1]:4222"',
+        ("nats://10.0.0.1:4222", "tls://nats.internal", "nats://[::1]:4222"),
+    ),
+    ("controlplane", "events_retention"): Sample(
+        "24h", "0s", 'events_retention = "12h"', (24 * 3600 * S, 0 * S, 12 * 3600 * S)
+    ),
     ("noded", "server"): Sample(
         "10.0.0.1:7070", "10.0.0.2:7070", 'server = "[::1]:7070"', ("10.0.0.1:7070", "10.0.0.2:7070", "[::1]:7070")
     ),
@@ -285,6 +294,13 @@ BAD_VALUES = {
         "port must be a number",
     ),
     "controlplane-node-ttl": ("controlplane", "node_ttl", "10", "node_ttl = 10", "missing a unit"),
+    "controlplane-nats-url": (
+        "controlplane",
+        "nats_url",
+        "http://nats:4222",
+        'nats_url = "nats://nats:99999"',
+        "NATS URL",
+    ),
     "controlplane-module-size": (
         "controlplane",
         "max_module_size",
