@@ -79,6 +79,9 @@ class HasLogLevel(Protocol):
     @property
     def log_level(self) -> str: ...
 
+    @property
+    def log_format(self) -> str: ...
+
 
 C = TypeVar("C", bound=HasLogLevel)
 
@@ -98,7 +101,7 @@ def daemon_main(
     """
     try:
         config = load(argv)
-        configure_logging(component, config.log_level)
+        configure_logging(component, config.log_level, config.log_format)
         import uvloop
 
         uvloop.run(_reloading_on_hangup(serve(config), lambda: load(argv), component))

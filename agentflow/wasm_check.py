@@ -32,6 +32,10 @@ _VALTYPE_NAMES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v12
 _KIND_NAMES = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 _TYPE_SECTION, _IMPORT_SECTION, _EXPORT_SECTION = 1, 2, 7
 _COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
+_COMPONENT_IMPORT_SECTION, _COMPONENT_EXPORT_SECTION = 10, 11
+HOST_INTERFACE = "agentflow:agent/host@1.0.0"  # the WIT world's import (agentflow/wit/agent.wit)
+WASI_P2_PREFIX = "wasi:"
+RUN_EXPORT = "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ def module_problem(data: bytes) -> str | None:
     if data[:4] != b"\0asm":
         return "is not a WebAssembly module (it does not start with \\0asm)"
     if data[4:8] == _COMPONENT_LAYER:
-        return "is a WebAssembly component; nodes run core modules (a WASI preview 1 command) only"
+        return component_problem(data)
     engine = wasmtime.Engine()
     try:
         wasmtime.Module.validate(engine, data)
@@ -63,6 +67,73 @@ def module_problem(data: bytes) -> str | None:
     if exports.get("_start") != 0:
         return "has no _start function export (build it as a WASI command, e.g. --target=wasm32-wasi)"
     return None
+
+
+def is_component(data: bytes) -> bool:
+    """Whether `data` (its first 8 bytes suffice) is a WebAssembly component, not a core module."""
+    return data[:4] == b"\0asm" and data[4:8] == _COMPONENT_LAYER
+
+
+def component_problem(data: bytes) -> str | None:
+    """Why a component is not a runnable agent (the `agent` world), or None when it is one.
+
+    Read from its top-level import and export sections, without compiling it (a Python
+    component takes seconds to compile): it must export `run` and import nothing but the
+    AgentFlow host interface and WASI preview 2. The node compiles it, and refuses it with the
+    compiler's reason if it is invalid beyond that."""
+    try:
+        imports, exports = _component_sections(data)
+    except _Malformed as exc:
+        return f"is not a readable WebAssembly component: {exc}"
+    for name in imports:
+        if name != HOST_INTERFACE and not name.startswith(WASI_P2_PREFIX):
+            return f"imports {name}, but the host provides only {HOST_INTERFACE} and {WASI_P2_PREFIX}* (WASI preview 2)"
+    if RUN_EXPORT not in exports:
+        found = ", ".join(sorted(exports)) or "nothing"
+        return f"exports no `{RUN_EXPORT}` function (it exports {found}): build it for the agentflow:agent world"
+    return None
+
+
+def _component_sections(data: bytes) -> tuple[list[str], set[str]]:
+    """The names a component imports and exports at its top level."""
+    imports: list[str] = []
+    exports: set[str] = set()
+    for section_id, r in _section_bodies(data):
+        if section_id == _COMPONENT_IMPORT_SECTION:
+            for _ in range(r.uleb()):
+                imports.append(_extern_name(r))
+                _extern_desc(r)
+        elif section_id == _COMPONENT_EXPORT_SECTION:
+            for _ in range(r.uleb()):
+                exports.add(_extern_name(r))
+                sort = r.byte()
+                if sort == 0x00:  # a core sort is one more byte
+                    r.byte()
+                r.uleb()  # its index
+                if r.byte() == 0x01:  # an ascribed type
+                    _extern_desc(r)
+    return imports, exports
+
+
+def _extern_name(r: _Reader) -> str:
+    tag = r.byte()
+    if tag not in (0x00, 0x01):
+        raise _Malformed(f"unknown import/export name form {tag:#x} at offset {r.pos - 1:#x}")
+    return r.name()
+
+
+def _extern_desc(r: _Reader) -> None:
+    kind = r.byte()
+    if kind == 0x00:  # core module: 0x11 typeidx
+        r.byte()
+        r.uleb()
+    elif kind in (0x01, 0x04, 0x05):  # func, component, instance: a type index
+        r.uleb()
+    elif kind in (0x02, 0x03):  # value or type bound: a tag, then an index unless (sub resource)
+        if r.byte() == 0x00 or kind == 0x02:
+            r.uleb()
+    else:
+        raise _Malformed(f"unknown extern kind {kind:#x} at offset {r.pos - 1:#x}")
 
 
 def _imports_problem(

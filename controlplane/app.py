@@ -14,6 +14,7 @@ from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, on_reload, stop_on_signals, write_state_file
 from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
 from agentflow.sdnotify import Notifier
+from agentflow.telemetry.tracing import Tracing
 from agentflow.tls import ServerTLS, TLSError, TLSFiles, plaintext_problem
 from controlplane.api.server import build_server
 from controlplane.config import ControlPlaneConfig
@@ -21,6 +22,7 @@ from controlplane.engine import Engine
 from controlplane.engine.retention import EventRetention
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.publish import NATS_SINK, JetStreamPublisher
+from controlplane.run_spans import RunSpans
 
 log = logging.getLogger("controlplane")
 
@@ -53,11 +55,12 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
         node_ttl=config.node_ttl,
         max_module_bytes=config.max_module_size,
     )
+    tracing = Tracing.configure("agentflow-controlplane", config.tracing)
     try:
         registry = CollectorRegistry()
         metrics = ControlPlaneMetrics(registry)
         try:
-            server, port, health = await build_server(engine, config.listen, tls=tls)
+            server, port, health = await build_server(engine, config.listen, tls=tls, tracing=tracing)
         except RuntimeError:  # grpc's way of saying the bind failed
             raise FatalError(f"cannot listen on {config.listen} (address in use or not available)") from None
         await server.start()
@@ -70,6 +73,7 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
             )
     except BaseException:
         await engine.shutdown()
+        tracing.shutdown()
         raise
     host, _ = split_address(config.listen)
     metrics_host, _ = split_address(config.metrics_listen)
@@ -90,10 +94,13 @@ async def serve(config: ControlPlaneConfig, *, stop: asyncio.Event | None = None
 
         components: list[Component] = [Watchdog(notifier), engine, MetricsFollower(metrics, engine)]
         components += _event_sinks(config, engine)
+        if tracing.enabled:
+            components.append(RunSpans(engine, tracing))
         components += [grpc_server, metrics_server]
         await supervise(components, stop, before_stopping=announce)
     finally:
         config.state_file.unlink(missing_ok=True)
+        tracing.shutdown()  # exports what is still buffered
     log.info("control plane stopped")
 
 

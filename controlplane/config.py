@@ -11,6 +11,8 @@ from typing import Any
 from agentflow.config import ConfigError, Option, default_data_home, load_settings, parsers
 from agentflow.spec import parse_memory
 from agentflow.telemetry import LEVELS
+from agentflow.telemetry.options import TELEMETRY_OPTIONS, trace_settings
+from agentflow.telemetry.tracing import TraceSettings
 
 DEFAULT_LISTEN = "127.0.0.1:7070"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9470"
@@ -41,6 +43,7 @@ OPTIONS: tuple[Option, ...] = (
            help="publish events to this NATS JetStream server (e.g. nats://127.0.0.1:4222)", metavar="URL"),
     Option(name="events_retention", parse=parsers.duration_or_zero, default=DEFAULT_EVENTS_RETENTION,
            help="keep events this long (0: forever); with --nats-url, only once published", metavar="DURATION"),
+    *TELEMETRY_OPTIONS,
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -58,6 +61,10 @@ class ControlPlaneConfig:
     tls_key: Path | None = None
     nats_url: str = ""
     events_retention: timedelta = DEFAULT_EVENTS_RETENTION
+    otlp_endpoint: str = ""
+    otlp_protocol: str = "grpc"
+    trace_file: Path | None = None
+    log_format: str = "auto"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -66,6 +73,11 @@ class ControlPlaneConfig:
                 f"node_ttl ({self.node_ttl.total_seconds()}s) must be longer than "
                 f"heartbeat_interval ({self.heartbeat_interval.total_seconds()}s)"
             )
+
+    @property
+    def tracing(self) -> TraceSettings:
+        return trace_settings(otlp_endpoint=self.otlp_endpoint, otlp_protocol=self.otlp_protocol,
+                              trace_file=self.trace_file, data_dir=self.data_dir)  # fmt: skip
 
     @property
     def state_file(self) -> Path:

@@ -18,6 +18,7 @@ from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
 from agentflow.sdnotify import Notifier, without_notify
+from agentflow.telemetry.tracing import Tracing
 from agentflow.tls import TLSError, TLSFiles
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.vocabulary import Isolation
@@ -31,6 +32,7 @@ from noded.llm import RouterClient
 from noded.messages import Capacity, Registration
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
+from noded.precompile import Precompiler
 from noded.runner import StepRunner
 from noded.sandbox import confine
 from noded.sandbox.confine import Confinement, WorkerConfinement
@@ -96,8 +98,12 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
     )
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
+    metrics.describe(name=config.name, capacity=registration.capacity, isolation=cgroups.mode,
+                     version=registration.version)  # fmt: skip
     drain = DrainState(metrics)
+    tracing = Tracing.configure("agentflow-noded", config.tracing)
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tracing.shutdown)  # last: exports what is still buffered
         stack.callback(cgroups.teardown)
         state = await SqliteNodeState.open(data_dir / "noded.db")
         stack.push_async_callback(state.close)
@@ -110,6 +116,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             confinement=walls.mode,
             env=without_notify(os.environ),  # workers do not speak for the service
         )
+        metrics.watch_workers(pool)
         router = RouterClient(f"http://{config.router}")
         stack.push_async_callback(router.close)
         link: ControlPlaneLink | None = None
@@ -129,6 +136,9 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             cgroups=cgroups,
             drain=drain,
             router=router,
+            tracing=tracing,
+            node_name=config.name,
+            precompiler=Precompiler(data_dir / "compiled"),
         )
         link = ControlPlaneLink(
             channel,
@@ -136,6 +146,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
             state=state,
             handlers=runner,
             on_connection=lambda up: metrics.connected.set(1 if up else 0),
+            on_heartbeat=metrics.heartbeat_sent,
         )
         await runner.load_outbox()
         metrics_server = MetricsServer(registry, config.metrics_listen)

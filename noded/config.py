@@ -10,6 +10,8 @@ from typing import Any
 
 from agentflow.config import NODE_ADMIN_SOCKET, ConfigError, Option, default_node_data_dir, load_settings, parsers
 from agentflow.telemetry import LEVELS
+from agentflow.telemetry.options import TELEMETRY_OPTIONS, trace_settings
+from agentflow.telemetry.tracing import TraceSettings
 
 DEFAULT_SERVER = "127.0.0.1:7070"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9471"
@@ -56,6 +58,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(name="join_token_file", parse=parsers.path, default=None,
            help="file holding the join token for a first registration (agentflow token create --role node)",
            metavar="FILE"),
+    *TELEMETRY_OPTIONS,
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )  # fmt: skip
 
@@ -80,11 +83,20 @@ class NodedConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     join_token_file: Path | None = None
+    otlp_endpoint: str = ""
+    otlp_protocol: str = "grpc"
+    trace_file: Path | None = None
+    log_format: str = "auto"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
         if self.slots is not None and self.warm_workers > self.slots:
             raise ConfigError(f"warm_workers ({self.warm_workers}) must not exceed slots ({self.slots})")
+
+    @property
+    def tracing(self) -> TraceSettings:
+        return trace_settings(otlp_endpoint=self.otlp_endpoint, otlp_protocol=self.otlp_protocol,
+                              trace_file=self.trace_file, data_dir=self.data_dir)  # fmt: skip
 
     @property
     def state_file(self) -> Path:

@@ -221,6 +221,7 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                 llm=_llm(a.llm) if a.HasField("llm") else None,
                 journal=tuple(journal_from_pb(e, field="assign.journal") for e in a.journal),
                 grant=_grant(a.grant) if a.HasField("grant") else None,
+                traceparent=a.traceparent,
             )
         case "cancel":
             return Cancel(key=attempt_key(message.cancel, field="cancel"))

@@ -36,7 +36,10 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
+from agentflow.telemetry.tracing import Tracing, set_error
 from noded.sandbox import HostCallError, HostCallRefused
 
 log = logging.getLogger(__name__)
@@ -132,9 +135,18 @@ def _special(address: str) -> str | None:
 class Egress:
     """One step attempt's outbound HTTP, checked against its allow-list."""
 
-    def __init__(self, allowed_hosts: Sequence[str], *, resolve: Resolve = system_resolve) -> None:
+    def __init__(
+        self,
+        allowed_hosts: Sequence[str],
+        *,
+        resolve: Resolve = system_resolve,
+        tracing: Tracing | None = None,
+        parent: Context | None = None,
+    ) -> None:
         self._allowed = [AllowedHost.parse(h) for h in allowed_hosts]
         self._resolve = resolve
+        self._tracing = tracing or Tracing.disabled()
+        self._parent = parent  # the attempt's agent.execute span
         self.fetched_bytes = 0
         self.denied = 0
         self.truncated = 0  # responses cut at MAX_BODY_BYTES (the `fetch size` limit)
@@ -142,17 +154,23 @@ class Egress:
     async def fetch(self, request: Any, seconds_left: float) -> dict[str, Any]:
         method, url, headers, body, timeout_s = _parse(request)
         timeout_s = max(min(timeout_s, seconds_left), 0.001)
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._follow(method, url, headers, body)
-        except TimeoutError:
-            raise HostCallRefused(
-                HostCallError.UNAVAILABLE, f"http.fetch {url}: timed out after {timeout_s:.1f}s"
-            ) from None
-        except HostCallRefused as refused:
-            if refused.code is HostCallError.DENIED:
-                self.denied += 1
-            raise
+        attributes = {"http.request.method": method, "url.full": url, "server.address": urlsplit(url).hostname or ""}
+        with self._tracing.span("http.fetch", parent=self._parent, kind=SpanKind.CLIENT, attributes=attributes) as span:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    answer = await self._follow(method, url, headers, body)
+            except TimeoutError:
+                set_error(span, f"timed out after {timeout_s:.1f}s")
+                raise HostCallRefused(
+                    HostCallError.UNAVAILABLE, f"http.fetch {url}: timed out after {timeout_s:.1f}s"
+                ) from None
+            except HostCallRefused as refused:
+                if refused.code is HostCallError.DENIED:
+                    self.denied += 1
+                set_error(span, f"{refused.code.name.lower()}: {refused}")
+                raise
+            span.set_attribute("http.response.status_code", int(answer.get("status", 0)))
+            return answer
 
     async def _follow(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, Any]:
         for _ in range(MAX_REDIRECTS + 1):

@@ -36,6 +36,7 @@ from agentflow.rpc import (
     Unauthenticated,
     rpc_errors,
 )
+from agentflow.telemetry.tracing import current_headers
 from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from agentflow.wire import InvalidField
@@ -100,6 +101,7 @@ class ControlPlaneLink(Component):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         on_connection: Callable[[bool], None] | None = None,
+        on_heartbeat: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self._stub = node_pb2_grpc.NodeGatewayStub(channel)
@@ -109,6 +111,7 @@ class ControlPlaneLink(Component):
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._on_connection = on_connection or (lambda up: None)
+        self._on_heartbeat = on_heartbeat or (lambda: None)
         self._outgoing: asyncio.Queue[ToControlPlane] | None = None
         self._behind = asyncio.Event()  # set when the live stream's queue overflowed
         self._heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
@@ -140,7 +143,9 @@ class ControlPlaneLink(Component):
         return True
 
     def fetch_module(self, digest: str) -> grpc.aio.UnaryStreamCall:
-        return self._stub.FetchModule(node_pb2.FetchModuleRequest(digest=digest))
+        """The module's chunks; the call continues the current trace (the step that needs it)."""
+        metadata = tuple(current_headers().items())
+        return self._stub.FetchModule(node_pb2.FetchModuleRequest(digest=digest), metadata=metadata or None)
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -220,7 +225,10 @@ class ControlPlaneLink(Component):
             for i in range(0, len(journal), JOURNAL_BATCH):
                 yield convert.to_pb(Journal(entries=tuple(journal[i : i + JOURNAL_BATCH])))
             while True:
-                yield convert.to_pb(await queue.get())
+                message = await queue.get()
+                yield convert.to_pb(message)
+                if isinstance(message, Heartbeat):  # gRPC asks for the next message once this one is written
+                    self._on_heartbeat()
 
         # gRPC writes from the iterator, so a stream the control plane ends (say NOT_FOUND for a
         # node it forgot) reaches the reader with that status rather than as a failed write.

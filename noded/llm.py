@@ -162,9 +162,17 @@ class LLMCalls:
         """How many llm.complete calls went to the router."""
         return self._calls
 
-    def __init__(self, client: RouterClient, assignment: Assignment, *, journal: JournalSink | None = None) -> None:
+    def __init__(
+        self,
+        client: RouterClient,
+        assignment: Assignment,
+        *,
+        journal: JournalSink | None = None,
+        trace_headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._client = client
         self._assignment = assignment
+        self._trace_headers = dict(trace_headers or {})  # traceparent of the attempt's span
         self._calls = 0
         self._journal = journal
         self._seq = 0  # the last router journal entry seen for this step
@@ -177,7 +185,7 @@ class LLMCalls:
             run=a.key.run_id, step=a.key.step, attempt=a.key.attempt, call=self._calls, workflow=a.workflow
         )
         self._calls += 1
-        headers = llm.request_headers(who, a.grant, timeout_s=seconds_left)
+        headers = {**llm.request_headers(who, a.grant, timeout_s=seconds_left), **self._trace_headers}
         answer = await self._client.complete(body, headers, timeout_s=max(seconds_left, 0.001))
         if self._journal is not None:
             await self._ship()

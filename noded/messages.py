@@ -69,6 +69,7 @@ class Assignment:
     llm: LLMConfig | None = None  # the step's defaults for llm.complete
     journal: tuple[JournalEntry, ...] = ()  # the step's earlier attempts' LLM calls, from any node
     grant: Grant | None = None  # what the attempt's LLM calls may spend; None: no limit
+    traceparent: str = ""  # W3C trace context of the run's workflow.execute span
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

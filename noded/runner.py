@@ -21,9 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
 from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, SystemClock
 from agentflow.lifecycle import Component
+from agentflow.spec.quantity import format_memory
+from agentflow.telemetry.logs import log_context
+from agentflow.telemetry.tracing import Tracing, inject, parent_context, set_error, span_attributes
 from agentflow.usage import ResourceUsage
 from agentflow.vocabulary import Capability, FailureKind, ResourceLimit, StepOutcome
 from noded.cgroups import (
@@ -54,6 +60,7 @@ from noded.messages import (
 )
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
+from noded.precompile import Precompiler
 from noded.sandbox import ExecResult, StepJob
 from noded.state import NodeState
 from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
@@ -92,9 +99,15 @@ class StepRunner(Component):
         drain: DrainState,
         clock: Clock | None = None,
         router: RouterClient | None = None,
+        tracing: Tracing | None = None,
+        node_name: str = "",
+        precompiler: Precompiler | None = None,
     ) -> None:
         super().__init__()
+        self._precompiler = precompiler
         self._router = router
+        self._tracing = tracing or Tracing.disabled()
+        self._node_name = node_name
         self._pool = pool
         self._modules = modules
         self._state = state
@@ -243,7 +256,14 @@ class StepRunner(Component):
         scratch = self._scratch_root / key.run_id / key.step / str(key.attempt)
         started = time.monotonic()
         try:
-            result = await self._attempt(a, scratch)
+            with (
+                log_context(run=key.run_id, step=key.step, attempt=key.attempt, node=self._node_name),
+                self._tracing.span(
+                    AGENT_SPAN, parent=parent_context(a.traceparent), attributes=self._span_attributes(a)
+                ) as span,
+            ):
+                result = await self._attempt(a, scratch, span)
+                _describe(span, result)
         except asyncio.CancelledError:
             raise  # the daemon is stopping; the control plane requeues the attempt
         except Exception as exc:  # a bug or host trouble must still end the attempt visibly
@@ -259,10 +279,24 @@ class StepRunner(Component):
         usage = dataclasses.replace(result.usage, wall_seconds=wall)
         await self._report(dataclasses.replace(result, duration=timedelta(seconds=wall), usage=usage))
 
-    async def _attempt(self, a: Assignment, scratch: Path) -> StepResult:
+    def _span_attributes(self, a: Assignment) -> dict[str, str | int | float | bool]:
+        return span_attributes({
+            "workflow.name": a.workflow,
+            "workflow.run_id": a.key.run_id,
+            "agent.name": a.key.step,
+            "agent.attempt": a.key.attempt,
+            "agent.module": a.module_digest,
+            "resource.cpu": f"{a.cpu_millis}m",
+            "resource.memory": format_memory(a.memory_bytes),
+            "node.name": self._node_name,
+        })  # fmt: skip
+
+    async def _attempt(self, a: Assignment, scratch: Path, span: Span) -> StepResult:
         key = a.key
         try:
             module_path = await self._modules.ensure(a.module_digest)
+            if self._precompiler is not None:
+                await self._precompiler.ensure(Path(module_path), a.module_digest)
         except (ModuleFetchError, OSError) as exc:
             return _failed(key, FailureKind.MODULE, f"module {a.module_digest}: {exc}")
         except Exception as exc:  # an RPC error while downloading
@@ -287,7 +321,11 @@ class StepRunner(Component):
             log.error("cannot create the step's cgroup", extra={"step": key.step, "error": str(exc)})
             return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         stats: list[CgroupStats] = []
-        egress = Egress(a.capabilities.http_allowed_hosts) if a.capabilities.http_allowed_hosts else None
+        egress = (
+            Egress(a.capabilities.http_allowed_hosts, tracing=self._tracing, parent=trace.set_span_in_context(span))
+            if a.capabilities.http_allowed_hosts
+            else None
+        )
 
         def started(pid: int) -> None:
             cgroup.attach(pid)  # before the job is sent: the step never runs outside its cgroup
@@ -301,7 +339,7 @@ class StepRunner(Component):
                 raise StepCancelled(str(key))
             llm_calls: LLMCalls | None = None
             if self._router is not None and a.capabilities.llm:
-                llm_calls = LLMCalls(self._router, a, journal=self.ship_journal)
+                llm_calls = LLMCalls(self._router, a, journal=self.ship_journal, trace_headers=inject(span))
                 if a.journal:
                     await self._router.seed(a.journal)
             host = StepHost(llm=llm_calls, egress=egress)
@@ -398,6 +436,26 @@ def _release(cgroup: StepCgroup, pid: int | None) -> CgroupStats:
     except CgroupError as exc:
         log.error("cannot remove a step cgroup; cleanup_stale retries at the next start", extra={"error": str(exc)})
         return NO_STATS
+
+
+AGENT_SPAN = "agent.execute"
+
+
+def _describe(span: Span, result: StepResult) -> None:
+    """What the attempt came to, on its span."""
+    u = result.usage
+    span.set_attributes(span_attributes({
+        "agent.outcome": result.outcome.value,
+        "agent.failure_kind": result.failure_kind.value if result.failure_kind is not None else "",
+        "agent.exit_code": result.exit_code,
+        "resource.cpu_seconds": u.cpu_seconds,
+        "resource.peak_memory_bytes": u.peak_memory_bytes,
+        "resource.host_calls": u.host_calls,
+        "llm.calls": result.llm.calls,
+        "llm.cost_usd": result.llm.cost_usd,
+    }))  # fmt: skip
+    if result.outcome is not StepOutcome.SUCCEEDED:
+        set_error(span, result.error or result.outcome.value)
 
 
 def _failed(key: AttemptKey, kind: FailureKind, error: str) -> StepResult:

@@ -14,6 +14,7 @@ from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.lifecycle import Watchdog
 from agentflow.sdnotify import Notifier
+from agentflow.telemetry.tracing import Tracing
 from router.config import RouterConfig
 from router.engine import Engine
 from router.http import Front
@@ -24,14 +25,18 @@ log = logging.getLogger("router")
 SHUTDOWN_GRACE_S = 5.0
 
 
-async def start(config: RouterConfig, *, engine: Engine | None = None) -> tuple[web.AppRunner, Engine, str]:
+async def start(
+    config: RouterConfig, *, engine: Engine | None = None, tracing: Tracing | None = None
+) -> tuple[web.AppRunner, Engine, str]:
     """Open the engine and serve its HTTP front; answer the runner, the engine and the bound host:port."""
     if engine is None:
         engine = await Engine.open(config, metrics=RouterMetrics(CollectorRegistry()))
+    app = Front(engine, tracing=tracing).app()
+    app.middlewares.append(engine.metrics.middleware())
     # handler_cancellation=False (aiohttp's default, stated here because the engine relies on it): a
     # client that goes away does not cancel its handler, so the upstream call it drives completes.
     runner = web.AppRunner(
-        Front(engine).app(),
+        app,
         access_log=None,
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_GRACE_S,
@@ -57,7 +62,9 @@ async def serve(config: RouterConfig, *, stop: asyncio.Event | None = None) -> N
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
     async with contextlib.AsyncExitStack() as stack:
-        runner, engine, address = await start(config)
+        tracing = Tracing.configure("agentflow-router", config.tracing)
+        stack.callback(tracing.shutdown)  # last: exports what is still buffered
+        runner, engine, address = await start(config, tracing=tracing)
         stack.push_async_callback(engine.close)
         stack.push_async_callback(runner.cleanup)
         write_state_file(config.state_file, {"http": address, "url": f"http://{address}/v1", "dev": config.dev})

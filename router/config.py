@@ -23,6 +23,8 @@ from agentflow.config import ConfigError, Option, default_router_data_dir, load_
 from agentflow.spec import parse_memory
 from agentflow.spec.suggest import closest
 from agentflow.telemetry import LEVELS
+from agentflow.telemetry.options import TELEMETRY_OPTIONS, trace_settings
+from agentflow.telemetry.tracing import TraceSettings
 from router.tables import (
     BreakerConfig,
     BudgetConfig,
@@ -105,6 +107,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(name="retry", parse=parse_retry, default=RetryConfig(), help="retry backoff settings"),
     Option(name="timeouts", parse=parse_timeouts, default=TimeoutConfig(), help="timeouts"),
     Option(name="budget", parse=parse_budget, default=BudgetConfig(), help="budget settings"),
+    *TELEMETRY_OPTIONS,
     Option(name="log_level", parse=parsers.choice(*LEVELS), default="info", help="log level"),
 )
 
@@ -197,7 +200,16 @@ class RouterConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    otlp_endpoint: str = ""
+    otlp_protocol: str = "grpc"
+    trace_file: Path | None = None
+    log_format: str = "auto"
     log_level: str = "info"
+
+    @property
+    def tracing(self) -> TraceSettings:
+        return trace_settings(otlp_endpoint=self.otlp_endpoint, otlp_protocol=self.otlp_protocol,
+                              trace_file=self.trace_file, data_dir=self.data_dir)  # fmt: skip
 
     def __post_init__(self) -> None:
         host, _ = parsers.split_address(self.listen)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentflow.llm import (
@@ -44,6 +45,7 @@ from agentflow.llm import (
     ErrorCode,
     Grant,
 )
+from agentflow.telemetry.tracing import Tracing, extract, set_error, span_attributes
 from router.completion import ChatRequest, Completion, Shape
 from router.engine import CallOptions, Engine, Ticket
 from router.errors import BodyTooLarge, Error, InvalidRequest
@@ -137,7 +139,8 @@ def _no_store(request: web.Request) -> bool:
 
 
 class Front:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, tracing: Tracing | None = None) -> None:
+        self._tracing = tracing or Tracing.disabled()
         self.engine = engine
         self._max_body = engine.config.max_body_size
 
@@ -202,6 +205,22 @@ class Front:
         return await self._complete(request, Shape.ANTHROPIC)
 
     async def _complete(self, request: web.Request, shape: Shape) -> web.StreamResponse:
+        """One call, in an `llm.call` span that continues the caller's trace (its `traceparent`)."""
+        attributes = span_attributes({
+            "llm.api": shape.value,
+            "workflow.run_id": request.headers.get(HEADER_RUN, ""),
+            "agent.name": request.headers.get(HEADER_STEP, ""),
+            "workflow.name": request.headers.get(HEADER_WORKFLOW, ""),
+        })  # fmt: skip
+        parent = extract(request.headers)
+        with self._tracing.span(LLM_SPAN, parent=parent, kind=SpanKind.SERVER, attributes=attributes) as span:
+            response = await self._answer(request, shape, span)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 400:
+                set_error(span, f"HTTP {response.status}")
+            return response
+
+    async def _answer(self, request: web.Request, shape: Shape, span: Span) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             try:
@@ -219,8 +238,12 @@ class Front:
             ticket = await self.engine.submit(chat, options)
         except Error as exc:
             return self._error(exc, shape, started)
+        span.set_attributes(span_attributes({"llm.request.model": chat.model, "llm.stream": chat.stream,
+                                             "llm.cache": ticket.cache.value}))  # fmt: skip
         if chat.stream:
-            return await self._stream(request, chat, ticket, started)
+            streamed = await self._stream(request, chat, ticket, started)
+            _describe(span, ticket)
+            return streamed
         waited = 0.0
         try:
             if ticket.completion is None:
@@ -232,6 +255,7 @@ class Front:
         except Error as exc:
             return self._error(exc, shape, started + waited)
         body_bytes = render(completion, shape)
+        _describe(span, ticket)
         return web.Response(body=body_bytes, content_type=JSON, headers=self._headers(ticket, started, waited))
 
     def _headers(self, ticket: Ticket, started: float, waited: float) -> dict[str, str]:
@@ -378,3 +402,21 @@ class Front:
         attempt = self._query_int(request, "attempt", None, low=1)
         data = await self.engine.ledger.spend(run=run, step=request.query.get("step") or None, attempt=attempt)
         return web.Response(body=dumps(data), content_type=JSON)
+
+
+LLM_SPAN = "llm.call"
+
+
+def _describe(span: Span, ticket: Ticket) -> None:
+    """What the call came to: model, provider, tokens, cost, cache result."""
+    completion = ticket.completion or (ticket.call.completion if ticket.call is not None else None)
+    values: dict[str, object] = {
+        "llm.model": ticket.model,
+        "llm.provider": ticket.provider,
+        "llm.cache": ticket.cache.value,
+        "llm.cost_usd": ticket.cost_usd,
+    }
+    if completion is not None:
+        values.update({"llm.response.model": completion.model, "llm.usage.input_tokens": completion.usage.input_tokens,
+                       "llm.usage.output_tokens": completion.usage.output_tokens})  # fmt: skip
+    span.set_attributes(span_attributes(values))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 MAX_CACHED_CHILDREN = 10_000
 UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+UNMATCHED_ROUTE = "other"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,9 +73,45 @@ class RouterMetrics:
             ["deployment", "reason"],
             registry=registry,
         )
+        self.requests = Histogram(
+            "agentflow_router_http_request_duration_seconds",
+            "HTTP requests the router answered (a stream until its last byte), by route and status code",
+            ["route", "code"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
         self._cache_children = {r: self.cache.labels(r) for r in ("hit", "miss", "replay", "coalesced")}
+        self._request_children: dict[tuple[str, int], Any] = {}
         self._call_children: dict[tuple[str, str, str], Any] = {}
         self._upstream_children: dict[tuple[str, str], UpstreamChildren] = {}
+
+    def middleware(self) -> Middleware:
+        """An aiohttp middleware timing every request; the route is its pattern (bounded), never the path."""
+
+        @web.middleware
+        async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            code = 500
+            try:
+                response = await handler(request)
+                code = response.status
+                return response
+            except web.HTTPException as exc:
+                code = exc.status
+                raise
+            finally:
+                self.request_done(_route(request), code, time.perf_counter() - started)
+
+        return timed
+
+    def request_done(self, route: str, code: int, seconds: float) -> None:
+        key = (route, code)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(route, str(code))
+            if len(self._request_children) < MAX_CACHED_CHILDREN:
+                self._request_children[key] = child
+        child.observe(seconds)
 
     def cache_result(self, result: str) -> None:
         self._cache_children[result].inc()
@@ -100,3 +141,10 @@ class RouterMetrics:
             if len(self._call_children) < MAX_CACHED_CHILDREN:
                 self._call_children[key] = child
         child.inc()
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info
+    route = info.route if info is not None else None
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE

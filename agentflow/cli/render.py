@@ -93,6 +93,7 @@ def run_json(run: types_pb2.Run) -> dict[str, Any]:
         "llm": llm_json(run.llm),
         "budget": grant_json(run.budget) if run.HasField("budget") else None,
         "reserved": grant_json(run.reserved) if run.HasField("reserved") else None,
+        "trace_id": run.trace_id,
     }
 
 
@@ -226,6 +227,8 @@ def run_text(run: types_pb2.Run) -> str:
         row += [format_bytes(s.usage.fetched_bytes)] * fetched + [_llm_text(s.llm)] * ai + [_one_line(s.error)]
         rows.append(row)
     lines = [head]
+    if run.trace_id:
+        lines.append(f"trace {run.trace_id}")
     if ai:
         total = f"llm: {_llm_text(run.llm)}"
         if run.HasField("budget"):

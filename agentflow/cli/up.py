@@ -62,6 +62,11 @@ def _wait_for_state(child: Child, state_file: Path, started: float) -> dict[str,
     raise RuntimeError(f"{child.name} did not become ready in {READY_TIMEOUT_S:.0f}s; see {child.log_path}")
 
 
+def _log_flags(args: argparse.Namespace) -> list[str]:
+    """Readable log files when a person started `up` in a terminal (JSON lines otherwise)."""
+    return ["--log-level", args.log_level, "--log-format", "text" if sys.stderr.isatty() else "json"]
+
+
 def _metrics(port: int, offset: int) -> str:
     return f"127.0.0.1:{port + offset if port else 0}"
 
@@ -93,7 +98,7 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
         cp = Child(
             "control plane",
             [python, "-m", "controlplane", "--data-dir", str(cp_dir), "--listen", f"127.0.0.1:{args.port}",
-             "--metrics-listen", _metrics(args.metrics_port, 0), "--log-level", args.log_level]
+             "--metrics-listen", _metrics(args.metrics_port, 0), *_log_flags(args)]
             + (["--nats-url", args.nats_url] if args.nats_url else []),
             logs / "controlplane.log",
         )  # fmt: skip
@@ -104,7 +109,7 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
         router_dir = data_dir / "router"
         (router_dir / "router.json").unlink(missing_ok=True)
         router_argv = [python, "-m", "router", "--data-dir", str(router_dir),
-                       "--listen", f"127.0.0.1:{args.router_port}", "--log-level", args.log_level]  # fmt: skip
+                       "--listen", f"127.0.0.1:{args.router_port}", *_log_flags(args)]  # fmt: skip
         if args.dev:
             router_argv += ["--dev", "true"]
         router = Child("router", router_argv, logs / "router.log")
@@ -115,7 +120,7 @@ def run_up(args: argparse.Namespace, out: TextIO) -> int:
         node_dir = data_dir / "noded"
         (node_dir / "noded.json").unlink(missing_ok=True)
         node_argv = [python, "-m", "noded", "--server", server, "--router", router_address, "--data-dir", str(node_dir),
-                     "--metrics-listen", _metrics(args.metrics_port, 1), "--log-level", args.log_level]  # fmt: skip
+                     "--metrics-listen", _metrics(args.metrics_port, 1), *_log_flags(args)]  # fmt: skip
         if args.name:
             node_argv += ["--name", args.name]
         node = Child("noded", node_argv, logs / "noded.log")

@@ -69,6 +69,7 @@ def run(view: RunView) -> types_pb2.Run:
         llm=llm_usage(r.llm),
         budget=None if view.budget is None else grant_pb(Grant(usd=view.budget.usd, tokens=view.budget.tokens)),
         reserved=grant_pb(r.reserved) if view.budget is not None else None,
+        trace_id=r.trace.span.trace_id if r.trace is not None else "",
         steps=[
             types_pb2.Step(
                 name=s.name,
@@ -231,6 +232,7 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                     llm=None if message.llm is None else llm_settings(message.llm),
                     journal=[journal_entry(e) for e in message.journal],
                     grant=None if message.grant is None else grant_pb(message.grant),
+                    traceparent=message.traceparent,
                 )
             )
         case CancelAttempt():

@@ -6,6 +6,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentflow.rpc.tracing import ServerTracingInterceptor
+from agentflow.telemetry.tracing import Tracing
 from agentflow.tls import ServerTLS
 from agentflow.transport import MESSAGE_SIZE_OPTIONS
 from agentflow.v1 import controlplane_pb2, controlplane_pb2_grpc, node_pb2, node_pb2_grpc
@@ -31,12 +33,16 @@ GRPC_OPTIONS = (
 
 
 async def build_server(
-    engine: Engine, listen: str, *, tls: ServerTLS | None = None
+    engine: Engine, listen: str, *, tls: ServerTLS | None = None, tracing: Tracing | None = None
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server bound to `listen` (port 0 picks one); answer it and the bound port.
-    With `tls`, mutual TLS, bearer tokens and `controlplane.api.identity`'s policy."""
+    With `tls`, mutual TLS, bearer tokens and `controlplane.api.identity`'s policy; with
+    `tracing`, a server span per call (outermost, so that it sees the mapped status)."""
     guard = AccessPolicy(engine.tokens) if tls is not None else None
-    server = grpc.aio.server(interceptors=[error_mapping(guard)], options=GRPC_OPTIONS)
+    interceptors: list[grpc.aio.ServerInterceptor] = [error_mapping(guard)]
+    if tracing is not None:
+        interceptors.insert(0, ServerTracingInterceptor(tracing))
+    server = grpc.aio.server(interceptors=interceptors, options=GRPC_OPTIONS)
     controlplane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(engine), server)
     node_pb2_grpc.add_NodeGatewayServicer_to_server(NodeGatewayServicer(engine, tls=tls is not None), server)
     health_servicer = health.aio.HealthServicer()

@@ -7,6 +7,7 @@ import logging
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from agentflow.clock import Clock, SystemClock
 from agentflow.clock import wait as clock_wait
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 # Upper bound on the time between scheduling passes even when nothing woke the scheduler.
 MAX_SCHEDULE_IDLE = timedelta(seconds=1)
 MIN_REAP_INTERVAL = timedelta(milliseconds=50)
+
+
+class SchedulerObserver(Protocol):
+    """Told about every scheduling pass that found ready steps (metrics)."""
+
+    def on_pass(self, *, placed: int, seconds: float) -> None: ...
 
 
 class Engine(Component):
@@ -61,6 +68,7 @@ class Engine(Component):
         self.reports = Reports(core, self.fleet, rng=rng)
         self.drains = Drains(core, self.fleet, self.nodes)
         self.events = EventLog(core)
+        self.scheduler_observer: SchedulerObserver | None = None
         self._closed = False
 
     @classmethod
@@ -104,8 +112,11 @@ class Engine(Component):
         if not await core.store.read.has_steps_with_status(StepStatus.READY):
             return None  # nothing to place: no write transaction
         now = core.clock.now()
+        started = core.clock.monotonic()
         async with core.tx() as tx:
             result = await schedule_pass(tx, nodes=await tx.nodes(), live_status=self.fleet.live_status(), now=now)
+        if self.scheduler_observer is not None:
+            self.scheduler_observer.on_pass(placed=len(result.assignments), seconds=core.clock.monotonic() - started)
         for node_id, message in result.assignments:
             self.fleet.send(node_id, message)
         return result.next_wakeup

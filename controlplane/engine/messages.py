@@ -28,6 +28,7 @@ class AssignStep:
     llm: LLMConfig | None = None
     journal: tuple[JournalRecord, ...] = ()  # the step's earlier attempts' LLM calls
     grant: Grant | None = None  # what its LLM calls may spend; None: no limit
+    traceparent: str = ""  # the run's workflow.execute span, parent of the attempt's spans
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

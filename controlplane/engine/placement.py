@@ -172,4 +172,5 @@ async def _assignment(
         llm=agent.llm,
         journal=tuple(await tx.journal(run.id, step.name, before_attempt=attempt)) if agent.capabilities.llm else (),
         grant=grant,
+        traceparent=run.trace.span.traceparent if run.trace is not None else "",
     )

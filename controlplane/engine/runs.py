@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from agentflow import jsonvalue
 from agentflow.spec import (
@@ -16,6 +17,8 @@ from agentflow.spec import (
     resolve_modules,
     workflow_digest,
 )
+from agentflow.telemetry.tracing import current_ref
+from agentflow.tracecontext import TraceRef, new_span_id
 from agentflow.vocabulary import EventType, RunStatus, StepStatus
 from controlplane.dag import StepState, retry_reset
 from controlplane.domain import Resources
@@ -23,7 +26,7 @@ from controlplane.engine.core import Core
 from controlplane.engine.fleet import Fleet
 from controlplane.engine.transitions import cancel_run, settle_run
 from controlplane.errors import FailedPrecondition, InvalidArgument, NotFound
-from controlplane.store import ModuleBlobs, ModuleRecord, RunRecord, StepRecord
+from controlplane.store import ModuleBlobs, ModuleRecord, RunRecord, RunTrace, StepRecord
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_WORKFLOW_BYTES = 1024 * 1024
@@ -84,7 +87,9 @@ class RunService:
                     now=now,
                     data={"workflow": spec.name, "version": spec.version, "id": workflow.id},
                 )
-            await tx.insert_run(run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now)
+            await tx.insert_run(
+                run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now, trace=_new_trace(now)
+            )
             for idx, agent in enumerate(spec.agents):
                 await tx.insert_step(
                     run_id=run_id,
@@ -185,6 +190,7 @@ class RunService:
                     started_at=None,
                 )
             await tx.set_run_status(run_id, RunStatus.RUNNING)
+            await tx.begin_run_span(run_id, span_id=new_span_id(), now=now)  # same trace, a new execution
             await tx.add_event(
                 EventType.WORKFLOW_STARTED,
                 now=now,
@@ -235,3 +241,9 @@ def _parse_input(input_json: str) -> object:
 
 def _request(cpu_millis: int, memory_bytes: int) -> Resources:
     return Resources(cpu_millis=cpu_millis, memory_bytes=memory_bytes, slots=1)
+
+
+def _new_trace(now: datetime) -> RunTrace:
+    """The run's trace: the trace of the request that submitted it (its span the parent), or a new one."""
+    parent = current_ref()
+    return RunTrace(span=TraceRef.new(trace_id=parent.trace_id if parent else None), parent=parent, started_at=now)

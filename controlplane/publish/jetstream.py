@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from nats.js.api import StorageType, StreamConfig
 
 from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
 from agentflow.lifecycle import Component
+from agentflow.vocabulary import EventType
 from controlplane.engine.core import Core
 from controlplane.errors import Error as ControlPlaneError
 from controlplane.publish.envelope import DUPLICATE_WINDOW, STREAMS, encode, envelope, stream_for
@@ -41,6 +43,7 @@ ACK_TIMEOUT_S = 5.0
 RETRY_BASE = timedelta(milliseconds=200)
 RETRY_CAP = timedelta(seconds=10)
 MSG_ID = "Nats-Msg-Id"
+TRACE_CACHE_RUNS = 4096
 
 Connect = Callable[..., Awaitable[NATSClient]]
 # What a lost or refusing NATS raises; all of them mean "send it again later".
@@ -58,6 +61,7 @@ class JetStreamPublisher(Component):
         self._connect = connect
         self.delivered_seq = 0  # every event up to this one is in JetStream
         self.published = 0  # messages JetStream stored (not counting duplicates it dropped)
+        self._traces: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> its trace, recent runs
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -104,12 +108,30 @@ class JetStreamPublisher(Component):
 
     async def _publish(self, js: JetStreamContext, event: EventRecord) -> None:
         store_id = self._core.store_id
-        body = encode(envelope(event, store_id=store_id))
+        if event.type is EventType.WORKFLOW_STARTED:  # a retry begins a new workflow.execute span
+            self._traces.pop(event.run_id, None)
+        body = encode(envelope(event, store_id=store_id, trace=await self._trace_of(event.run_id)))
         stream = stream_for(event.type).name
         ack = await js.publish(event.type.value, body, stream=stream, headers={MSG_ID: f"{store_id}-{event.seq}"})
         if not ack.duplicate:
             self.published += 1
         self.delivered_seq = event.seq
+
+    async def _trace_of(self, run_id: str) -> dict[str, str]:
+        """The run's trace and workflow.execute span ({} for events of no run)."""
+        if not run_id:
+            return {}
+        if (known := self._traces.get(run_id)) is not None:
+            self._traces.move_to_end(run_id)
+            return known
+        run = await self._core.store.read.run(run_id)
+        trace = {} if run is None or run.trace is None else {
+            "trace_id": run.trace.span.trace_id, "span_id": run.trace.span.span_id,
+        }  # fmt: skip
+        self._traces[run_id] = trace
+        if len(self._traces) > TRACE_CACHE_RUNS:
+            self._traces.popitem(last=False)
+        return trace
 
     async def _save_position(self, seq: int) -> None:
         async def save() -> None:

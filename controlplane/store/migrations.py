@@ -200,4 +200,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_time ON events(time);
     CREATE INDEX events_type ON events(type, seq);
     """,
+    # 10: each run's trace: its id, the span id of its current workflow.execute (a retry begins
+    # a new one), the span it was submitted under, and when the current execution began.
+    """
+    ALTER TABLE runs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN span_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN parent_span_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN span_started_at TEXT;
+    """,
 )

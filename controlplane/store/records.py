@@ -8,6 +8,7 @@ from typing import Any
 
 from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import WorkflowSpec
+from agentflow.tracecontext import TraceRef
 from agentflow.usage import NO_USAGE, ResourceUsage
 from agentflow.vocabulary import AttemptStatus, EventType, Isolation, NodeStatus, RunStatus, SandboxLayer, StepStatus
 from controlplane.domain import Resources
@@ -21,6 +22,16 @@ class WorkflowRecord:
     digest: str
     spec: WorkflowSpec
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTrace:
+    """A run's place in its trace: `span` is its current workflow.execute, begun at `started_at`,
+    under `parent` (the span it was submitted in, if any)."""
+
+    span: TraceRef
+    parent: TraceRef | None
+    started_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +51,7 @@ class RunRecord:
     thresholds_met: int = 0  # how many of the cost thresholds its spend has crossed
     open_steps: int = 0  # steps not yet terminal
     unsucceeded_steps: int = 0  # steps failed, cancelled or skipped
+    trace: RunTrace | None = None  # None: a run stored before traces were kept
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ import aiosqlite
 
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
+from agentflow.tracecontext import TraceRef
 from agentflow.usage import ResourceUsage
 from agentflow.vocabulary import (
     AttemptStatus,
@@ -38,6 +39,7 @@ from controlplane.store.records import (
     ModuleRecord,
     NodeRecord,
     RunRecord,
+    RunTrace,
     StepRecord,
     WorkflowRecord,
 )
@@ -47,7 +49,8 @@ _RUN_COLUMNS = (
     "r.seq, r.id, r.workflow_id, w.name AS workflow_name, w.version AS workflow_version, "
     "r.status, r.input_json, r.error, r.created_at, r.finished_at, r.reserved_usd, r.reserved_tokens, "
     "r.thresholds_met, r.llm_calls, r.llm_input_tokens, r.llm_output_tokens, r.llm_cost_usd, r.llm_cache_hits, "
-    "r.llm_replays, r.llm_upstream_calls, r.open_steps, r.unsucceeded_steps"
+    "r.llm_replays, r.llm_upstream_calls, r.open_steps, r.unsucceeded_steps, "
+    "r.trace_id, r.span_id, r.parent_span_id, r.span_started_at"
 )
 
 
@@ -355,11 +358,19 @@ class Tx(Reader):
             id=workflow_id, name=spec.name, version=spec.version, digest=digest, spec=spec, created_at=now
         )
 
-    async def insert_run(self, *, run_id: str, workflow_id: str, input_json: str, now: datetime) -> None:
+    async def insert_run(
+        self, *, run_id: str, workflow_id: str, input_json: str, now: datetime, trace: RunTrace
+    ) -> None:
         await self._exec(
-            "INSERT INTO runs (id, workflow_id, status, input_json, created_at) VALUES (?, ?, ?, ?, ?)",
-            (run_id, workflow_id, RunStatus.RUNNING.value, input_json, ts(now)),
-        )
+            "INSERT INTO runs (id, workflow_id, status, input_json, created_at, trace_id, span_id, parent_span_id,"
+            " span_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, workflow_id, RunStatus.RUNNING.value, input_json, ts(now), trace.span.trace_id,
+             trace.span.span_id, trace.parent.span_id if trace.parent else "", ts(trace.started_at)),
+        )  # fmt: skip
+
+    async def begin_run_span(self, run_id: str, *, span_id: str, now: datetime) -> None:
+        """A new workflow.execute span for the run (a retry), in the same trace."""
+        await self._exec("UPDATE runs SET span_id = ?, span_started_at = ? WHERE id = ?", (span_id, ts(now), run_id))
 
     async def set_run_status(
         self, run_id: str, status: RunStatus, *, error: str = "", now: datetime | None = None
@@ -611,6 +622,7 @@ def _run(row: aiosqlite.Row) -> RunRecord:
         thresholds_met=row["thresholds_met"],
         open_steps=row["open_steps"],
         unsucceeded_steps=row["unsucceeded_steps"],
+        trace=_run_trace(row),
     )
 
 
@@ -691,6 +703,14 @@ def _module(row: aiosqlite.Row) -> ModuleRecord:
     return ModuleRecord(
         digest=row["digest"], size=row["size"], name=row["name"], created_at=_required_ts(row["created_at"])
     )
+
+
+def _run_trace(row: aiosqlite.Row) -> RunTrace | None:
+    if not row["trace_id"] or not row["span_id"]:
+        return None
+    parent = TraceRef(trace_id=row["trace_id"], span_id=row["parent_span_id"]) if row["parent_span_id"] else None
+    started = parse_ts(row["span_started_at"]) or _required_ts(row["created_at"])
+    return RunTrace(span=TraceRef(trace_id=row["trace_id"], span_id=row["span_id"]), parent=parent, started_at=started)
 
 
 def _event_where(where: EventWhere | None) -> tuple[str, list[Any]]:

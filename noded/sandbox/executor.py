@@ -22,12 +22,23 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import wasmtime
+from wasmtime import component
 
 from agentflow.jsonvalue import normalize_output
 from agentflow.spec.quantity import format_bytes
 from agentflow.vocabulary import FailureKind
+from noded.sandbox.components import (
+    MAX_COMPONENT_INSTANCES,
+    MAX_COMPONENT_MEMORIES,
+    ComponentShapeError,
+    RunAnswer,
+    call_run,
+    instantiate_run,
+    linker_for,
+)
 from noded.sandbox.engine import deadline_ticks, has_running_ticker
 from noded.sandbox.hostcalls import (
     DEFAULT_OPERATIONS,
@@ -250,6 +261,9 @@ def run_step(
         module = cache.load(engine, job.module_path, job.digest)
     except wasmtime.WasmtimeError as exc:
         return result(FailureKind.MODULE, f"module does not compile: {_trap_reason(exc)}")
+    if isinstance(module, component.Component):
+        return _run_component_step(job, module, engine=engine, calls=calls, stderr=stderr, restrict=restrict,
+                                   result=result)  # fmt: skip
     initial_memory = _initial_memory_bytes(module)
     if initial_memory > job.memory_limit_bytes:
         return result(
@@ -330,7 +344,83 @@ def run_step(
     return result(None, exit_code=exit_code, output_json=output_json)
 
 
-def _configure_wasi(store: wasmtime.Store, job: StepJob, stdout: _CappedOutput, stderr: _TailBuffer) -> None:
+class _Result(Protocol):
+    def __call__(
+        self,
+        failure_kind: FailureKind | None,
+        error: str = "",
+        *,
+        exit_code: int | None = None,
+        trap: str | None = None,
+        output_json: str | None = None,
+    ) -> ExecResult: ...
+
+
+def _run_component_step(
+    job: StepJob,
+    compiled: component.Component,
+    *,
+    engine: wasmtime.Engine,
+    calls: HostCalls,
+    stderr: _TailBuffer,
+    restrict: Callable[[], None] | None,
+    result: _Result,
+) -> ExecResult:
+    """A component step: the document goes to `run` (and stdin), what it prints to the step's log."""
+    store = wasmtime.Store(engine)
+    linker = linker_for(engine, calls)
+    answer: RunAnswer | None = None
+    failure: BaseException | None = None
+    try:
+        store.set_limits(
+            memory_size=job.memory_limit_bytes,
+            table_elements=MAX_TABLE_ELEMENTS,
+            instances=MAX_COMPONENT_INSTANCES,
+            tables=MAX_TABLES * MAX_COMPONENT_INSTANCES,
+            memories=MAX_COMPONENT_MEMORIES,
+        )
+        store.set_epoch_deadline(deadline_ticks(job.timeout_s))
+        _configure_wasi(store, job, stderr, stderr)  # print() is a log line too, not the output
+        if restrict is not None:
+            restrict()
+        try:
+            run = instantiate_run(store, compiled, linker)
+        except (wasmtime.WasmtimeError, wasmtime.Trap, ComponentShapeError) as exc:
+            return result(FailureKind.MODULE, f"component does not instantiate: {_trap_reason(exc)}")
+        try:
+            answer = call_run(store, run, job.stdin.decode("utf-8", "replace"))
+        except (wasmtime.Trap, wasmtime.WasmtimeError, HostCallLimitReached, ComponentShapeError) as exc:
+            failure = exc
+    finally:
+        linker.close()
+        store.close()
+    if isinstance(failure, HostCallLimitReached):
+        return result(FailureKind.HOST_CALL_LIMIT, str(failure))
+    if isinstance(failure, ComponentShapeError):
+        return result(FailureKind.MODULE, str(failure))
+    if failure is not None:
+        reason = _trap_reason(failure)
+        code = failure.trap_code if isinstance(failure, wasmtime.Trap) else None
+        if code is wasmtime.TrapCode.INTERRUPT or (code is None and reason == "interrupt"):
+            return result(FailureKind.TIMEOUT, f"wall time limit of {float(job.timeout_s)}s reached (timed out)",
+                          trap=reason)  # fmt: skip
+        return result(FailureKind.TRAP, f"trap: {reason}", trap=reason)
+    assert answer is not None
+    if not answer.ok:
+        stderr.line(f"[agent] run returned an error: {answer.text}")
+        return result(FailureKind.EXIT, f"run returned an error: {answer.text}", exit_code=1)
+    if len(answer.text.encode()) > job.max_stdout_bytes:
+        return result(FailureKind.OUTPUT_LIMIT, f"output limit of {job.max_stdout_bytes} bytes reached (run's result)",
+                      exit_code=0)  # fmt: skip
+    output_json, problem = normalize_output(answer.text.encode())
+    if output_json is None:
+        return result(FailureKind.INVALID_OUTPUT, problem, exit_code=0)
+    return result(None, exit_code=0, output_json=output_json)
+
+
+def _configure_wasi(
+    store: wasmtime.Store, job: StepJob, stdout: _CappedOutput | _TailBuffer, stderr: _TailBuffer
+) -> None:
     wasi = wasmtime.WasiConfig()
     # WasiConfig reads stdin from a file, not bytes. The file is opened when it is set,
     # so it can be unlinked right away and never outlives the step.

@@ -207,6 +207,7 @@ class HostCalls:
         self.denied = 0
         self.calls = 0
         self.throttled = 0
+        self.last_refusal = ""  # why the last refused call was refused ("" when it was not)
 
     @property
     def pending(self) -> bytes | None:
@@ -221,6 +222,7 @@ class HostCalls:
         """
         self.calls += 1
         self._pending = None
+        self.last_refusal = ""
         if self.calls > self._max_calls:
             raise HostCallLimitReached(f"host calls limit of {self._max_calls} calls reached")
         if not self._rate.take():
@@ -239,6 +241,7 @@ class HostCalls:
         if operation.capability is not None and operation.capability not in self._ctx.capabilities:
             self.denied += 1
             self._ctx.log(f"[host] denied host call {op}: capability not granted")
+            self.last_refusal = f"{op}: capability not granted"
             return HostCallError.DENIED
         if len(request) > MAX_MESSAGE_BYTES:
             return HostCallError.TOO_LARGE
@@ -254,6 +257,7 @@ class HostCalls:
                 self.denied += 1
             if refused.log:
                 self._ctx.log(f"[host] {refused.log}")
+                self.last_refusal = refused.log
             return refused.code
         except Exception as exc:  # a broken handler must not crash the step
             self._ctx.log(f"[host] host call {op} failed: {type(exc).__name__}: {exc}")

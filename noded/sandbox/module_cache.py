@@ -11,6 +11,9 @@ writable by noded alone.
 
 A small in-process LRU of loaded ``wasmtime.Module`` objects sits in front of the files,
 since a worker process runs the same few modules over and over.
+
+Components (the Python agents' form) are cached the same way, as ``.component.cwasm`` files:
+compiling one takes seconds, loading it milliseconds.
 """
 
 from __future__ import annotations
@@ -27,8 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
+from wasmtime import component
 
+from agentflow.wasm_check import is_component
 from noded.sandbox.engine import engine_fingerprint
+
+Compiled = wasmtime.Module | component.Component
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,7 @@ class CompiledModuleCache:
         self._key_suffix = hashlib.sha256(self._fingerprint.encode()).hexdigest()[:16]
         self._memory_entries = memory_entries
         # Modules belong to the engine that compiled them: one LRU per live engine.
-        self._memory: weakref.WeakKeyDictionary[wasmtime.Engine, OrderedDict[str, wasmtime.Module]] = (
+        self._memory: weakref.WeakKeyDictionary[wasmtime.Engine, OrderedDict[str, Compiled]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
@@ -76,21 +83,24 @@ class CompiledModuleCache:
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def path_for(self, digest: str) -> Path:
+    def path_for(self, digest: str, *, is_component: bool = False) -> Path:
         """The compiled file for ``digest`` under this cache's engine fingerprint."""
         if not _DIGEST_RE.match(digest):
             raise ValueError(f"invalid module digest {digest!r}: expected hex sha256")
         name = digest.removeprefix("sha256:").lower()
-        return self._dir / f"{name}-{self._key_suffix}.cwasm"
+        kind = ".component" if is_component else ""
+        return self._dir / f"{name}-{self._key_suffix}{kind}.cwasm"
 
-    def load(self, engine: wasmtime.Engine, wasm_path: str | os.PathLike[str], digest: str) -> wasmtime.Module:
-        """The compiled module for ``digest``; compiles ``wasm_path`` on a miss.
+    def load(self, engine: wasmtime.Engine, wasm_path: str | os.PathLike[str], digest: str) -> Compiled:
+        """The compiled module (or component) for ``digest``; compiles ``wasm_path`` on a miss.
 
         ``wasm_path`` must already be verified to hash to ``digest``. Raises
         ``wasmtime.WasmtimeError`` if the module does not compile, ``OSError`` if it
         cannot be read.
         """
-        path = self.path_for(digest)
+        with open(wasm_path, "rb") as f:
+            kind = component.Component if is_component(f.read(8)) else wasmtime.Module
+        path = self.path_for(digest, is_component=kind is component.Component)
         key = path.name
         with self._lock:
             lru = self._memory.setdefault(engine, OrderedDict())
@@ -99,9 +109,9 @@ class CompiledModuleCache:
                 lru.move_to_end(key)
                 self.stats.memory_hits += 1
                 return module
-        module = self._load_file(engine, path)
+        module = self._load_file(engine, path, kind)
         if module is None:
-            module = wasmtime.Module.from_file(engine, os.fspath(wasm_path))
+            module = kind.from_file(engine, os.fspath(wasm_path))
             self.stats.compiled += 1
             try:
                 self._write(path, module.serialize())
@@ -119,9 +129,11 @@ class CompiledModuleCache:
         with self._lock:
             self._memory.clear()
 
-    def _load_file(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
+    def _load_file(
+        self, engine: wasmtime.Engine, path: Path, kind: type[wasmtime.Module] | type[component.Component]
+    ) -> Compiled | None:
         try:
-            module = wasmtime.Module.deserialize_file(engine, os.fspath(path))
+            module: Compiled = kind.deserialize_file(engine, os.fspath(path))
         except wasmtime.WasmtimeError as exc:
             if not path.exists():
                 return None

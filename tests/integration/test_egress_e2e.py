@@ -82,3 +82,15 @@ def test_an_agent_fetches_what_its_manifest_allows_and_nothing_else(
     finally:
         node.stop()
         cp.stop()
+
+    # Each fetch is an http.fetch span under the attempt's agent.execute, in the run's trace.
+    spans = [json.loads(line) for line in (tmp_path / "node" / "traces.jsonl").read_text().splitlines()]
+    trace_id = "0x" + run["trace_id"]
+    [attempt] = [s for s in spans if s["name"] == "agent.execute" and s["context"]["trace_id"] == trace_id]
+    fetches = [s for s in spans if s["name"] == "http.fetch" and s["context"]["trace_id"] == trace_id]
+    assert [s["parent_id"] for s in fetches] == [attempt["context"]["span_id"]] * 3
+    assert [s["attributes"]["url.full"] for s in fetches] == [c["url"] for c in calls]
+    assert fetches[0]["attributes"]["http.response.status_code"] == 200
+    assert fetches[0]["status"]["status_code"] == "UNSET"
+    assert [s["status"]["status_code"] for s in fetches[1:]] == ["ERROR", "ERROR"]
+    assert "denied" in fetches[1]["status"]["description"]

@@ -27,6 +27,7 @@ RUN_KEYS = [
     "llm",
     "budget",
     "reserved",
+    "trace_id",
 ]
 STEP_KEYS = [
     "name",

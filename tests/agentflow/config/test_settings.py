@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -141,6 +142,17 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         (Path("/etc/a/join"), Path("/etc/b/join"), Path("/etc/c/join")),
     ),
 }
+for _daemon in DAEMONS:  # the tracing settings every daemon shares
+    SAMPLES[(_daemon, "otlp_endpoint")] = Sample(
+        "http://10.0.0.9:4318", "collector:4317", 'otlp_endpoint = "https://otel.internal:4317"',
+        ("http://10.0.0.9:4318", "collector:4317", "https://otel.internal:4317"),
+    )  # fmt: skip
+    SAMPLES[(_daemon, "log_format")] = Sample("text", "json", 'log_format = "auto"', ("text", "json", "auto"))
+    SAMPLES[(_daemon, "otlp_protocol")] = Sample("http", "grpc", 'otlp_protocol = "http"', ("http", "grpc", "http"))
+    SAMPLES[(_daemon, "trace_file")] = Sample(
+        "/var/log/a.jsonl", "off", 'trace_file = "/var/log/c.jsonl"',
+        (Path("/var/log/a.jsonl"), Path(os.devnull), Path("/var/log/c.jsonl")),
+    )  # fmt: skip
 IDS = [f"{daemon}-{name}" for daemon, name in SAMPLES]
 
 
@@ -294,6 +306,13 @@ BAD_VALUES = {
         "port must be a number",
     ),
     "controlplane-node-ttl": ("controlplane", "node_ttl", "10", "node_ttl = 10", "missing a unit"),
+    "noded-otlp-endpoint": (
+        "noded",
+        "otlp_endpoint",
+        "ftp://collector:4317",
+        'otlp_endpoint = "ftp://collector:4318"',
+        "is not an OTLP endpoint",
+    ),
     "controlplane-nats-url": (
         "controlplane",
         "nats_url",

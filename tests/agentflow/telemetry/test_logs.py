@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from agentflow.telemetry import LEVELS, JsonFormatter, configure_logging
+from agentflow.telemetry.logs import TextFormatter, formatter_for, log_context
+from agentflow.telemetry.tracing import TraceSettings, Tracing, ref_of
 
 pytestmark = pytest.mark.unit
 
@@ -131,3 +133,38 @@ def test_configure_logging_sets_level_and_json_handler(
     entries = [json.loads(line) for line in lines]
     assert entries[0] == {**entries[0], "level": "error", "component": "controlplane", "msg": "stopping", "grace_s": 5}
     assert len(entries) == (2 if level == "debug" else 1)
+
+
+def test_a_log_context_and_the_running_span_name_every_record(
+    capture: tuple[logging.Logger, io.StringIO], tmp_path: Path
+) -> None:
+    logger, buffer = capture
+    tracing = Tracing.configure("noded", TraceSettings(file=tmp_path / "t.jsonl"))
+    with log_context(run="run-1", step="fetch", attempt=2, node="n1"), tracing.span("agent.execute") as span:
+        logger.info("step started", extra={"step": "explicit wins"})
+    logger.info("outside")
+    tracing.shutdown()
+    inside, outside = records(buffer)
+    ref = ref_of(span)
+    assert ref is not None
+    assert (inside["run"], inside["step"], inside["attempt"], inside["node"]) == ("run-1", "explicit wins", 2, "n1")
+    assert (inside["trace_id"], inside["span_id"]) == (ref.trace_id, ref.span_id)
+    assert not {"run", "trace_id", "span_id"} & set(outside)
+
+
+def test_the_text_format_is_one_readable_line_and_auto_picks_it_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(formatter_for("cp", "auto", Terminal()), TextFormatter)
+    assert isinstance(formatter_for("cp", "auto", io.StringIO()), JsonFormatter)
+    assert isinstance(formatter_for("cp", "text", io.StringIO()), TextFormatter)
+    assert isinstance(formatter_for("cp", "json", Terminal()), JsonFormatter)
+
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "slow step", None, None)
+    record.took = "2 s"
+    with log_context(run="run-1"):
+        line = TextFormatter("noded").format(record)
+    assert "\n" not in line
+    assert line.endswith('WARNING noded  slow step  took="2 s" run=run-1'), line

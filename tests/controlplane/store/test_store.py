@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sample_workflows import ONE_STEP
 
 from agentflow.spec import load_workflow, resolve_modules
+from agentflow.tracecontext import TraceRef
 from controlplane.domain import Resources
 from controlplane.errors import StorageError
-from controlplane.store import ModuleRecord, StateStore, Tx
+from controlplane.store import ModuleRecord, RunTrace, StateStore, Tx
 from controlplane.store.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.component
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+TRACE = RunTrace(span=TraceRef.new(), parent=None, started_at=NOW)
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -90,7 +92,7 @@ async def seed(tx: Tx) -> None:
     """A workflow, a run of it and its one step."""
     spec = resolve_modules(load_workflow(ONE_STEP, source="one.yaml"), {"./echo.wasm": DIGEST})
     await tx.insert_workflow(workflow_id="wf-1", spec=spec, digest="sha256:" + "cd" * 32, source_yaml="", now=NOW)
-    await tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW)
+    await tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW, trace=TRACE)
     await tx.insert_step(
         run_id="run-1", name="only", idx=0, depends_on=(), max_attempts=1,
         request=Resources(cpu_millis=100, memory_bytes=1, slots=1), node_selector={},
@@ -181,7 +183,7 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
         async with store.transaction() as tx:
             wf = await tx.insert_workflow(workflow_id="wf", spec=spec, digest="sha256:" + "b" * 64,
                                           source_yaml="", now=NOW)  # fmt: skip
-            await tx.insert_run(run_id="r", workflow_id=wf.id, input_json="null", now=NOW)
+            await tx.insert_run(run_id="r", workflow_id=wf.id, input_json="null", now=NOW, trace=TRACE)
             for i, name in enumerate(("a", "b", "c")):
                 await tx.insert_step(run_id="r", name=name, idx=i, depends_on=(), max_attempts=1,
                                      request=R(slots=1), node_selector={})  # fmt: skip
@@ -200,3 +202,17 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
             assert await counts() == expected, (name, status)
     finally:
         await store.close()
+
+
+async def test_a_run_keeps_its_trace_and_a_retry_begins_a_new_span_in_it(store: StateStore) -> None:
+    async with store.transaction() as tx:
+        await seed(tx)
+    run = await store.read.run("run-1")
+    assert run is not None and run.trace == TRACE
+    later = NOW + timedelta(minutes=5)
+    async with store.transaction() as tx:
+        await tx.begin_run_span("run-1", span_id="ab" * 8, now=later)
+    again = await store.read.run("run-1")
+    assert again is not None and again.trace is not None
+    assert again.trace.span == TraceRef(trace_id=TRACE.span.trace_id, span_id="ab" * 8)
+    assert again.trace.started_at == later and again.trace.parent is None

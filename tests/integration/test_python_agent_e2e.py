@@ -1,0 +1,76 @@
+"""A Python agent (a WASI preview 2 component) through real processes: pushed like a module,
+compiled once by noded ahead of its step, run in its worker and cgroup, its LLM call answered
+by the host's router, its capabilities gated like a C agent's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import REPO_ROOT, Daemon, cli, nodes_ready, start_controlplane, start_noded, start_router, wait_for
+
+from agentflow.sdk.python_build import build_python_agent
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def ai_cluster(tmp_path: Path, built_agents: Path) -> Iterator[tuple[str, Daemon]]:
+    cp = start_controlplane(tmp_path / "cp")
+    router = start_router(tmp_path / "router")
+    server = str(cp.state["grpc"])
+    node = start_noded(tmp_path / "node", server, name="n1", extra=["--router", router.state["http"]])
+    try:
+        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
+        yield server, node
+    finally:
+        node.stop()
+        router.stop()
+        cp.stop()
+
+
+def test_the_python_example_summarises_with_the_dev_provider(ai_cluster: tuple[str, Daemon], tmp_path: Path) -> None:
+    server, node = ai_cluster
+    example = REPO_ROOT / "examples" / "agents" / "py_summarize"
+    build_python_agent(example, example / "build" / "py_summarize.wasm", progress=lambda _: None)
+    text = "Python agents run as WebAssembly components and ask their LLM through the host's router."
+    done = cli(server, "run", str(REPO_ROOT / "examples" / "py_summarize.yaml"), "--input", json.dumps({"text": text}),
+               "--wait", "--json", timeout=240)  # fmt: skip
+    assert done.code == 0, done.out + done.err + node.log_tail()
+    run = done.json()
+    output = run["outputs"]["summarize"]
+    assert output["summary"].startswith("[agentflow dev provider]") and output["chars"] == len(text)
+    step = run["steps"][0]
+    assert f"summarising {len(text)} characters" in step["stderr"]
+    assert step["llm"]["calls"] == 1
+    assert step["usage"]["peak_memory_bytes"] > 0
+    assert "compiled a component ahead of its step" in node.log_file.read_text()
+
+
+def test_python_agents_fail_deny_and_time_out_like_any_other(
+    ai_cluster: tuple[str, Daemon], tmp_path: Path, python_agent: Path
+) -> None:
+    server, _ = ai_cluster
+    steps = {
+        "echo": "{do: echo, text: hi}",
+        "denied": "{do: fetch, url: 'https://example.com/'}",
+        "fails": "{do: fail}",
+        "spins": "{do: spin}",
+    }
+    agents = "".join(
+        f"  - name: {name}\n    module: {python_agent}\n    input: {value}\n"
+        + ("    timeout: 2s\n" if name == "spins" else "")
+        for name, value in steps.items()
+    )
+    workflow = tmp_path / "py.yaml"
+    workflow.write_text(f"apiVersion: agentflow/v1\nkind: Workflow\nname: py\nversion: '1'\nagents:\n{agents}")
+    done = cli(server, "run", str(workflow), "--wait", "--json", timeout=240)
+    assert done.code == 1, done.out + done.err  # two of its steps fail
+    by_name = {s["name"]: s for s in done.json()["steps"]}
+    assert done.json()["outputs"]["echo"]["input"] == {"do": "echo", "text": "hi"}
+    assert done.json()["outputs"]["denied"] == {"denied": [-2, "DENIED", "http.fetch: capability not granted"]}
+    assert by_name["fails"]["status"] == "failed"
+    assert by_name["fails"]["error"] == "run returned an error: asked to fail"
+    assert by_name["spins"]["status"] == "failed" and "wall time limit of 2.0s reached" in by_name["spins"]["error"]
