@@ -17,6 +17,7 @@ for script in (
     "hostile_neighbours.py",
     "scale.py",
     "fleet_heartbeats.py",
+    "agent_startup.py",
 ):
     print(f"== {script}", flush=True)
     code = subprocess.call([sys.executable, str(HERE / script)])

@@ -8,7 +8,7 @@
 # cached by zig.
 
 PYTHON ?= .venv/bin/python
-AGENT_INCLUDE := examples/agents/include
+AGENT_INCLUDE := agentflow/authoring/c
 AGENT_HEADER := $(AGENT_INCLUDE)/agentflow.h
 # A 256 KiB stack instead of zig's default 16 MiB keeps a small agent's initial memory near 1 MiB,
 # so steps can ask for little memory.

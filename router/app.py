@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
-from agentflow.lifecycle import Watchdog
+from agentflow.lifecycle import MetricsServer, Watchdog
 from agentflow.sdnotify import Notifier
 from agentflow.telemetry.tracing import Tracing
 from router.config import RouterConfig
@@ -67,7 +67,13 @@ async def serve(config: RouterConfig, *, stop: asyncio.Event | None = None) -> N
         runner, engine, address = await start(config, tracing=tracing)
         stack.push_async_callback(engine.close)
         stack.push_async_callback(runner.cleanup)
-        write_state_file(config.state_file, {"http": address, "url": f"http://{address}/v1", "dev": config.dev})
+        state: dict[str, object] = {"http": address, "url": f"http://{address}/v1", "dev": config.dev}
+        metrics_server: MetricsServer | None = None
+        if config.metrics_listen:  # metrics for the fleet's Prometheus, without opening the API to it
+            metrics_server = MetricsServer(engine.metrics.registry, config.metrics_listen)
+            metrics_host, _ = split_address(config.metrics_listen)
+            state["metrics"] = f"{metrics_host}:{metrics_server.port}"
+        write_state_file(config.state_file, state)
         stack.callback(config.state_file.unlink, missing_ok=True)
         providers = [{"name": p.name, "kind": p.kind, "base_url": p.base_url} for p in config.providers]
         log.info(
@@ -87,7 +93,9 @@ async def serve(config: RouterConfig, *, stop: asyncio.Event | None = None) -> N
             )
         notifier = Notifier()
         notifier.ready(f"serving on {address}")
-        async with Watchdog(notifier):
+        async with Watchdog(notifier), contextlib.AsyncExitStack() as serving:
+            if metrics_server is not None:
+                await serving.enter_async_context(metrics_server)
             await stop.wait()
             log.info("router stopping")
             notifier.stopping("stopping")

@@ -98,6 +98,13 @@ OPTIONS: tuple[Option, ...] = (
         help="largest request body accepted",
         metavar="BYTES",
     ),
+    Option(
+        name="metrics_listen",
+        parse=lambda v: parsers.address(v) if str(v).strip() else "",
+        default="",
+        help="also serve Prometheus /metrics on this address, apart from the API (it is always on the API port)",
+        metavar="HOST:PORT",
+    ),
     Option(name="providers", parse=parse_providers, default=(), help="provider tables (TOML, or JSON in env)"),
     Option(name="deployments", parse=parse_deployments, default=(), help="deployment tables"),
     Option(name="models", parse=parse_models, default=(), help="model names and their deployments"),
@@ -191,6 +198,7 @@ class RouterConfig:
     allow_remote: bool = False
     dev: bool = False
     max_body_size: int = DEFAULT_MAX_BODY_BYTES
+    metrics_listen: str = ""  # "": /metrics only on the API port
     providers: tuple[ProviderConfig, ...] = ()
     deployments: tuple[DeploymentConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()

@@ -37,6 +37,12 @@ echo "== agentflow run examples/summarize.yaml --wait   (an AI agent: one llm.co
 agentflow run examples/summarize.yaml --wait --input \
     '{"text": "AgentFlow runs AI-agent workflows as WebAssembly across a fleet of hosts, and their LLM calls go through a caching router on each host."}'
 echo
+echo "== agentflow agent build examples/agents/py_summarize   (the same AI agent, written in Python)"
+agentflow agent build examples/agents/py_summarize
+echo "== agentflow run examples/py_summarize.yaml --wait"
+agentflow run examples/py_summarize.yaml --wait --input \
+    '{"text": "Python agents run as WebAssembly components, with the same sandbox, limits and router as C agents."}'
+echo
 echo "== agentflow router status"
 agentflow router status --router "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$data/router/router.json")"
 echo

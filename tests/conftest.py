@@ -52,10 +52,11 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture(scope="session")
 def python_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/agents/pyagent built into a component (componentize-py from PyPI on first use)."""
-    from agentflow.sdk.python_build import BuildFailed, ToolchainMissing, build_python_agent
+    from agentflow.authoring.errors import BuildFailed
+    from agentflow.authoring.python import build_python_agent
 
     output = tmp_path_factory.mktemp("pyagent") / "pyagent.wasm"
     try:
         return build_python_agent(REPO_ROOT / "tests" / "agents" / "pyagent", output, progress=lambda _: None)
-    except (ToolchainMissing, BuildFailed) as exc:
+    except BuildFailed as exc:  # ToolchainMissing too
         pytest.fail(f"building the Python test agent failed: {exc}", pytrace=False)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from agentflow.cli import certs, commands, events, tokens
+from agentflow.cli import agent, certs, commands, events, tokens
 from agentflow.cli.router_status import cmd_router_status
 from agentflow.config import ENV_PREFIX, NODE_ADMIN_SOCKET, default_data_home, default_node_data_dir
 from agentflow.spec import parse_duration
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     rstatus.set_defaults(handler=cmd_router_status)
 
     certs.add_parser(sub)
+    agent.add_parser(sub)
     tokens.add_parser(sub, parents=[server_after])
     events.add_parser(sub, parents=[server_after])
 

@@ -1,5 +1,5 @@
 """What agents are built with: the `agent` WIT world, and the Python guest library with the
-entry glue that `componentize-py` bundles into a component (see `python_build`)."""
+entry glue that `componentize-py` bundles into a component (see `agentflow.authoring.python`)."""
 
 from pathlib import Path
 

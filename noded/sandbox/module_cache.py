@@ -98,25 +98,31 @@ class CompiledModuleCache:
         ``wasmtime.WasmtimeError`` if the module does not compile, ``OSError`` if it
         cannot be read.
         """
-        with open(wasm_path, "rb") as f:
-            kind = component.Component if is_component(f.read(8)) else wasmtime.Module
-        path = self.path_for(digest, is_component=kind is component.Component)
-        key = path.name
+        module_path, component_path = self.path_for(digest), self.path_for(digest, is_component=True)
         with self._lock:
             lru = self._memory.setdefault(engine, OrderedDict())
-            module = lru.get(key)
-            if module is not None:
-                lru.move_to_end(key)
-                self.stats.memory_hits += 1
-                return module
-        module = self._load_file(engine, path, kind)
-        if module is None:
-            module = kind.from_file(engine, os.fspath(wasm_path))
+            for key in (module_path.name, component_path.name):
+                module = lru.get(key)
+                if module is not None:
+                    lru.move_to_end(key)
+                    self.stats.memory_hits += 1
+                    return module
+        # A compiled file says what it is; the source is read only when there is none.
+        loaded: Compiled | None = None
+        for path, kind in ((module_path, wasmtime.Module), (component_path, component.Component)):
+            if path.exists() and (loaded := self._load_file(engine, path, kind)) is not None:
+                break
+        if loaded is None:
+            with open(wasm_path, "rb") as f:
+                kind = component.Component if is_component(f.read(8)) else wasmtime.Module
+            path = component_path if kind is component.Component else module_path
+            loaded = kind.from_file(engine, os.fspath(wasm_path))
             self.stats.compiled += 1
             try:
-                self._write(path, module.serialize())
+                self._write(path, loaded.serialize())
             except OSError as exc:  # a full disk costs speed, not correctness
                 log.warning("cannot store compiled module %s: %s", path.name, exc)
+        module, key = loaded, path.name
         with self._lock:
             lru[key] = module
             lru.move_to_end(key)

@@ -114,6 +114,21 @@ def controlplane_metrics(controlplane: Daemon) -> str:
     return httpx.get(f"http://{controlplane.state['metrics']}/metrics", timeout=10).text
 
 
+class EchoRequest(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and `{"path", "host"}` of the request, as JSON."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, "host": self.headers["Host"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextmanager
 def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """A threaded HTTP server on 127.0.0.1 answering with `handler`; yields its port."""

@@ -7,34 +7,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psutil
 import pytest
-from cluster import REPO_ROOT, cli, http_server, nodes_ready, start_controlplane, start_noded, wait_for, write_workflow
+from cluster import (
+    REPO_ROOT,
+    EchoRequest,
+    cli,
+    http_server,
+    nodes_ready,
+    start_controlplane,
+    start_noded,
+    wait_for,
+    write_workflow,
+)
 
 pytestmark = pytest.mark.integration
 
 AGENT = REPO_ROOT / "tests" / "agents" / "llm.wasm"
 
 
-class _Answer(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"path": self.path, "host": self.headers["Host"]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def web() -> Iterator[int]:
-    with http_server(_Answer) as port:
+    with http_server(EchoRequest) as port:
         yield port
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cluster import REPO_ROOT, Daemon, cli, nodes_ready, start_controlplane, start_noded, start_router, wait_for
 
-from agentflow.sdk.python_build import build_python_agent
+from agentflow.authoring.python import build_python_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -74,3 +74,35 @@ def test_python_agents_fail_deny_and_time_out_like_any_other(
     assert by_name["fails"]["status"] == "failed"
     assert by_name["fails"]["error"] == "run returned an error: asked to fail"
     assert by_name["spins"]["status"] == "failed" and "wall time limit of 2.0s reached" in by_name["spins"]["error"]
+
+
+def test_a_scaffolded_python_agent_from_nothing_to_a_result(ai_cluster: tuple[str, Daemon], tmp_path: Path) -> None:
+    """The three commands: agentflow agent new --lang python, agentflow agent build, agentflow run."""
+    server, _ = ai_cluster
+    made = cli(server, "agent", "new", "hello-py", "--lang", "python", cwd=tmp_path)
+    assert made.code == 0, made.err
+    assert made.out.startswith("created Python agent hello-py in hello-py:")
+    agent = tmp_path / "hello-py"
+    built = cli(server, "agent", "build", cwd=agent, timeout=240)
+    assert built.code == 0, built.out + built.err
+    module = agent / "build" / "hello-py.wasm"
+    assert built.out.startswith(f"built {module} (Python")
+
+    def run(run_input: dict[str, object]) -> tuple[int, dict[str, object]]:
+        done = cli(server, "run", "workflow.yaml", "--input", json.dumps(run_input), "--wait", "--json", cwd=agent,
+                   timeout=240)  # fmt: skip
+        assert done.code in (0, 1), done.out + done.err
+        return done.code, done.json()
+
+    code, result = run({"text": "hello wasm world", "url": "http://localhost:9/", "ask": "What is WebAssembly?"})
+    assert code == 0, result
+    output = result["outputs"]["hello-py"]  # type: ignore[index]
+    assert output["words"] == 3 and output["shout"] == "HELLO WASM WORLD"
+    assert output["fetched"] == {"denied": "http.fetch denied: localhost:9 is not in capabilities.http.allowedHosts"}
+    assert output["answer"].startswith("[agentflow dev provider]")
+    stderr = result["steps"][0]["stderr"]  # type: ignore[index]
+    assert "[info] 16 characters to look at" in stderr and "[warn] not allowed to fetch" in stderr
+
+    code, result = run({"no": "text"})
+    assert code == 1 and result["status"] == "failed"
+    assert result["steps"][0]["error"] == 'run returned an error: give the step an input like {"text": "..."}'  # type: ignore[index]

@@ -13,24 +13,18 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from agentflow.authoring.errors import BuildFailed, ToolchainMissing
+from agentflow.authoring.project import AgentProject
+from agentflow.authoring.toolchains import Host, Progress
 from agentflow.sdk import PYTHON_GUEST_DIR, WIT_DIR, WORLD
 
 COMPONENTIZE_PY_VERSION = "0.25.1"
 ENTRY_MODULE = "app"  # agentflow/sdk/python/app.py: the world's `run`, calling agent.run
 AGENT_MODULE = "agent.py"
 
-Progress = Callable[[str], None]
-
-
-class ToolchainMissing(Exception):
-    """The toolchain cannot be installed or run here; the message says what to do."""
-
-
-class BuildFailed(Exception):
-    """The agent did not build; the message holds the compiler's own words."""
+PYTHON_BUILD_KEYS = frozenset({"output"})
 
 
 def cache_home() -> Path:
@@ -96,3 +90,18 @@ def _compiler_error(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("  ")]
     kept = [line for line in lines if not line.startswith(("Stack backtrace", "Caused by"))]
     return "\n".join(kept[-12:]) or "componentize-py failed"
+
+
+def python_toolchain_status(host: Host) -> str | None:
+    """None when componentize-py is in the cache, else what the first build installs."""
+    if (toolchain_dir() / "componentize_py").is_dir():
+        return None
+    return (
+        f"the first build installs componentize-py {COMPONENTIZE_PY_VERSION} from PyPI (about 20 MB) "
+        f"into {toolchain_dir()}"
+    )
+
+
+def build_python(project: AgentProject, host: Host, progress: Progress) -> Path:
+    """agent.py and its directory, CPython and the guest library: one component at build.output."""
+    return build_python_agent(project.dir, project.output(), progress)
