@@ -17,6 +17,7 @@ from agentflow.config import ConfigError
 from agentflow.config.parsers import split_address
 from agentflow.daemon import FatalError, daemon_main, stop_on_signals, write_state_file
 from agentflow.lifecycle import Component, GrpcServer, MetricsServer, Watchdog, supervise
+from agentflow.rpc.tracing import ClientTracingInterceptor
 from agentflow.sdnotify import Notifier, without_notify
 from agentflow.telemetry.tracing import Tracing
 from agentflow.tls import TLSError, TLSFiles
@@ -107,7 +108,7 @@ async def serve(config: NodedConfig, *, stop: asyncio.Event | None = None) -> No
         stack.callback(cgroups.teardown)
         state = await SqliteNodeState.open(data_dir / "noded.db")
         stack.push_async_callback(state.close)
-        channel = _channel(config)
+        channel = _channel(config, tracing)
         stack.push_async_callback(channel.close)
         pool = WorkerPool(
             data_dir / "compiled",
@@ -221,13 +222,17 @@ def _join_token(config: NodedConfig) -> str:
         raise ConfigError(f"join_token_file: {config.join_token_file}: {exc.strerror or exc}") from None
 
 
-def _channel(config: NodedConfig) -> grpc.aio.Channel:
-    """TLS to the control plane when the node has its certificate, plaintext otherwise."""
+def _channel(config: NodedConfig, tracing: Tracing) -> grpc.aio.Channel:
+    """TLS to the control plane when the node has its certificate, plaintext otherwise; a client
+    span for each unary call (Register)."""
+    interceptors = [ClientTracingInterceptor(tracing)] if tracing.enabled else None
     try:
         files = TLSFiles.from_settings(config.tls_ca, config.tls_cert, config.tls_key, flag="--tls")
         if files is None:
-            return grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS)
-        return grpc.aio.secure_channel(config.server, files.channel_credentials(), options=CHANNEL_OPTIONS)
+            return grpc.aio.insecure_channel(config.server, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        return grpc.aio.secure_channel(
+            config.server, files.channel_credentials(), options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
     except TLSError as exc:
         raise ConfigError(f"tls: {exc}") from None
 

@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from agentflow.telemetry.tracing import Tracing, extract, set_error
+from agentflow.telemetry.tracing import Tracing, extract, inject, set_error
 
 TRACED_PREFIX = "/agentflow.v1."
 
@@ -94,3 +94,43 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
             return handler._replace(unary_stream=self._stream(handler.unary_stream, method))
         return handler
+
+
+class ClientTracingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """A client span per unary call, child of the caller's current span, its context sent on in
+    the call's `traceparent` metadata. A streaming call carries the current span's context in its
+    metadata itself (see `current_headers`)."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
+
+    def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[Span, grpc.aio.ClientCallDetails]:
+        method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
+        service, _, name = method.lstrip("/").partition("/")
+        span = self._tracing.tracer.start_span(
+            f"{service}/{name}",
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        )
+        metadata = [*(details.metadata or ()), *inject(span).items()]
+        return span, details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+    @staticmethod
+    def _finish(span: Span) -> Callable[[grpc.aio.Call], None]:
+        def done(call: grpc.aio.Call) -> None:
+            code = call.code() if not call.cancelled() else grpc.StatusCode.CANCELLED
+            if isinstance(code, grpc.StatusCode):
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code is not grpc.StatusCode.OK:
+                    set_error(span, code.name)
+            span.end()
+
+        return done
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        if not self._tracing.enabled:
+            return await continuation(client_call_details, request)
+        span, details = self._start(client_call_details)
+        call = await continuation(details, request)
+        call.add_done_callback(self._finish(span))
+        return call

@@ -197,8 +197,8 @@ def test_the_probe_times_out_fails_and_is_denied_the_llm(
                                      "result": {"error": "denied", "code": -2}}  # fmt: skip
     assert "[error] probe: llm.complete failed: denied (-2)" in step(run, "llm")["stderr"]
 
-    assert run["outputs"]["fetch"] == {"mode": "fetch", "flag": False,
-                                       "result": {"status": 200, "body": json.dumps({"path": "/x?y=1"})}}  # fmt: skip
+    echoed = json.dumps({"path": "/x?y=1", "host": f"127.0.0.1:{web}"})
+    assert run["outputs"]["fetch"] == {"mode": "fetch", "flag": False, "result": {"status": 200, "body": echoed}}
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -129,6 +129,14 @@ def test_one_run_is_one_trace_across_processes_retries_and_a_control_plane_resta
     assert ask["attributes"]["resource.cpu"] and ask["attributes"]["resource.memory"]
     assert ask["attributes"]["workflow.name"] == "traced"
 
+    # The control plane's spans of the node's module downloads are children of the attempts that
+    # needed them; the node's registration is a client span with its server span as child.
+    served = [s for s in named(cp_spans, "agentflow.v1.NodeGateway/FetchModule") if ids(s)[0] == trace_id]
+    assert served and {ids(s)[2] for s in served} <= {ids(s)[1] for s in agents}
+    (register,) = named(node_spans, "agentflow.v1.NodeGateway/Register")
+    assert register["kind"] == "SpanKind.CLIENT"
+    assert [ids(s)[2] for s in named(cp_spans, "agentflow.v1.NodeGateway/Register")] == [ids(register)[1]]
+
     (llm_call,) = [s for s in named(router_spans, "llm.call") if ids(s)[0] == trace_id]
     assert ids(llm_call)[2] == ids(ask)[1], "the router's span is a child of the attempt that called"
     attrs = llm_call["attributes"]
