@@ -64,6 +64,16 @@ def start_noded(
 
 
 @dataclass
+class AICluster:
+    """A control plane, the host's LLM router (offline dev provider) and one node using it
+    (the `ai_cluster` fixture)."""
+
+    server: str
+    router: Daemon
+    node: Daemon
+
+
+@dataclass
 class CliResult:
     code: int
     out: str

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cluster import Daemon, nodes_ready, start_controlplane, start_noded, wait_for
+from cluster import AICluster, Daemon, nodes_ready, start_controlplane, start_noded, start_router, wait_for
 
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -52,6 +52,21 @@ def cluster(tmp_path: Path, built_agents: Path, request: pytest.FixtureRequest) 
         if report is not None and report.failed:
             print(c.logs())
         c.stop()
+
+
+@pytest.fixture
+def ai_cluster(tmp_path: Path, built_agents: Path) -> Iterator[AICluster]:
+    cp = start_controlplane(tmp_path / "cp")
+    router = start_router(tmp_path / "router")
+    server = str(cp.state["grpc"])
+    node = start_noded(tmp_path / "node", server, name="n1", extra=["--router", router.state["http"]])
+    try:
+        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
+        yield AICluster(server=server, router=router, node=node)
+    finally:
+        node.stop()
+        router.stop()
+        cp.stop()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,6 @@ LLM_AGENT = REPO_ROOT / "tests" / "agents" / "llm.wasm"
 SUMMARIZE = REPO_ROOT / "examples" / "summarize.yaml"
 
 
-@pytest.fixture
-def ai_cluster(tmp_path: Path, built_agents: Path) -> Iterator[tuple[str, Daemon]]:
-    cp = start_controlplane(tmp_path / "cp")
-    router = start_router(tmp_path / "router")
-    server = cp.state["grpc"]
-    node = start_noded(tmp_path / "node", server, name="n1", extra=["--router", router.state["http"]])
-    try:
-        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
-        yield server, router
-    finally:
-        node.stop()
-        router.stop()
-        cp.stop()
-
-
 def spend(router: Daemon, run: str, step: str, attempt: int) -> dict[str, Any]:
     url = f"http://{router.state['http']}/v1/agentflow/spend"
     data: dict[str, Any] = httpx.get(url, params={"run": run, "step": step, "attempt": attempt}, timeout=10).json()
@@ -52,7 +36,7 @@ def spend(router: Daemon, run: str, step: str, attempt: int) -> dict[str, Any]:
 
 
 def test_the_example_ai_agent_summarises_its_input_offline(ai_cluster) -> None:
-    server, router = ai_cluster
+    server, router = ai_cluster.server, ai_cluster.router
     text = "Steps of a workflow run as WebAssembly and ask their LLM through the host's router."
     done = cli(server, "run", str(SUMMARIZE), "--input", json.dumps({"text": text}), "--wait", "--json")
     assert done.code == 0, done.out + done.err
@@ -70,7 +54,7 @@ def test_the_example_ai_agent_summarises_its_input_offline(ai_cluster) -> None:
 
 
 def test_a_retried_step_replays_its_earlier_llm_answers_for_free(ai_cluster, tmp_path: Path) -> None:
-    server, router = ai_cluster
+    server, router = ai_cluster.server, ai_cluster.router
     calls = [{"prompt": "first question", "model": "m", "temperature": 0},
              {"prompt": "second question", "model": "m", "temperature": 0}]  # fmt: skip
     workflow = write_workflow(
@@ -149,7 +133,7 @@ def journal_rows(cp_dir: Path, run_id: str) -> int:
 
 
 def test_a_run_budget_is_enforced_by_the_router_and_shown_by_status(ai_cluster, tmp_path: Path) -> None:
-    server, _ = ai_cluster
+    server = ai_cluster.server
     calls = [{"prompt": f"question number {i}", "model": "m", "temperature": 0, "max_tokens": 20} for i in range(8)]
     workflow = write_workflow(
         tmp_path / "capped.yaml",

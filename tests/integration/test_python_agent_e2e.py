@@ -5,34 +5,19 @@ by the host's router, its capabilities gated like a C agent's."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cluster import REPO_ROOT, Daemon, cli, nodes_ready, start_controlplane, start_noded, start_router, wait_for
+from cluster import REPO_ROOT, AICluster, cli
 
 from agentflow.authoring.python import build_python_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.fixture
-def ai_cluster(tmp_path: Path, built_agents: Path) -> Iterator[tuple[str, Daemon]]:
-    cp = start_controlplane(tmp_path / "cp")
-    router = start_router(tmp_path / "router")
-    server = str(cp.state["grpc"])
-    node = start_noded(tmp_path / "node", server, name="n1", extra=["--router", router.state["http"]])
-    try:
-        wait_for(lambda: nodes_ready(server, 1), timeout=30, what="the node")
-        yield server, node
-    finally:
-        node.stop()
-        router.stop()
-        cp.stop()
-
-
-def test_the_python_example_summarises_with_the_dev_provider(ai_cluster: tuple[str, Daemon], tmp_path: Path) -> None:
-    server, node = ai_cluster
+def test_the_python_example_summarises_with_the_dev_provider(ai_cluster: AICluster, tmp_path: Path) -> None:
+    server, node = ai_cluster.server, ai_cluster.node
     example = REPO_ROOT / "examples" / "agents" / "py_summarize"
     build_python_agent(example, example / "build" / "py_summarize.wasm", progress=lambda _: None)
     text = "Python agents run as WebAssembly components and ask their LLM through the host's router."
@@ -50,9 +35,9 @@ def test_the_python_example_summarises_with_the_dev_provider(ai_cluster: tuple[s
 
 
 def test_python_agents_fail_deny_and_time_out_like_any_other(
-    ai_cluster: tuple[str, Daemon], tmp_path: Path, python_agent: Path
+    ai_cluster: AICluster, tmp_path: Path, python_agent: Path
 ) -> None:
-    server, _ = ai_cluster
+    server = ai_cluster.server
     steps = {
         "echo": "{do: echo, text: hi}",
         "denied": "{do: fetch, url: 'https://example.com/'}",
@@ -76,9 +61,9 @@ def test_python_agents_fail_deny_and_time_out_like_any_other(
     assert by_name["spins"]["status"] == "failed" and "wall time limit of 2.0s reached" in by_name["spins"]["error"]
 
 
-def test_a_scaffolded_python_agent_from_nothing_to_a_result(ai_cluster: tuple[str, Daemon], tmp_path: Path) -> None:
+def test_a_scaffolded_python_agent_from_nothing_to_a_result(ai_cluster: AICluster, tmp_path: Path) -> None:
     """The three commands: agentflow agent new --lang python, agentflow agent build, agentflow run."""
-    server, _ = ai_cluster
+    server = ai_cluster.server
     made = cli(server, "agent", "new", "hello-py", "--lang", "python", cwd=tmp_path)
     assert made.code == 0, made.err
     assert made.out.startswith("created Python agent hello-py in hello-py:")
@@ -88,7 +73,7 @@ def test_a_scaffolded_python_agent_from_nothing_to_a_result(ai_cluster: tuple[st
     module = agent / "build" / "hello-py.wasm"
     assert built.out.startswith(f"built {module} (Python")
 
-    def run(run_input: dict[str, object]) -> tuple[int, dict[str, object]]:
+    def run(run_input: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         done = cli(server, "run", "workflow.yaml", "--input", json.dumps(run_input), "--wait", "--json", cwd=agent,
                    timeout=240)  # fmt: skip
         assert done.code in (0, 1), done.out + done.err
@@ -96,13 +81,13 @@ def test_a_scaffolded_python_agent_from_nothing_to_a_result(ai_cluster: tuple[st
 
     code, result = run({"text": "hello wasm world", "url": "http://localhost:9/", "ask": "What is WebAssembly?"})
     assert code == 0, result
-    output = result["outputs"]["hello-py"]  # type: ignore[index]
+    output = result["outputs"]["hello-py"]
     assert output["words"] == 3 and output["shout"] == "HELLO WASM WORLD"
     assert output["fetched"] == {"denied": "http.fetch denied: localhost:9 is not in capabilities.http.allowedHosts"}
     assert output["answer"].startswith("[agentflow dev provider]")
-    stderr = result["steps"][0]["stderr"]  # type: ignore[index]
+    stderr = result["steps"][0]["stderr"]
     assert "[info] 16 characters to look at" in stderr and "[warn] not allowed to fetch" in stderr
 
     code, result = run({"no": "text"})
     assert code == 1 and result["status"] == "failed"
-    assert result["steps"][0]["error"] == 'run returned an error: give the step an input like {"text": "..."}'  # type: ignore[index]
+    assert result["steps"][0]["error"] == 'run returned an error: give the step an input like {"text": "..."}'

@@ -7,6 +7,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def read(path: Path) -> list[dict]:  # type: ignore[type-arg]
+def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -68,7 +69,9 @@ def test_spans_nest_and_carry_their_context_on(tmp_path: Path) -> None:
     remote = TraceRef.new()
     with tracing.span("outer", parent=context_of(remote)) as outer:
         with tracing.span("inner") as inner:
-            assert current_headers() == {"traceparent": f"00-{remote.trace_id}-{ref_of(inner).span_id}-01"}  # type: ignore[union-attr]
+            inner_ref = ref_of(inner)
+            assert inner_ref is not None
+            assert current_headers() == {"traceparent": f"00-{remote.trace_id}-{inner_ref.span_id}-01"}
         header = inject(outer)["traceparent"]
     assert current_headers() == {}
     tracing.shutdown()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import nats
@@ -16,6 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from processes import NatsServer
 from waiting import eventually
 
+from agentflow.clock import ManualClock
 from agentflow.vocabulary import EventType
 from controlplane.engine import Engine
 from controlplane.publish import NATS_SINK, STREAMS, JetStreamPublisher, stream_for
@@ -124,7 +126,14 @@ async def test_events_raised_while_nats_is_down_arrive_once_it_is_back(
         await asyncio.sleep(0)  # the publisher tries, and fails, while the server is gone
         assert publisher.delivered_seq < 12
         nats_server.start()
-        await eventually(lambda: publisher.delivered_seq == 12, within=WITHIN_S, what="the backlog published")
+        clock = engine.core.clock
+        assert isinstance(clock, ManualClock)
+
+        async def backlog_published() -> bool:  # the publisher's backoff runs on the engine's clock
+            await clock.advance(timedelta(seconds=1))
+            return publisher.delivered_seq == 12
+
+        await eventually(backlog_published, within=WITHIN_S, what="the backlog published")
 
     seqs = await all_seqs(js, engine.core.store_id)
     published = sorted(seqs["WORKFLOWS"] + seqs["METRICS"] + seqs["NODES"])
