@@ -49,13 +49,13 @@ class FleetFigures:
 
     @classmethod
     async def load(cls, read: Reader, *, now: datetime) -> FleetFigures:
-        allocations = await read.allocations()
-        ready, _ = await read.ready_steps(now=now, limit=READY_COUNTED)
+        allocations = read.allocations()
+        ready, _ = read.ready_steps(now=now, limit=READY_COUNTED)
         return cls(
-            nodes=tuple(await read.nodes()),
+            nodes=tuple(read.nodes()),
             allocated={node_id: held for node_id, (held, _) in allocations.items()},
             ready=len(ready),
-            blocked=sum(1 for _, step in ready if step.blocked),
+            blocked=sum(1 for step in ready if step.blocked),
         )
 
 

@@ -47,10 +47,10 @@ class RunSpans(Component):
 
     async def record(self, end: EventRecord) -> None:
         """Record the span of the run that `end` finished."""
-        run = await self._engine.core.store.read.run(end.run_id)
+        run = self._engine.core.store.read.run(end.run_id)
         if run is None or run.trace is None:
             return
-        spec = await self._engine.core.store.read.spec(run.workflow_id)
+        spec = self._engine.core.store.read.spec(run.workflow_id)
         self._tracing.record(
             WORKFLOW_SPAN,
             run.trace.span,

@@ -2,9 +2,9 @@
 
 Each phase is safe after a failure of the one before: a module that cannot be fetched becomes
 a failed result, a worker that dies becomes a `worker_lost` result, the cgroup and the scratch
-directory are removed whatever happened. A result goes into the outbox before it is sent and
-leaves it only when the control plane acknowledges it; a result the outbox refuses (a full disk)
-is sent all the same and written again until it is saved or acknowledged.
+directory are removed whatever happened. A result is sent as it goes into the outbox and leaves
+the outbox only when the control plane acknowledges it; a result the outbox refuses (a full
+disk) is sent all the same and written again until it is saved or acknowledged.
 
 The runner deals in `noded.messages` only; the link turns them into protobuf.
 """
@@ -371,19 +371,24 @@ class StepRunner(Component):
         return result
 
     async def _report(self, result: StepResult) -> None:
+        """Send the result while the outbox writes it: the write's fsync overlaps the round trip.
+        A crash before the write is durable loses nothing the control plane has: either it got
+        the result (and commits it before acking), or the attempt is unknown to the node when it
+        comes back and is placed again, as one that was running."""
         key = result.key
         self._unacked[key] = result
         self._note_changes()
+        self._send(result)
         try:
             await self._state.put_result(result)
         except StateError as exc:
-            # Keep it in memory, send it anyway and write it again later: only a crash before
-            # the ack or the next successful write would lose it.
+            # Keep it in memory and write it again later: only a crash before the ack or the
+            # next successful write would lose it.
             self._metrics.outbox_errors.inc()
             log.error("cannot write the result to the outbox", extra={"error": str(exc), "step": key.step})
-            self._unsaved.add(key)
-            self._retry_saving.set()
-        self._send(result)
+            if key in self._unacked:
+                self._unsaved.add(key)
+                self._retry_saving.set()
 
     async def _save_refused_results(self) -> None:
         """Write results the outbox refused again, every `OUTBOX_RETRY_INTERVAL`, until each is

@@ -13,7 +13,7 @@ from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from controlplane.api import convert
 from controlplane.api.identity import check_node_name
-from controlplane.engine import Engine, NodeSession, ToNode
+from controlplane.engine import Engine, NodeSession
 from controlplane.errors import InvalidArgument, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -46,24 +46,15 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
             raise Unauthenticated(f"Connect needs the {NODE_ID_METADATA} metadata from Register")
         registration = self._engine.registration
         if self._tls:  # before the session opens: another node's certificate must not close it
-            record = await self._engine.core.store.read.node(node_id)
+            record = self._engine.core.store.read.node(node_id)
             if record is not None:
                 check_node_name(context, record.name, tls=True)
         session = await registration.open_session(node_id)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
-        closed = asyncio.ensure_future(session.closed.wait())
-        get: asyncio.Future[ToNode] | None = None
         try:
-            while not session.closed.is_set():
-                get = asyncio.ensure_future(session.outgoing.get())
-                await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if not get.done():
-                    break
-                yield convert.to_node(get.result())
+            while (message := await session.next()) is not None:
+                yield convert.to_node(message)
         finally:
-            for pending in (get, closed):
-                if pending is not None:
-                    pending.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             await registration.close_session(session)
@@ -103,7 +94,7 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                 elif kind == "goodbye":
                     await engine.liveness.goodbye(session)
         finally:
-            session.closed.set()
+            session.close()
 
     async def FetchModule(
         self, request: node_pb2.FetchModuleRequest, context: grpc.aio.ServicerContext
@@ -111,7 +102,7 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
         first = True
         async for chunk in self._engine.runs.module_chunks(request.digest):
             if first:
-                record = await self._engine.core.store.read.module(request.digest)
+                record = self._engine.core.store.read.module(request.digest)
                 yield node_pb2.ModuleChunk(data=chunk, total_size=record.size if record else 0)
                 first = False
             else:

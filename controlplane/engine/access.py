@@ -32,7 +32,7 @@ class Tokens:
         self._by_id: dict[str, TokenRecord] = {}
 
     async def load(self) -> None:
-        self._by_id = {t.id: t for t in await self._core.store.read.tokens()}
+        self._by_id = {t.id: t for t in self._core.store.read.tokens()}
 
     def list(self) -> list[TokenRecord]:
         return sorted(self._by_id.values(), key=lambda t: (t.created_at, t.id))
@@ -51,7 +51,7 @@ class Tokens:
             expires_at=None if ttl is None else now + ttl, single_use=single_use,
         )  # fmt: skip
         async with self._core.tx() as tx:
-            await tx.insert_token(record)
+            tx.insert_token(record)
         self._by_id[token_id] = record
         log.info("token created", extra={"token": token_id, "role": role.value})
         return record, token
@@ -63,7 +63,7 @@ class Tokens:
         if record.revoked_at is None:
             now = self._core.clock.now()
             async with self._core.tx() as tx:
-                await tx.mark_token(token_id, revoked_at=now)
+                tx.mark_token(token_id, revoked_at=now)
             record = self._by_id[token_id] = dataclasses.replace(record, revoked_at=now)
             log.info("token revoked", extra={"token": token_id})
         return record
@@ -78,7 +78,7 @@ class Tokens:
             raise Unauthenticated(f"{what}: {problem}")
         return record
 
-    async def consume_join(self, tx: Tx, token: str, *, node: str, now: datetime) -> TokenRecord:
+    def consume_join(self, tx: Tx, token: str, *, node: str, now: datetime) -> TokenRecord:
         """Check a join token within the registration's transaction and use it up if single-use."""
         if not token:
             raise Unauthenticated(
@@ -89,7 +89,7 @@ class Tokens:
         if record.role is not Role.NODE:
             raise PermissionDenied(f"token {record.id} is a {record.role.value} token, not a join token")
         if record.single_use:
-            await tx.mark_token(record.id, used_at=now)
+            tx.mark_token(record.id, used_at=now)
             # Used in memory at once: should the transaction fail, the token is refused until a
             # restart reloads it (closed, not open).
             self._by_id[record.id] = dataclasses.replace(record, used_at=now)

@@ -53,27 +53,25 @@ def decide(agent: AgentSpec, spec: WorkflowSpec, run: RunRecord, step: StepRecor
     return GrantDecision(grant=Grant(usd=usd, tokens=None if tokens is None else int(tokens)))
 
 
-async def reserve(tx: Tx, step: StepRecord, grant: Grant | None) -> None:
+def reserve(tx: Tx, step: StepRecord, grant: Grant | None) -> None:
     if grant is not None or step.grant is not None:
-        await tx.set_grant(step.run_id, step.name, grant, previous=step.grant)
+        tx.set_grant(step.run_id, step.name, grant, previous=step.grant)
 
 
-async def settle(
-    tx: Tx, run: RunRecord, step: StepRecord, usage: LLMUsage, *, spec: WorkflowSpec, now: datetime
-) -> None:
+def settle(tx: Tx, run: RunRecord, step: StepRecord, usage: LLMUsage, *, spec: WorkflowSpec, now: datetime) -> None:
     """The attempt ended: release its grant, count what it spent, raise crossed thresholds."""
     if step.grant is not None:
-        await tx.set_grant(step.run_id, step.name, None, previous=step.grant)
+        tx.set_grant(step.run_id, step.name, None, previous=step.grant)
     if usage == NO_LLM_USAGE:
         return
-    await tx.add_llm_usage(step.run_id, step.name, usage)
+    tx.add_llm_usage(step.run_id, step.name, usage)
     if spec.budget is None:
         return
     spent = run.llm + usage
     fraction = max(_fraction(spent.cost_usd, spec.budget.usd), _fraction(spent.tokens, spec.budget.tokens))
     crossed = sum(1 for t in THRESHOLDS if fraction >= t)
     for threshold in THRESHOLDS[run.thresholds_met : crossed]:
-        await tx.add_event(
+        tx.add_event(
             EventType.COST_THRESHOLD_MET,
             now=now,
             run_id=run.id,
@@ -89,14 +87,14 @@ async def settle(
             },
         )
     if crossed > run.thresholds_met:
-        await tx.set_thresholds_met(run.id, crossed)
+        tx.set_thresholds_met(run.id, crossed)
 
 
-async def journaled_usage(tx: Tx, step: StepRecord) -> LLMUsage:
+def journaled_usage(tx: Tx, step: StepRecord) -> LLMUsage:
     """What the current attempt spent by its journal: for an attempt whose node was lost, whose
     result (with the router's count) never came."""
     usage = NO_LLM_USAGE
-    for entry in await tx.journal(step.run_id, step.name, before_attempt=step.attempt + 1):
+    for entry in tx.journal(step.run_id, step.name, before_attempt=step.attempt + 1):
         if entry.attempt != step.attempt:
             continue
         try:

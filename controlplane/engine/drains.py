@@ -33,10 +33,10 @@ class Drains:
         now = self._core.clock.now()
         at = None if deadline is None else now + deadline
         async with self._core.tx() as tx:
-            record = await self._node_named(tx, name)
-            await tx.set_node_drain(record.id, draining=True, deadline=at)
+            record = self._node_named(tx, name)
+            tx.set_node_drain(record.id, draining=True, deadline=at)
             data = {} if at is None else {"deadline": at.isoformat()}
-            await tx.add_event(EventType.NODE_DRAINING, now=now, node=name, data=data)
+            tx.add_event(EventType.NODE_DRAINING, now=now, node=name, data=data)
         self._drained.discard(record.id)
         self._fleet.send(record.id, DrainNotice(draining=True, deadline=at))
         if at is not None and at <= now:
@@ -46,10 +46,10 @@ class Drains:
     async def undrain(self, name: str) -> NodeInfo:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            record = await self._node_named(tx, name)
+            record = self._node_named(tx, name)
             if record.draining:
-                await tx.set_node_drain(record.id, draining=False, deadline=None)
-                await tx.add_event(EventType.NODE_UNDRAINED, now=now, node=name)
+                tx.set_node_drain(record.id, draining=False, deadline=None)
+                tx.add_event(EventType.NODE_UNDRAINED, now=now, node=name)
         self._drained.discard(record.id)
         self._fleet.send(record.id, DrainNotice(draining=False, deadline=None))  # an answer even if a no-op
         return await self._views.get(name)
@@ -69,37 +69,37 @@ class Drains:
         """Announce draining nodes that run nothing more; move steps off those past their deadline."""
         now = self._core.clock.now()
         read = self._core.store.read
-        due = [n for n in await read.nodes() if n.draining and await self._drain_due(n, now)]
+        due = [n for n in read.nodes() if n.draining and self._drain_due(n, now)]
         if not due:
             return  # the common case: no write transaction
         cancels: list[tuple[str, CancelAttempt]] = []
         drained: list[str] = []
         async with self._core.tx() as tx:
             for node in due:
-                steps = await tx.steps_on_node(node.id)
+                steps = tx.steps_on_node(node.id)
                 if not steps:
-                    await tx.add_event(EventType.NODE_DRAINED, now=now, node=node.name)
+                    tx.add_event(EventType.NODE_DRAINED, now=now, node=node.name)
                     drained.append(node.id)
                     continue
                 for step in steps:
                     reason = f"node {node.name} is draining and its deadline passed"
-                    cancel = await move_off_node(tx, step, reason=reason, node_name=node.name, now=now)
+                    cancel = move_off_node(tx, step, reason=reason, node_name=node.name, now=now)
                     if cancel is not None:
                         cancels.append((node.id, cancel))
         self._drained.update(drained)
         for node_id, cancel in cancels:
             self._fleet.send(node_id, cancel)
 
-    async def _drain_due(self, node: NodeRecord, now: datetime) -> bool:
+    def _drain_due(self, node: NodeRecord, now: datetime) -> bool:
         """Whether a draining node is owed its drained event or has steps past the deadline."""
-        busy = bool(await self._core.store.read.steps_on_node(node.id))
+        busy = bool(self._core.store.read.steps_on_node(node.id))
         if busy:
             return node.drain_deadline is not None and node.drain_deadline <= now
         return node.id not in self._drained
 
     @staticmethod
-    async def _node_named(tx: Tx, name: str) -> NodeRecord:
-        record = await tx.node_by_name(name)
+    def _node_named(tx: Tx, name: str) -> NodeRecord:
+        record = tx.node_by_name(name)
         if record is None:
             raise NotFound(f'node "{name}" not found')
         return record

@@ -21,7 +21,7 @@ from controlplane.engine.event_log import EventLog
 from controlplane.engine.fleet import Fleet
 from controlplane.engine.liveness import LivenessService
 from controlplane.engine.nodes import NodeViews
-from controlplane.engine.placement import schedule_pass
+from controlplane.engine.placement import PassResult, schedule_pass
 from controlplane.engine.registration import Registration
 from controlplane.engine.reports import Reports
 from controlplane.engine.runs import RunService
@@ -85,7 +85,7 @@ class Engine(Component):
         data_dir.mkdir(parents=True, exist_ok=True)
         store = await StateStore.open(data_dir / "state.db")
         engine = cls(
-            Core(store=store, bus=EventBus(), clock=clock or SystemClock(), store_id=await store.read.store_id()),
+            Core(store=store, bus=EventBus(), clock=clock or SystemClock(), store_id=store.read.store_id()),
             blobs=ModuleBlobs(data_dir / "modules", max_bytes=max_module_bytes),
             rng=rng or random.Random(),
             heartbeat_interval=heartbeat_interval,
@@ -96,42 +96,68 @@ class Engine(Component):
         return engine
 
     async def _serve(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            loops = [
-                group.create_task(self._schedule_loop(), name="scheduler"),
-                group.create_task(self._reap_loop(), name="node-reaper"),
-            ]
-            self.core.wake()
-            await self.stopping.wait()
-            for loop in loops:
-                loop.cancel()
+        self.core.store.set_committer(self.core.request_commit)
+        try:
+            async with asyncio.TaskGroup() as group:
+                loops = [
+                    group.create_task(self._turn_loop(), name="scheduler"),
+                    group.create_task(self._reap_loop(), name="node-reaper"),
+                ]
+                self.core.wake()
+                await self.stopping.wait()
+                for loop in loops:
+                    loop.cancel()
+        finally:
+            self.core.store.set_committer(None)  # what comes after commits on its own
 
     async def schedule_once(self) -> datetime | None:
-        """One pass; answers when the next backoff expires (None: nothing waits on time)."""
+        """One pass, committed with every transaction that waits; answers when the next backoff
+        expires (None: nothing waits on time)."""
+        return await self._turn(place=True)
+
+    async def _turn(self, *, place: bool) -> datetime | None:
+        """A scheduling pass (when `place`) added to the group of transactions waiting to be
+        committed, one commit for all of them, then the assignments go out: a result and the
+        placement of the steps it made ready cost one fsync, and nothing is sent before it."""
         core = self.core
-        if not await core.store.read.has_steps_with_status(StepStatus.READY):
-            return None  # nothing to place: no write transaction
-        now = core.clock.now()
-        started = core.clock.monotonic()
-        async with core.tx() as tx:
-            result = await schedule_pass(tx, nodes=await tx.nodes(), live_status=self.fleet.live_status(), now=now)
-        if self.scheduler_observer is not None:
-            self.scheduler_observer.on_pass(placed=len(result.assignments), seconds=core.clock.monotonic() - started)
+        core.turn_event.clear()
+        result: PassResult | None = None
+        if place:
+            core.wake_event.clear()
+            started = core.clock.monotonic()
+            try:
+                async with core.tx(wait=False) as tx:
+                    if tx.has_steps_with_status(StepStatus.READY):
+                        result = schedule_pass(
+                            tx, nodes=tx.nodes(), live_status=self.fleet.live_status(), now=core.clock.now()
+                        )
+            except Error as exc:  # rolled back alone; the others of the group still commit
+                log.warning("scheduling pass failed; retrying", extra={"error": str(exc)})
+            if result is not None and self.scheduler_observer is not None:
+                self.scheduler_observer.on_pass(
+                    placed=len(result.assignments), seconds=core.clock.monotonic() - started
+                )
+        await core.store.commit()
+        if result is None:
+            return None
         for node_id, message in result.assignments:
             self.fleet.send(node_id, message)
         return result.next_wakeup
 
-    async def _schedule_loop(self) -> None:
+    async def _turn_loop(self) -> None:
         core = self.core
+        next_pass = core.clock.now()
         while True:
-            core.wake_event.clear()
+            place = core.wake_event.is_set() or core.clock.now() >= next_pass
             try:
-                wakeup = await self.schedule_once()
+                wakeup = await self._turn(place=place)
             except Error as exc:  # e.g. the disk is full: nothing was changed, try again
-                log.warning("scheduling pass failed; retrying", extra={"error": str(exc)})
+                log.warning("commit failed; retrying", extra={"error": str(exc)})
                 wakeup = None
-            idle_until = core.clock.now() + MAX_SCHEDULE_IDLE
-            await clock_wait(core.wake_event, min(wakeup or idle_until, idle_until), clock=core.clock)
+            if place:
+                idle_until = core.clock.now() + MAX_SCHEDULE_IDLE
+                next_pass = min(wakeup or idle_until, idle_until)
+            await clock_wait(core.turn_event, next_pass, clock=core.clock)
 
     async def _reap_loop(self) -> None:
         interval = max(self.heartbeat_interval / 2, MIN_REAP_INTERVAL)

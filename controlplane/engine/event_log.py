@@ -54,8 +54,8 @@ class EventLog:
         with self._core.bus.subscribe(where.run_id or None) as doorbell:
             last = after_seq
             if tail > 0:
-                head = await read.last_event_seq()  # read first: a later match is in the tail
-                batch = await read.events_tail(tail, after_seq=after_seq, where=where)
+                head = read.last_event_seq()  # read first: a later match is in the tail
+                batch = read.events_tail(tail, after_seq=after_seq, where=where)
                 for event in batch:
                     yield event
                 last = batch[-1].seq if batch else max(after_seq, head)
@@ -72,7 +72,7 @@ class EventLog:
     async def _catch_up(self, where: EventWhere, after_seq: int) -> AsyncIterator[EventRecord]:
         read = self._core.store.read
         while True:
-            batch = await read.events_after(after_seq, limit=PAGE, where=where)
+            batch = read.events_after(after_seq, limit=PAGE, where=where)
             for event in batch:
                 yield event
             if len(batch) < PAGE:

@@ -18,12 +18,15 @@ SESSION_QUEUE_SIZE = 4096
 
 
 class NodeSession:
-    """One live Connect stream of a node: a bounded queue of messages to send down."""
+    """One live Connect stream of a node: a bounded queue of messages to send down.
+
+    `close()` ends it: `closed` is set and `next()` answers None from then on, so the sender
+    waits on the queue alone (one wake-up per message)."""
 
     def __init__(self, node_id: str, node_name: str) -> None:
         self.node_id = node_id
         self.node_name = node_name
-        self.outgoing: asyncio.Queue[ToNode] = asyncio.Queue(maxsize=SESSION_QUEUE_SIZE)
+        self.outgoing: asyncio.Queue[ToNode | None] = asyncio.Queue(maxsize=SESSION_QUEUE_SIZE)
         self.closed = asyncio.Event()
         self.hello_done = False
 
@@ -34,8 +37,24 @@ class NodeSession:
             self.outgoing.put_nowait(message)
         except asyncio.QueueFull:
             # The node stopped reading; drop the stream. It reconnects and reconciles.
-            self.closed.set()
+            self.close()
             raise ResourceExhausted(f"node {self.node_name}: send queue full, closing its stream") from None
+
+    def close(self) -> None:
+        """End the stream: nothing more is sent (what is still queued is dropped)."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        while not self.outgoing.empty():
+            self.outgoing.get_nowait()
+        self.outgoing.put_nowait(None)  # wakes the sender
+
+    async def next(self) -> ToNode | None:
+        """The next message to send; None once the session is closed."""
+        if self.closed.is_set():
+            return None
+        message = await self.outgoing.get()
+        return None if self.closed.is_set() else message
 
 
 @dataclass(slots=True)

@@ -28,11 +28,12 @@ class LivenessService:
             return
         state.last_seen = now
         try:
-            async with self._core.store.transaction() as tx:
-                await tx.touch_node(session.node_id, now=now)
+            async with self._core.store.transaction(wait=False, urgent=False) as tx:
+                tx.touch_node(session.node_id, now=now)
         except StorageError as exc:
-            # Liveness lives in memory; the stored time is for display. Keep the stream.
-            log.warning("cannot record a heartbeat", extra={"node": session.node_name, "error": str(exc)})
+            _not_recorded(session, exc)
+            return
+        self._core.after_commit(tx, lambda: None, failed=lambda exc: _not_recorded(session, exc))
 
     async def goodbye(self, session: NodeSession) -> None:
         """The node is shutting down: nothing more goes there; its results still count."""
@@ -45,8 +46,8 @@ class LivenessService:
             return
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            await tx.set_node_status(session.node_id, NodeStatus.STOPPING)
-            await tx.add_event(EventType.NODE_STOPPING, now=now, node=session.node_name)
+            tx.set_node_status(session.node_id, NodeStatus.STOPPING)
+            tx.add_event(EventType.NODE_STOPPING, now=now, node=session.node_name)
         state.status = NodeStatus.STOPPING
 
     async def reap(self) -> None:
@@ -59,13 +60,13 @@ class LivenessService:
             # next pass tries again instead of leaving the node's steps on a node marked down.
             session = self._fleet.sessions.get(node_id)
             async with self._core.tx() as tx:
-                record = await tx.node(node_id)
+                record = tx.node(node_id)
                 name = record.name if record else node_id
-                await tx.set_node_status(node_id, NodeStatus.DOWN)
+                tx.set_node_status(node_id, NodeStatus.DOWN)
                 silent = (now - state.last_seen).total_seconds()
-                await tx.add_event(EventType.NODE_DOWN, now=now, node=name, data={"silent_s": round(silent, 1)})
-                for step in await tx.steps_on_node(node_id):
-                    await requeue_lost(
+                tx.add_event(EventType.NODE_DOWN, now=now, node=name, data={"silent_s": round(silent, 1)})
+                for step in tx.steps_on_node(node_id):
+                    requeue_lost(
                         tx,
                         step,
                         reason=f"node {name} went down (no heartbeat for {silent:.0f}s)",
@@ -76,4 +77,9 @@ class LivenessService:
             state.status = NodeStatus.DOWN
             if session is not None and self._fleet.sessions.get(node_id) is session:
                 del self._fleet.sessions[node_id]
-                session.closed.set()
+                session.close()
+
+
+def _not_recorded(session: NodeSession, exc: BaseException) -> None:
+    # Liveness lives in memory; the stored time is for display. Keep the stream.
+    log.warning("cannot record a heartbeat", extra={"node": session.node_name, "error": str(exc)})

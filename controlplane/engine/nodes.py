@@ -27,8 +27,8 @@ class NodeViews:
 
     async def list_nodes(self) -> list[NodeInfo]:
         read = self._core.store.read
-        nodes = await read.nodes()
-        on_node = [s for _, s in await read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
+        nodes = read.nodes()
+        on_node = [s for _, s in read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
         infos = []
         for node in nodes:
             mine = [s for s in on_node if s.node_id == node.id]

@@ -37,10 +37,10 @@ MAX_STEP_INPUT_BYTES = 8 * 1024 * 1024
 outputs (1 MiB each at most) together. A fan-in over it fails instead of being placed."""
 
 
-async def schedule_pass(
+def schedule_pass(
     tx: Tx, *, nodes: list[NodeRecord], live_status: Mapping[str, NodeStatus], now: datetime
 ) -> PassResult:
-    allocations = await tx.allocations()
+    allocations = tx.allocations()
     snapshot = ClusterSnapshot(
         nodes=tuple(
             NodeView(
@@ -58,7 +58,7 @@ async def schedule_pass(
     # Read no more ready steps than could be placed (and a margin for ones no node fits), so that
     # a pass costs what it can do, not the length of the queue.
     free = sum(max(v.capacity.slots - v.allocated.slots, 0) for v in snapshot.nodes if v.status is NodeStatus.READY)
-    ready_rows, backoff_until = await tx.ready_steps(now=now, limit=free + READY_MARGIN)
+    ready_rows, backoff_until = tx.ready_steps(now=now, limit=free + READY_MARGIN)
     ready = [
         ReadyStep(
             run_id=s.run_id,
@@ -67,37 +67,37 @@ async def schedule_pass(
             request=s.request,
             node_selector=s.node_selector,
             not_before=s.not_before,
-            order=(seq, s.idx),
-            avoid_nodes=await tx.failed_nodes(s.run_id, s.name) if s.attempt else frozenset(),
+            order=(s.run_seq, s.idx),
+            avoid_nodes=tx.failed_nodes(s.run_id, s.name) if s.attempt else frozenset(),
         )
-        for seq, s in ready_rows
+        for s in ready_rows
     ]
     if not ready:
         return PassResult(assignments=[], next_wakeup=backoff_until)
     result = plan(snapshot, ready, now=now)
 
-    by_key = {(s.run_id, s.name): s for _, s in ready_rows}
+    by_key = {(s.run_id, s.name): s for s in ready_rows}
     names = {n.id: n.name for n in nodes}
     assignments: list[tuple[str, AssignStep]] = []
     for p in result.placements:
-        step = by_key[(p.run_id, p.step)]
-        run = await tx.run(p.run_id)  # read again: earlier placements of this pass may have reserved budget
-        if run is None:
+        step = tx.step(p.run_id, p.step)  # read whole only once placed
+        run = tx.run(p.run_id)  # read again: earlier placements of this pass may have reserved budget
+        if run is None or step is None:
             continue
-        spec = await tx.spec(run.workflow_id)
+        spec = tx.spec(run.workflow_id)
         decision = budgets.decide(spec.agent(step.name), spec, run, step)
         if decision.fail:
-            await fail_step(tx, run, step, error=decision.fail, now=now)
+            fail_step(tx, run, step, error=decision.fail, now=now)
             continue
         if decision.wait:
             if step.blocked != decision.wait:
-                await tx.update_step(run.id, step.name, blocked=decision.wait)
+                tx.update_step(run.id, step.name, blocked=decision.wait)
             continue
-        message = await _assignment(tx, run, step, attempt=p.attempt, now=now, grant=decision.grant)
+        message = _assignment(tx, run, step, attempt=p.attempt, now=now, grant=decision.grant)
         if message is None:
             continue
-        await budgets.reserve(tx, step, decision.grant)
-        await tx.update_step(
+        budgets.reserve(tx, step, decision.grant)
+        tx.update_step(
             run.id,
             step.name,
             status=StepStatus.ASSIGNED,
@@ -107,8 +107,8 @@ async def schedule_pass(
             error="",
             not_before=None,
         )
-        await tx.insert_attempt(run_id=run.id, step=step.name, attempt=p.attempt, node_id=p.node_id, now=now)
-        await tx.add_event(
+        tx.insert_attempt(run_id=run.id, step=step.name, attempt=p.attempt, node_id=p.node_id, now=now)
+        tx.add_event(
             EventType.AGENT_SCHEDULED,
             now=now,
             run_id=run.id,
@@ -118,9 +118,8 @@ async def schedule_pass(
         )
         assignments.append((p.node_id, message))
     for b in result.blocked:
-        step = by_key[(b.run_id, b.step)]
-        if step.blocked != b.reason:
-            await tx.update_step(b.run_id, b.step, blocked=b.reason)
+        if by_key[(b.run_id, b.step)].blocked != b.reason:
+            tx.update_step(b.run_id, b.step, blocked=b.reason)
     return PassResult(assignments=assignments, next_wakeup=_earliest(result.next_wakeup, backoff_until))
 
 
@@ -129,21 +128,21 @@ def _earliest(*times: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-async def _assignment(
+def _assignment(
     tx: Tx, run: RunRecord, step: StepRecord, *, attempt: int, now: datetime, grant: Grant | None
 ) -> AssignStep | None:
     """Build the ABI v1 stdin document; a broken input mapping fails the step instead."""
-    spec = await tx.spec(run.workflow_id)
+    spec = tx.spec(run.workflow_id)
     agent = spec.agent(step.name)
     run_input = json.loads(run.input_json)
     upstream: dict[str, Any] = {}
     for dep in step.depends_on:
-        dep_step = await tx.step(run.id, dep)
+        dep_step = tx.step(run.id, dep)
         upstream[dep] = json.loads(dep_step.output_json) if dep_step and dep_step.output_json else None
     try:
         step_input = run_input if agent.input is None else evaluate(agent.input, run_input=run_input, upstream=upstream)
     except ReferenceMissing as exc:
-        await fail_step(tx, run, step, error=f"input mapping: {exc}", now=now)
+        fail_step(tx, run, step, error=f"input mapping: {exc}", now=now)
         return None
     document = {
         "input": step_input,
@@ -151,7 +150,7 @@ async def _assignment(
         "step": {"run": run.id, "name": step.name, "attempt": attempt, "workflow": run.workflow_name},
     }
     if agent.module.digest is None:  # resolved at submission; a stored spec always has digests
-        await fail_step(tx, run, step, error="module has no digest", now=now)
+        fail_step(tx, run, step, error="module has no digest", now=now)
         return None
     stdin_json = json.dumps(document, separators=(",", ":"))
     if (size := len(stdin_json.encode())) > MAX_STEP_INPUT_BYTES:
@@ -159,7 +158,7 @@ async def _assignment(
             f"input limit of {MAX_STEP_INPUT_BYTES} bytes reached: the step's input document (its input and "
             f"the outputs of its {len(step.depends_on)} dependencies) is {size} bytes"
         )
-        await fail_step(tx, run, step, error=error, now=now)
+        fail_step(tx, run, step, error=error, now=now)
         return None
     return AssignStep(
         key=AttemptKey(run_id=run.id, step=step.name, attempt=attempt),
@@ -170,7 +169,7 @@ async def _assignment(
         timeout=agent.timeout,
         capabilities=agent.capabilities,
         llm=agent.llm,
-        journal=tuple(await tx.journal(run.id, step.name, before_attempt=attempt)) if agent.capabilities.llm else (),
+        journal=tuple(tx.journal(run.id, step.name, before_attempt=attempt)) if agent.capabilities.llm else (),
         grant=grant,
         traceparent=run.trace.span.traceparent if run.trace is not None else "",
     )

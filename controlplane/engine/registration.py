@@ -28,10 +28,10 @@ class Registration:
         """After a restart every known node is disconnected until it reconnects or its TTL ends."""
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            for node in await tx.nodes():
+            for node in tx.nodes():
                 status = NodeStatus.DOWN if node.status is NodeStatus.DOWN else NodeStatus.DISCONNECTED
                 if status is not node.status:
-                    await tx.set_node_status(node.id, status)
+                    tx.set_node_status(node.id, status)
                 self._fleet.liveness[node.id] = Liveness(status=status, last_seen=now)
 
     async def register(self, reg: NodeRegistration, *, require_join: bool = False) -> str:
@@ -41,7 +41,7 @@ class Registration:
             raise InvalidArgument("capacity: cpu, memory and slots must all be positive")
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            existing = await tx.node_by_name(reg.name)
+            existing = tx.node_by_name(reg.name)
             if existing is not None:
                 session = self._fleet.sessions.get(existing.id)
                 if existing.id != reg.node_id and session is not None and not session.closed.is_set():
@@ -50,12 +50,12 @@ class Registration:
                 registered_at = existing.registered_at
             else:
                 if require_join:
-                    await self._tokens.consume_join(tx, reg.join_token, node=reg.name, now=now)
+                    self._tokens.consume_join(tx, reg.join_token, node=reg.name, now=now)
                 # A node may keep its id across a rename, but never take over another's.
-                holder = await tx.node(reg.node_id) if reg.node_id else None
+                holder = tx.node(reg.node_id) if reg.node_id else None
                 node_id = reg.node_id if reg.node_id and holder is None else str(uuid.uuid4())
                 registered_at = now
-            await tx.upsert_node(
+            tx.upsert_node(
                 NodeRecord(
                     id=node_id,
                     name=reg.name,
@@ -69,19 +69,19 @@ class Registration:
                     last_heartbeat=now,
                 )
             )
-            await tx.add_event(EventType.NODE_REGISTERED, now=now, node=reg.name, data={"id": node_id})
+            tx.add_event(EventType.NODE_REGISTERED, now=now, node=reg.name, data={"id": node_id})
         previous = self._fleet.liveness.get(node_id)
         if previous is None or previous.status is not NodeStatus.READY:
             self._fleet.liveness[node_id] = Liveness(status=NodeStatus.DISCONNECTED, last_seen=now)
         return node_id
 
     async def open_session(self, node_id: str) -> NodeSession:
-        record = await self._core.store.read.node(node_id)
+        record = self._core.store.read.node(node_id)
         if record is None:
             raise NotFound(f'node id "{node_id}" is not registered; call Register first')
         old = self._fleet.sessions.get(node_id)
         if old is not None:
-            old.closed.set()
+            old.close()
         session = NodeSession(node_id, record.name)
         self._fleet.sessions[node_id] = session
         # Nothing is placed on the node until its hello has been reconciled.
@@ -98,10 +98,10 @@ class Registration:
         known = set(hello.in_flight) | set(hello.unacked)
         cancels: list[CancelAttempt] = []
         async with self._core.tx() as tx:
-            for step in await tx.steps_on_node(session.node_id):
+            for step in tx.steps_on_node(session.node_id):
                 key = AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt)
                 if key not in known:
-                    await requeue_lost(
+                    requeue_lost(
                         tx,
                         step,
                         reason=f"node {session.node_name} no longer has the attempt",
@@ -109,7 +109,7 @@ class Registration:
                         now=now,
                     )
             for key in hello.in_flight:
-                held = await tx.step(key.run_id, key.step)
+                held = tx.step(key.run_id, key.step)
                 current = (
                     held is not None
                     and held.attempt == key.attempt
@@ -118,10 +118,10 @@ class Registration:
                 )
                 if not current:
                     cancels.append(CancelAttempt(key=key))
-            await tx.set_node_status(session.node_id, NodeStatus.READY)
-            await tx.touch_node(session.node_id, now=now)
-            await tx.add_event(EventType.NODE_READY, now=now, node=session.node_name)
-            record = await tx.node(session.node_id)
+            tx.set_node_status(session.node_id, NodeStatus.READY)
+            tx.touch_node(session.node_id, now=now)
+            tx.add_event(EventType.NODE_READY, now=now, node=session.node_name)
+            record = tx.node(session.node_id)
         self._fleet.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now)
         session.hello_done = True
         if record is not None and record.draining:
@@ -131,7 +131,7 @@ class Registration:
         self._core.wake()
 
     async def close_session(self, session: NodeSession) -> None:
-        session.closed.set()
+        session.close()
         if self._fleet.sessions.get(session.node_id) is not session:
             return
         del self._fleet.sessions[session.node_id]
@@ -141,5 +141,5 @@ class Registration:
         state.status = NodeStatus.DISCONNECTED
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            await tx.set_node_status(session.node_id, NodeStatus.DISCONNECTED)
-            await tx.add_event(EventType.NODE_DISCONNECTED, now=now, node=session.node_name)
+            tx.set_node_status(session.node_id, NodeStatus.DISCONNECTED)
+            tx.add_event(EventType.NODE_DISCONNECTED, now=now, node=session.node_name)

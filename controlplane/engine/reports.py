@@ -25,8 +25,8 @@ class Reports:
 
     async def started(self, session: NodeSession, key: AttemptKey) -> None:
         now = self._core.clock.now()
-        async with self._core.tx() as tx:
-            step = await tx.step(key.run_id, key.step)
+        async with self._core.tx(wait=False, urgent=False) as tx:  # a notice: committed with what follows
+            step = tx.step(key.run_id, key.step)
             if (
                 step is None
                 or step.attempt != key.attempt
@@ -34,9 +34,9 @@ class Reports:
                 or step.node_id != session.node_id
             ):
                 return
-            await tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
-            await tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
-            await tx.add_event(
+            tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
+            tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
+            tx.add_event(
                 EventType.AGENT_STARTED,
                 now=now,
                 run_id=key.run_id,
@@ -47,18 +47,32 @@ class Reports:
 
     async def result(self, session: NodeSession, report: StepResultReport) -> None:
         now = self._core.clock.now()
-        async with self._core.tx() as tx:
-            applied = await apply_result(
+        async with self._core.tx(wait=False) as tx:
+            applied = apply_result(
                 tx, report, node_id=session.node_id, node_name=session.node_name, now=now, rng=self._rng
             )
-        # Ack only after the commit: the node keeps the result in its outbox until then.
-        self._fleet.send(session.node_id, AckResult(key=report.key, stale=not applied))
+        # Ack only after the commit: the node keeps the result in its outbox until then. The
+        # stream reads on meanwhile, so results that arrive together are committed together.
+        ack = AckResult(key=report.key, stale=not applied)
+        self._core.after_commit(
+            tx, lambda: self._fleet.send(session.node_id, ack), failed=lambda exc: _drop(session, exc)
+        )
 
     async def journal(self, session: NodeSession, entries: tuple[JournalRecord, ...]) -> None:
         """Store the LLM calls a node's router journaled; a later attempt anywhere replays them."""
         if not entries:
             return
-        async with self._core.tx() as tx:
-            await tx.add_journal(entries)
-        keys = tuple(dataclasses.replace(e, entry_json="") for e in entries)
-        self._fleet.send(session.node_id, AckJournal(entries=keys))
+        async with self._core.tx(wait=False) as tx:
+            tx.add_journal(entries)
+        ack = AckJournal(entries=tuple(dataclasses.replace(e, entry_json="") for e in entries))
+        self._core.after_commit(
+            tx, lambda: self._fleet.send(session.node_id, ack), failed=lambda exc: _drop(session, exc)
+        )
+
+
+def _drop(session: NodeSession, exc: BaseException) -> None:
+    """What the node sent was not kept (the commit failed, say on a full disk): end its stream,
+    so that it connects again and sends once more what it still holds unacknowledged."""
+    log.warning("could not store what a node reported; closing its stream", extra={
+        "node": session.node_name, "error": str(exc)})  # fmt: skip
+    session.close()

@@ -31,11 +31,11 @@ class EventRetention(Component):
         """Delete what may go now; answers how many events were deleted."""
         store = self._core.store
         before = self._core.clock.now() - self._keep
-        up_to = None if self._sink is None else await store.read.delivered_seq(self._sink)
+        up_to = None if self._sink is None else store.read.delivered_seq(self._sink)
         total = 0
         while True:
             async with store.transaction() as tx:
-                deleted = await tx.prune_events(before=before, up_to_seq=up_to, limit=PRUNE_BATCH)
+                deleted = tx.prune_events(before=before, up_to_seq=up_to, limit=PRUNE_BATCH)
             total += deleted
             if deleted < PRUNE_BATCH:
                 break

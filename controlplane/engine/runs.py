@@ -64,7 +64,7 @@ class RunService:
         missing = [
             Problem(path=f"agents[{i}].module", reason=f"module {a.module.digest} is not stored (push it first)")
             for i, a in enumerate(spec.agents)
-            if a.module.digest and await store.read.module(a.module.digest) is None
+            if a.module.digest and store.read.module(a.module.digest) is None
         ]
         if missing:
             raise InvalidArgument(str(InvalidWorkflow(source=source, problems=tuple(missing))))
@@ -73,25 +73,25 @@ class RunService:
         now = self._core.clock.now()
         run_id = f"{spec.name}-{secrets.token_hex(5)}"
         async with self._core.tx() as tx:
-            workflow = await tx.workflow_by_digest(digest)
+            workflow = tx.workflow_by_digest(digest)
             if workflow is None:
-                workflow = await tx.insert_workflow(
+                workflow = tx.insert_workflow(
                     workflow_id="wf-" + digest.removeprefix("sha256:")[:16],
                     spec=spec,
                     digest=digest,
                     source_yaml=workflow_yaml,
                     now=now,
                 )
-                await tx.add_event(
+                tx.add_event(
                     EventType.WORKFLOW_CREATED,
                     now=now,
                     data={"workflow": spec.name, "version": spec.version, "id": workflow.id},
                 )
-            await tx.insert_run(
+            tx.insert_run(
                 run_id=run_id, workflow_id=workflow.id, input_json=json.dumps(run_input), now=now, trace=_new_trace(now)
             )
             for idx, agent in enumerate(spec.agents):
-                await tx.insert_step(
+                tx.insert_step(
                     run_id=run_id,
                     name=agent.name,
                     idx=idx,
@@ -100,39 +100,39 @@ class RunService:
                     request=_request(agent.resources.cpu_millis, agent.resources.memory_bytes),
                     node_selector=dict(agent.node_selector),
                 )
-            await tx.add_event(
+            tx.add_event(
                 EventType.WORKFLOW_STARTED,
                 now=now,
                 run_id=run_id,
                 data={"workflow": spec.name, "version": spec.version},
             )
-            run = await tx.run(run_id)
+            run = tx.run(run_id)
             assert run is not None
-            await settle_run(tx, run, now=now)
+            settle_run(tx, run, now=now)
         return run_id, workflow.id
 
     async def view(self, run_id: str) -> RunView:
         read = self._core.store.read
-        run = await read.run(run_id)
+        run = read.run(run_id)
         if run is None:
             raise NotFound(f'run "{run_id}" not found')
-        steps = await read.steps(run_id)
-        budget = (await read.spec(run.workflow_id)).budget
+        steps = read.steps(run_id)
+        budget = (read.spec(run.workflow_id)).budget
         return RunView(run=run, steps=steps, node_names=await self._node_names(), budget=budget)
 
     async def event_view(self, run_id: str, step: str) -> RunView:
         """The run's own fields and one of its steps (none when `step` is empty): what a watcher
         needs after an event, read without touching the run's other steps."""
         read = self._core.store.read
-        run = await read.run(run_id)
+        run = read.run(run_id)
         if run is None:
             raise NotFound(f'run "{run_id}" not found')
-        record = await read.step(run_id, step) if step else None
+        record = read.step(run_id, step) if step else None
         names: dict[str, str] = {}
         if record is not None and record.node_id:
-            node = await read.node(record.node_id)
+            node = read.node(record.node_id)
             names = {node.id: node.name} if node is not None else {}
-        budget = (await read.spec(run.workflow_id)).budget
+        budget = (read.spec(run.workflow_id)).budget
         return RunView(run=run, steps=[record] if record else [], node_names=names, budget=budget)
 
     async def list_runs(self, *, limit: int, workflow_name: str) -> list[RunView]:
@@ -141,23 +141,21 @@ class RunService:
         limit = min(limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
         read = self._core.store.read
         names = await self._node_names()
-        runs = await read.runs(limit=limit, workflow_name=workflow_name)
+        runs = read.runs(limit=limit, workflow_name=workflow_name)
         return [
-            RunView(
-                run=r, steps=await read.steps(r.id), node_names=names, budget=(await read.spec(r.workflow_id)).budget
-            )
+            RunView(run=r, steps=read.steps(r.id), node_names=names, budget=(read.spec(r.workflow_id)).budget)
             for r in runs
         ]
 
     async def cancel(self, run_id: str) -> RunView:
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            run = await tx.run(run_id)
+            run = tx.run(run_id)
             if run is None:
                 raise NotFound(f'run "{run_id}" not found')
             if run.status.terminal:
                 raise FailedPrecondition(f'run "{run_id}" already {run.status.value}')
-            cancels = await cancel_run(tx, run, now=now)
+            cancels = cancel_run(tx, run, now=now)
         for node_id, message in cancels:
             self._fleet.send(node_id, message)
         return await self.view(run_id)
@@ -166,15 +164,15 @@ class RunService:
         """Run again every failed, skipped or cancelled step of a finished run."""
         now = self._core.clock.now()
         async with self._core.tx() as tx:
-            run = await tx.run(run_id)
+            run = tx.run(run_id)
             if run is None:
                 raise NotFound(f'run "{run_id}" not found')
             if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
                 raise FailedPrecondition(f'run "{run_id}" is {run.status.value}; only failed or cancelled runs retry')
-            steps = await tx.steps(run_id)
+            steps = tx.steps(run_id)
             reset = retry_reset([StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps])
             for name in reset:
-                await tx.update_step(
+                tx.update_step(
                     run_id,
                     name,
                     status=StepStatus.PENDING,
@@ -189,43 +187,41 @@ class RunService:
                     stderr="",
                     started_at=None,
                 )
-            await tx.set_run_status(run_id, RunStatus.RUNNING)
-            await tx.begin_run_span(run_id, span_id=new_span_id(), now=now)  # same trace, a new execution
-            await tx.add_event(
+            tx.set_run_status(run_id, RunStatus.RUNNING)
+            tx.begin_run_span(run_id, span_id=new_span_id(), now=now)  # same trace, a new execution
+            tx.add_event(
                 EventType.WORKFLOW_STARTED,
                 now=now,
                 run_id=run_id,
                 data={"workflow": run.workflow_name, "retry": True},
             )
-            run = await tx.run(run_id)
+            run = tx.run(run_id)
             assert run is not None
-            await settle_run(tx, run, now=now)
+            settle_run(tx, run, now=now)
         return await self.view(run_id)
 
     async def push_module(self, *, name: str, expected_digest: str, chunks: AsyncIterable[bytes]) -> ModuleRecord:
         blob = await self._blobs.write(chunks, expected_digest=expected_digest)
         record = ModuleRecord(digest=blob.digest, size=blob.size, name=name[:255], created_at=self._core.clock.now())
         async with self._core.tx() as tx:
-            existing = await tx.module(blob.digest)
+            existing = tx.module(blob.digest)
             if existing is not None:
                 return existing
-            await tx.insert_module(record)
-            await tx.add_event(
-                EventType.MODULE_PUSHED, now=record.created_at, data={"digest": blob.digest, "name": name}
-            )
+            tx.insert_module(record)
+            tx.add_event(EventType.MODULE_PUSHED, now=record.created_at, data={"digest": blob.digest, "name": name})
         return record
 
     async def modules(self) -> list[ModuleRecord]:
-        return await self._core.store.read.modules()
+        return self._core.store.read.modules()
 
     async def module_chunks(self, digest: str) -> AsyncIterator[bytes]:
-        if await self._core.store.read.module(digest) is None:
+        if self._core.store.read.module(digest) is None:
             raise NotFound(f"module {digest} is not stored")
         async for chunk in self._blobs.read(digest):
             yield chunk
 
     async def _node_names(self) -> dict[str, str]:
-        return {n.id: n.name for n in await self._core.store.read.nodes()}
+        return {n.id: n.name for n in self._core.store.read.nodes()}
 
 
 def _parse_input(input_json: str) -> object:

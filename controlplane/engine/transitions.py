@@ -25,48 +25,48 @@ from controlplane.store import RunRecord, StepRecord, Tx
 MAX_LOST_ATTEMPTS = 5
 
 
-async def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
+def settle_run(tx: Tx, run: RunRecord, *, now: datetime) -> None:
     """Move pending steps to ready/skipped and finish the run once every step is terminal."""
     if run.status.terminal:
         return
-    steps = await tx.steps(run.id)
+    steps = tx.steps(run.id)
     result = advance([StepState(name=s.name, status=s.status, depends_on=s.depends_on) for s in steps])
     for name in result.ready:
-        await tx.update_step(run.id, name, status=StepStatus.READY)
+        tx.update_step(run.id, name, status=StepStatus.READY)
     for name, reason in result.skipped:
-        await tx.update_step(run.id, name, status=StepStatus.SKIPPED, error=reason, finished_at=now)
-        await tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=name, data={"reason": reason})
+        tx.update_step(run.id, name, status=StepStatus.SKIPPED, error=reason, finished_at=now)
+        tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=name, data={"reason": reason})
     if result.outcome is not None:
-        await _finish_run(tx, run, result.outcome, now=now)
+        _finish_run(tx, run, result.outcome, now=now)
 
 
-async def settle_step(tx: Tx, run: RunRecord, name: str, *, now: datetime) -> None:
+def settle_step(tx: Tx, run: RunRecord, name: str, *, now: datetime) -> None:
     """Step `name` just became terminal: move on its dependents (ready when all their
     dependencies succeeded, skipped, transitively, when it did not), and finish the run once it
     has no open step. Reads only the steps this touches and the run's counters, so its cost does
     not grow with the size of the run (`settle_run` is the whole-run form, for submit and retry)."""
     if run.status.terminal:
         return
-    spec = await tx.spec(run.workflow_id)
-    step = await tx.step(run.id, name)
+    spec = tx.spec(run.workflow_id)
+    step = tx.step(run.id, name)
     if step is None or not step.status.terminal:
         return
     if step.status is StepStatus.SUCCEEDED:
         for dependent in spec.dependents(name):
-            d = await tx.step(run.id, dependent)
+            d = tx.step(run.id, dependent)
             if d is None or d.status is not StepStatus.PENDING:
                 continue
-            deps = [await tx.step(run.id, dep) for dep in dict.fromkeys(d.depends_on)]
+            deps = [tx.step(run.id, dep) for dep in dict.fromkeys(d.depends_on)]
             if all(x is not None and x.status is StepStatus.SUCCEEDED for x in deps):
-                await tx.update_step(run.id, dependent, status=StepStatus.READY)
+                tx.update_step(run.id, dependent, status=StepStatus.READY)
     else:
-        await _skip_dependents(tx, run, spec, name, step.status, now=now)
-    counts = await tx.run(run.id)
+        _skip_dependents(tx, run, spec, name, step.status, now=now)
+    counts = tx.run(run.id)
     if counts is not None and counts.open_steps == 0:
-        await _finish_run(tx, run, RunStatus.SUCCEEDED if counts.unsucceeded_steps == 0 else RunStatus.FAILED, now=now)
+        _finish_run(tx, run, RunStatus.SUCCEEDED if counts.unsucceeded_steps == 0 else RunStatus.FAILED, now=now)
 
 
-async def _skip_dependents(
+def _skip_dependents(
     tx: Tx, run: RunRecord, spec: WorkflowSpec, name: str, status: StepStatus, *, now: datetime
 ) -> None:
     """Skip every pending step downstream of `name`, which did not succeed."""
@@ -74,36 +74,36 @@ async def _skip_dependents(
     while frontier:
         cause, cause_status = frontier.pop()
         for dependent in spec.dependents(cause):
-            d = await tx.step(run.id, dependent)
+            d = tx.step(run.id, dependent)
             if d is None or d.status is not StepStatus.PENDING:
                 continue
             reason = f'dependency "{cause}" {cause_status.value}'
-            await tx.update_step(run.id, dependent, status=StepStatus.SKIPPED, error=reason, finished_at=now)
-            await tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=dependent, data={"reason": reason})
+            tx.update_step(run.id, dependent, status=StepStatus.SKIPPED, error=reason, finished_at=now)
+            tx.add_event(EventType.AGENT_SKIPPED, now=now, run_id=run.id, step=dependent, data={"reason": reason})
             frontier.append((dependent, StepStatus.SKIPPED))
 
 
-async def _finish_run(tx: Tx, run: RunRecord, outcome: RunStatus, *, now: datetime) -> None:
+def _finish_run(tx: Tx, run: RunRecord, outcome: RunStatus, *, now: datetime) -> None:
     data: dict[str, object] = {
         "workflow": run.workflow_name,
         "duration_s": max(0.0, (now - run.created_at).total_seconds()),
     }
     if outcome is RunStatus.SUCCEEDED:
-        await tx.set_run_status(run.id, RunStatus.SUCCEEDED, now=now)
-        await tx.add_event(EventType.WORKFLOW_COMPLETED, now=now, run_id=run.id, data=data)
+        tx.set_run_status(run.id, RunStatus.SUCCEEDED, now=now)
+        tx.add_event(EventType.WORKFLOW_COMPLETED, now=now, run_id=run.id, data=data)
     else:
-        failed = await tx.step_names_with_status(run.id, StepStatus.FAILED)
+        failed = tx.step_names_with_status(run.id, StepStatus.FAILED)
         error = f"step {', '.join(failed)} failed" if failed else "a step did not succeed"
-        await tx.set_run_status(run.id, RunStatus.FAILED, error=error, now=now)
-        await tx.add_event(EventType.WORKFLOW_FAILED, now=now, run_id=run.id, data={**data, "error": error})
+        tx.set_run_status(run.id, RunStatus.FAILED, error=error, now=now)
+        tx.add_event(EventType.WORKFLOW_FAILED, now=now, run_id=run.id, data={**data, "error": error})
 
 
-async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
+def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
     """Fail a step for good (no retry) and settle its run."""
-    await tx.update_step(
+    tx.update_step(
         run.id, step.name, status=StepStatus.FAILED, error=error, finished_at=now, blocked="", not_before=None
     )
-    await tx.add_event(
+    tx.add_event(
         EventType.AGENT_FAILED,
         now=now,
         run_id=run.id,
@@ -111,59 +111,55 @@ async def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now
         attempt=step.attempt,
         data={"workflow": run.workflow_name, "error": error, "retrying": False},
     )
-    await settle_step(tx, run, step.name, now=now)
+    settle_step(tx, run, step.name, now=now)
 
 
-async def requeue_lost(
+def requeue_lost(
     tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, llm: LLMUsage | None = None
 ) -> None:
     """The attempt on a node is gone (node down, restarted or never got it): place it again.
 
     `llm` is what the attempt spent if its node said so; otherwise its journal tells."""
-    run = await tx.run(step.run_id)
+    run = tx.run(step.run_id)
     if run is None or not step.status.on_node:
         return
-    await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.LOST, error=reason, now=now)
-    await _settle(tx, run, step, llm, now=now)
+    tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.LOST, error=reason, now=now)
+    _settle(tx, run, step, llm, now=now)
     losses = step.losses + 1
     if losses >= MAX_LOST_ATTEMPTS:
-        await tx.update_step(run.id, step.name, losses=losses)
-        await fail_step(tx, run, step, error=f"lost {losses} times, last: {reason}", now=now)
+        tx.update_step(run.id, step.name, losses=losses)
+        fail_step(tx, run, step, error=f"lost {losses} times, last: {reason}", now=now)
         return
-    await _place_again(tx, step, reason=reason, node_name=node_name, now=now, losses=losses)
+    _place_again(tx, step, reason=reason, node_name=node_name, now=now, losses=losses)
 
 
-async def move_off_node(
-    tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime
-) -> CancelAttempt | None:
+def move_off_node(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime) -> CancelAttempt | None:
     """Take an attempt off its node (a drain deadline passed) to place it elsewhere.
 
     Neither a failure nor a loss: the step's retry and loss budgets stay as they were. Returns
     the cancel to send to the node once the transaction commits.
     """
-    run = await tx.run(step.run_id)
+    run = tx.run(step.run_id)
     if run is None or not step.status.on_node:
         return None
-    await tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.CANCELLED, error=reason, now=now)
-    await _settle(tx, run, step, None, now=now)
-    await _place_again(tx, step, reason=reason, node_name=node_name, now=now)
+    tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.CANCELLED, error=reason, now=now)
+    _settle(tx, run, step, None, now=now)
+    _place_again(tx, step, reason=reason, node_name=node_name, now=now)
     return CancelAttempt(key=AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt))
 
 
-async def _settle(tx: Tx, run: RunRecord, step: StepRecord, llm: LLMUsage | None, *, now: datetime) -> None:
+def _settle(tx: Tx, run: RunRecord, step: StepRecord, llm: LLMUsage | None, *, now: datetime) -> None:
     """Release the attempt's LLM grant and count what it spent (by its journal, when unknown)."""
     if llm is None:
-        if step.grant is None and not (await tx.spec(run.workflow_id)).agent(step.name).capabilities.llm:
+        if step.grant is None and not (tx.spec(run.workflow_id)).agent(step.name).capabilities.llm:
             return
-        llm = await budgets.journaled_usage(tx, step)
-    await budgets.settle(tx, run, step, llm, spec=await tx.spec(run.workflow_id), now=now)
+        llm = budgets.journaled_usage(tx, step)
+    budgets.settle(tx, run, step, llm, spec=tx.spec(run.workflow_id), now=now)
 
 
-async def _place_again(
-    tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, **fields: object
-) -> None:
-    await tx.update_step(step.run_id, step.name, status=StepStatus.READY, error=reason, **fields)
-    await tx.add_event(
+def _place_again(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, **fields: object) -> None:
+    tx.update_step(step.run_id, step.name, status=StepStatus.READY, error=reason, **fields)
+    tx.add_event(
         EventType.AGENT_REQUEUED,
         now=now,
         run_id=step.run_id,
@@ -174,7 +170,7 @@ async def _place_again(
     )
 
 
-async def apply_result(
+def apply_result(
     tx: Tx, report: StepResultReport, *, node_id: str, node_name: str, now: datetime, rng: random.Random
 ) -> bool:
     """Record a node's result. Returns False when it is stale (fenced off) and was dropped.
@@ -184,13 +180,13 @@ async def apply_result(
     and anything else is stale.
     """
     key = report.key
-    attempt = await tx.attempt(key.run_id, key.step, key.attempt)
+    attempt = tx.attempt(key.run_id, key.step, key.attempt)
     if attempt is None or attempt.node_id != node_id:
         return False
     if not attempt.open:
         return attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
-    step = await tx.step(key.run_id, key.step)
-    run = await tx.run(key.run_id)
+    step = tx.step(key.run_id, key.step)
+    run = tx.run(key.run_id)
     if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
         return False
     if report.outcome is StepOutcome.SUCCEEDED and (problem := output_problem(report.output_json)):
@@ -209,10 +205,10 @@ async def apply_result(
         "usage": report.usage.to_dict(),
     }
     if report.outcome is not StepOutcome.CANCELLED:  # a cancel goes through requeue_lost, which settles
-        await _settle(tx, run, step, report.llm, now=now)
+        _settle(tx, run, step, report.llm, now=now)
     if report.outcome is StepOutcome.SUCCEEDED:
-        await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.SUCCEEDED, now=now)
-        await tx.update_step(
+        tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.SUCCEEDED, now=now)
+        tx.update_step(
             run.id,
             step.name,
             status=StepStatus.SUCCEEDED,
@@ -223,8 +219,8 @@ async def apply_result(
             usage=report.usage.to_json(),
             finished_at=now,
         )
-        await _limits_hit(tx, run, report, node_name=node_name, now=now)
-        await tx.add_event(
+        _limits_hit(tx, run, report, node_name=node_name, now=now)
+        tx.add_event(
             EventType.AGENT_COMPLETED,
             now=now,
             run_id=run.id,
@@ -233,17 +229,17 @@ async def apply_result(
             node=node_name,
             data=base,
         )
-        await settle_step(tx, run, step.name, now=now)
+        settle_step(tx, run, step.name, now=now)
         return True
 
     if report.outcome is StepOutcome.CANCELLED:
         # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
         reason = report.error or "cancelled on the node"
-        await requeue_lost(tx, step, reason=reason, node_name=node_name, now=now, llm=report.llm)
+        requeue_lost(tx, step, reason=reason, node_name=node_name, now=now, llm=report.llm)
         return True
 
-    await tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
-    await _limits_hit(tx, run, report, node_name=node_name, now=now)
+    tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
+    _limits_hit(tx, run, report, node_name=node_name, now=now)
     failures = step.failures + 1
     common = {
         "exit_code": report.exit_code,
@@ -259,13 +255,13 @@ async def apply_result(
         "denied_host_calls": report.denied_host_calls,
     }
     if failures < step.max_attempts:
-        spec = await tx.spec(run.workflow_id)
+        spec = tx.spec(run.workflow_id)
         policy = spec.agent(step.name).retry
         delay = retry_delay(
             failures=failures, base=policy.backoff, cap=policy.max_backoff, jitter=rng.uniform(JITTER_MIN, JITTER_MAX)
         )
-        await tx.update_step(run.id, step.name, status=StepStatus.READY, not_before=now + delay, **common)
-        await tx.add_event(
+        tx.update_step(run.id, step.name, status=StepStatus.READY, not_before=now + delay, **common)
+        tx.add_event(
             EventType.AGENT_FAILED,
             now=now,
             run_id=run.id,
@@ -275,8 +271,8 @@ async def apply_result(
             data={**data, "retrying": True, "retry_in_s": round(delay.total_seconds(), 3)},
         )
         return True
-    await tx.update_step(run.id, step.name, status=StepStatus.FAILED, finished_at=now, **common)
-    await tx.add_event(
+    tx.update_step(run.id, step.name, status=StepStatus.FAILED, finished_at=now, **common)
+    tx.add_event(
         EventType.AGENT_FAILED,
         now=now,
         run_id=run.id,
@@ -285,11 +281,11 @@ async def apply_result(
         node=node_name,
         data={**data, "retrying": False},
     )
-    await settle_step(tx, run, step.name, now=now)
+    settle_step(tx, run, step.name, now=now)
     return True
 
 
-async def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_name: str, now: datetime) -> None:
+def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_name: str, now: datetime) -> None:
     """One `resource.limit_hit` event per limit the attempt ran into; `fatal` for the one that
     stopped it (its error names the limit too)."""
     fatal = report.failure_kind.limit if report.failure_kind is not None else None
@@ -297,7 +293,7 @@ async def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_
     if fatal is not None and fatal not in limits:
         limits.append(fatal)  # a node that does not list its limits yet
     for limit in limits:
-        await tx.add_event(
+        tx.add_event(
             EventType.RESOURCE_LIMIT_HIT,
             now=now,
             run_id=run.id,
@@ -313,20 +309,18 @@ async def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_
         )
 
 
-async def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:
+def cancel_run(tx: Tx, run: RunRecord, *, now: datetime) -> list[tuple[str, CancelAttempt]]:
     """Cancel every unfinished step; return the cancels to send to nodes (node id, message)."""
     cancels: list[tuple[str, CancelAttempt]] = []
-    for step in await tx.steps(run.id):
+    for step in tx.steps(run.id):
         if step.status.terminal:
             continue
         if step.status.on_node and step.node_id:
-            await tx.finish_attempt(run.id, step.name, step.attempt, status=AttemptStatus.CANCELLED, now=now)
-            await _settle(tx, run, step, None, now=now)
+            tx.finish_attempt(run.id, step.name, step.attempt, status=AttemptStatus.CANCELLED, now=now)
+            _settle(tx, run, step, None, now=now)
             key = AttemptKey(run_id=run.id, step=step.name, attempt=step.attempt)
             cancels.append((step.node_id, CancelAttempt(key=key)))
-        await tx.update_step(
-            run.id, step.name, status=StepStatus.CANCELLED, finished_at=now, blocked="", not_before=None
-        )
-    await tx.set_run_status(run.id, RunStatus.CANCELLED, error="cancelled by request", now=now)
-    await tx.add_event(EventType.WORKFLOW_CANCELLED, now=now, run_id=run.id, data={"workflow": run.workflow_name})
+        tx.update_step(run.id, step.name, status=StepStatus.CANCELLED, finished_at=now, blocked="", not_before=None)
+    tx.set_run_status(run.id, RunStatus.CANCELLED, error="cancelled by request", now=now)
+    tx.add_event(EventType.WORKFLOW_CANCELLED, now=now, run_id=run.id, data={"workflow": run.workflow_name})
     return cancels

@@ -87,7 +87,7 @@ class JetStreamPublisher(Component):
             await self._retrying("resume from the streams", lambda: self._resume(js))
             with self._core.bus.subscribe() as doorbell:
                 while True:
-                    batch = await self._core.store.read.events_after(self.delivered_seq, limit=BATCH)
+                    batch = self._core.store.read.events_after(self.delivered_seq, limit=BATCH)
                     if not batch:
                         await doorbell.ring()
                         continue
@@ -99,7 +99,7 @@ class JetStreamPublisher(Component):
 
     async def _resume(self, js: JetStreamContext) -> None:
         read = self._core.store.read
-        saved = await read.delivered_seq(NATS_SINK)
+        saved = read.delivered_seq(NATS_SINK)
         in_streams = await last_published_seq(js, self._core.store_id)
         self.delivered_seq = max(saved, in_streams)
         if in_streams > saved:
@@ -124,7 +124,7 @@ class JetStreamPublisher(Component):
         if (known := self._traces.get(run_id)) is not None:
             self._traces.move_to_end(run_id)
             return known
-        run = await self._core.store.read.run(run_id)
+        run = self._core.store.read.run(run_id)
         trace = {} if run is None or run.trace is None else {
             "trace_id": run.trace.span.trace_id, "span_id": run.trace.span.span_id,
         }  # fmt: skip
@@ -136,7 +136,7 @@ class JetStreamPublisher(Component):
     async def _save_position(self, seq: int) -> None:
         async def save() -> None:
             async with self._core.store.transaction() as tx:
-                await tx.set_delivered(NATS_SINK, seq)
+                tx.set_delivered(NATS_SINK, seq)
 
         await self._retrying("save the NATS position", save)
 

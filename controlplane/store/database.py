@@ -1,125 +1,90 @@
-"""The SQLite file: opening it in WAL mode, migrating it, and serialised transactions."""
+"""The SQLite file: opening it in WAL mode, migrating it, and group-committed transactions."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import aiosqlite
-
+from agentflow.groupcommit import GroupCommit
 from agentflow.storage import is_disk_full
 from controlplane.errors import StorageError, StorageFull
 from controlplane.store.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 5000
+SYNCHRONOUS = "FULL"
+"""WAL with synchronous=FULL fsyncs the WAL at every commit: a result the control plane has
+committed (and then acked, so the node deleted its copy) survives a power loss, not only a
+crash. NORMAL would keep it across a crash of the process but could lose the last commits to a
+power cut. Group commit (`agentflow.groupcommit`) pays that fsync once for everything committed
+together."""
 
 
 class Database:
-    """Two connections to one WAL file: a writer used only inside `transaction()` (one at a
-    time, so read-modify-write is atomic) and a reader that sees committed data only."""
+    """Two connections to one WAL file: a writer used only through `transaction()` (logical
+    transactions, group-committed) and a reader that sees committed data only.
 
-    def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path) -> None:
+    Statements run on the event loop's thread: they are point queries and small writes that
+    take microseconds; only the commit, which syncs the disk, runs in a thread of its own.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, reader: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._reader = reader
-        self._write_lock = asyncio.Lock()
         self.path = path
+        self._groups = GroupCommit(conn, label=str(path), error=storage_error)
 
     @classmethod
     async def open(cls, path: Path) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await _connect(path)
+        conn = _connect(path)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            db = cls(conn, await _connect(path), path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            _migrate(conn, path)
+            reader = _connect(path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StorageError(f"{path}: cannot open database: {exc}") from exc
         except BaseException:
-            await conn.close()
+            conn.close()
             raise
-        try:
-            await db._migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
-
-    async def _migrate(self) -> None:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        if current > len(MIGRATIONS):
-            raise StorageError(
-                f"{self.path}: schema version {current} is newer than this build knows "
-                f"({len(MIGRATIONS)}); upgrade agentflow"
-            )
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            script = MIGRATIONS[version - 1]
-            # executescript commits on its own, so the version bump lives inside the script.
-            await self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+        return cls(conn, reader, path)
 
     async def schema_version(self) -> int:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return _user_version(self._conn)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (cancellation included).
+    def transaction(self, *, wait: bool = True, urgent: bool = True) -> AbstractAsyncContextManager[sqlite3.Connection]:
+        """A logical transaction: rolled back alone on any exception (cancellation included),
+        durable when the `async with` ends (see `GroupCommit.transaction`)."""
+        return self._groups.transaction(wait=wait, urgent=urgent)
 
-        The statements that open and close a transaction always run to their end, even when
-        the awaiting task is cancelled: aiosqlite executes them on its own thread anyway, and
-        a BEGIN that completed unseen would leave the connection inside a transaction.
-        """
-        async with self._write_lock:
-            try:
-                await self._statement("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise storage_error(f"{self.path}: cannot begin a transaction", exc) from exc
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                await self._rollback()
-                raise storage_error(f"{self.path}: write failed", exc) from exc
-            except BaseException:
-                await self._rollback()
-                raise
-            try:
-                await self._statement("COMMIT")
-            except sqlite3.Error as exc:
-                await self._rollback()
-                raise storage_error(f"{self.path}: commit failed", exc) from exc
+    def pending(self) -> asyncio.Future[None]:
+        return self._groups.pending()
 
-    async def _rollback(self) -> None:
-        """Roll back the open transaction, if SQLite has not already done so itself (it does
-        on errors such as SQLITE_FULL)."""
-        if self._conn.in_transaction:
-            await self._statement("ROLLBACK")
+    async def commit(self) -> None:
+        """Commit the logical transactions that wait (group commit)."""
+        await self._groups.commit()
 
-    async def _statement(self, sql: str) -> None:
-        """Run a transaction-control statement to completion, then deliver any cancellation."""
-        done = asyncio.ensure_future(self._conn.execute(sql))
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await done
-            if sql.startswith("BEGIN") and done.done() and not done.cancelled() and done.exception() is None:
-                with contextlib.suppress(Exception):
-                    await self._conn.execute("ROLLBACK")
-            raise
+    def set_committer(self, request: Callable[[], None] | None) -> None:
+        self._groups.set_committer(request)
 
     @property
-    def reader(self) -> aiosqlite.Connection:
+    def commits(self) -> tuple[int, int]:
+        """(physical commits, logical transactions they carried) since the file was opened."""
+        return self._groups.commits, self._groups.grouped
+
+    @property
+    def reader(self) -> sqlite3.Connection:
         return self._reader
 
     async def close(self) -> None:
-        """Close both connections once the transaction in progress, if any, has ended."""
-        async with self._write_lock:
-            await self._reader.close()
-            await self._conn.close()
+        """Commit what waits, then close both connections."""
+        await self._groups.close()
+        self._reader.close()
+        self._conn.close()
 
 
 def storage_error(what: str, exc: sqlite3.Error) -> StorageError:
@@ -129,12 +94,29 @@ def storage_error(what: str, exc: sqlite3.Error) -> StorageError:
     return StorageError(f"{what}: {exc}")
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    current = _user_version(conn)
+    if current > len(MIGRATIONS):
+        raise StorageError(
+            f"{path}: schema version {current} is newer than this build knows ({len(MIGRATIONS)}); upgrade agentflow"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        script = MIGRATIONS[version - 1]
+        # executescript commits on its own, so the version bump lives inside the script.
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _connect(path: Path) -> sqlite3.Connection:
     try:
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: cannot open database: {exc}") from exc
     return conn

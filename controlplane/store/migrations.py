@@ -208,4 +208,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN parent_span_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN span_started_at TEXT;
     """,
+    # 11: the ready queue in its order without a sort: each step carries its run's sequence
+    # number, so a scheduling pass reads the first ready steps of an index and stops, and the
+    # earliest end of a backoff is one index lookup (neither grows with the number waiting).
+    """
+    ALTER TABLE steps ADD COLUMN run_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE steps SET run_seq = (SELECT seq FROM runs WHERE runs.id = steps.run_id);
+    CREATE INDEX steps_queue ON steps(status, run_seq, idx);
+    CREATE INDEX steps_backoff ON steps(status, not_before);
+    """,
 )

@@ -82,6 +82,22 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadyRow:
+    """What a scheduling pass reads of each ready step it considers (the placed ones are then
+    read whole)."""
+
+    run_id: str
+    name: str
+    idx: int
+    attempt: int
+    request: Resources
+    node_selector: dict[str, str]
+    not_before: datetime | None
+    blocked: str
+    run_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptRecord:
     run_id: str
     step: str

@@ -2,18 +2,19 @@
 
 `Reader` answers from committed data; `Tx` (from `StateStore.transaction()`) adds the writes and
 reads its own uncommitted changes, so a read-modify-write inside one transaction is atomic.
+Queries are synchronous (see `controlplane.store.database`); only a transaction's end awaits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from agentflow.llm import Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
@@ -38,6 +39,7 @@ from controlplane.store.records import (
     JournalRecord,
     ModuleRecord,
     NodeRecord,
+    ReadyRow,
     RunRecord,
     RunTrace,
     StepRecord,
@@ -69,38 +71,37 @@ def _required_ts(value: str) -> datetime:
 class Reader:
     """Read queries; shared by the committed-data reader and transactions."""
 
-    def __init__(self, conn: aiosqlite.Connection, specs: dict[str, WorkflowSpec]) -> None:
+    def __init__(self, conn: sqlite3.Connection, specs: dict[str, WorkflowSpec]) -> None:
         self._conn = conn
         self._specs = specs  # workflow id -> spec; workflows are immutable, so caching is safe
 
-    async def _one(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, args) as cur:
-            return await cur.fetchone()
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(sql, args).fetchone()
+        return row
 
-    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self._conn.execute(sql, args).fetchall())
 
     # workflows ------------------------------------------------------------------------------
 
-    async def workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        row = await self._one("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
+    def workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = self._one("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
         return None if row is None else self._workflow(row)
 
-    async def workflow_by_digest(self, digest: str) -> WorkflowRecord | None:
-        row = await self._one("SELECT * FROM workflows WHERE digest = ?", (digest,))
+    def workflow_by_digest(self, digest: str) -> WorkflowRecord | None:
+        row = self._one("SELECT * FROM workflows WHERE digest = ?", (digest,))
         return None if row is None else self._workflow(row)
 
-    async def spec(self, workflow_id: str) -> WorkflowSpec:
+    def spec(self, workflow_id: str) -> WorkflowSpec:
         cached = self._specs.get(workflow_id)
         if cached is not None:
             return cached
-        record = await self.workflow(workflow_id)
+        record = self.workflow(workflow_id)
         if record is None:
             raise KeyError(workflow_id)
         return record.spec
 
-    def _workflow(self, row: aiosqlite.Row) -> WorkflowRecord:
+    def _workflow(self, row: sqlite3.Row) -> WorkflowRecord:
         spec = self._specs.get(row["id"])
         if spec is None:
             spec = spec_from_dict(json.loads(row["spec_json"]))
@@ -116,24 +117,24 @@ class Reader:
 
     # runs ------------------------------------------------------------------------------------
 
-    async def run(self, run_id: str) -> RunRecord | None:
-        row = await self._one(
+    def run(self, run_id: str) -> RunRecord | None:
+        row = self._one(
             f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = ?",
             (run_id,),
         )
         return None if row is None else _run(row)
 
-    async def runs(self, *, limit: int, workflow_name: str = "") -> list[RunRecord]:
+    def runs(self, *, limit: int, workflow_name: str = "") -> list[RunRecord]:
         where, args = ("WHERE w.name = ?", [workflow_name]) if workflow_name else ("", [])
-        rows = await self._all(
+        rows = self._all(
             f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id {where} "
             "ORDER BY r.seq DESC LIMIT ?",
             (*args, limit),
         )
         return [_run(r) for r in rows]
 
-    async def active_runs(self) -> list[RunRecord]:
-        rows = await self._all(
+    def active_runs(self) -> list[RunRecord]:
+        rows = self._all(
             f"SELECT {_RUN_COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id "
             "WHERE r.status = ? ORDER BY r.seq",
             (RunStatus.RUNNING.value,),
@@ -142,47 +143,47 @@ class Reader:
 
     # steps -----------------------------------------------------------------------------------
 
-    async def steps(self, run_id: str) -> list[StepRecord]:
-        rows = await self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
+    def steps(self, run_id: str) -> list[StepRecord]:
+        rows = self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
         return [_step(r) for r in rows]
 
-    async def step_names_with_status(self, run_id: str, status: StepStatus) -> list[str]:
-        rows = await self._all(
-            "SELECT name FROM steps WHERE run_id = ? AND status = ? ORDER BY idx", (run_id, status.value)
-        )
+    def step_names_with_status(self, run_id: str, status: StepStatus) -> list[str]:
+        rows = self._all("SELECT name FROM steps WHERE run_id = ? AND status = ? ORDER BY idx", (run_id, status.value))
         return [r["name"] for r in rows]
 
-    async def step(self, run_id: str, name: str) -> StepRecord | None:
-        row = await self._one("SELECT * FROM steps WHERE run_id = ? AND name = ?", (run_id, name))
+    def step(self, run_id: str, name: str) -> StepRecord | None:
+        row = self._one("SELECT * FROM steps WHERE run_id = ? AND name = ?", (run_id, name))
         return None if row is None else _step(row)
 
-    async def steps_with_status(self, *statuses: StepStatus) -> list[tuple[int, StepRecord]]:
+    def steps_with_status(self, *statuses: StepStatus) -> list[tuple[int, StepRecord]]:
         """Steps in any of the statuses with their run's sequence number, oldest run first."""
         marks = ",".join("?" * len(statuses))
-        rows = await self._all(
+        rows = self._all(
             f"SELECT s.*, r.seq AS run_seq FROM steps s JOIN runs r ON r.id = s.run_id "
             f"WHERE s.status IN ({marks}) ORDER BY r.seq, s.idx",
             [s.value for s in statuses],
         )
         return [(int(r["run_seq"]), _step(r)) for r in rows]
 
-    async def ready_steps(self, *, now: datetime, limit: int) -> tuple[list[tuple[int, StepRecord]], datetime | None]:
+    def ready_steps(self, *, now: datetime, limit: int) -> tuple[list[ReadyRow], datetime | None]:
         """Up to `limit` ready steps that may be placed now (oldest run first), and the earliest
-        time one still backing off may be: a scheduling pass reads what it could place."""
-        rows = await self._all(
-            "SELECT s.*, r.seq AS run_seq FROM steps s JOIN runs r ON r.id = s.run_id "
-            "WHERE s.status = ? AND (s.not_before IS NULL OR s.not_before <= ?) ORDER BY r.seq, s.idx LIMIT ?",
+        time one still backing off may be: a scheduling pass reads what it could place. Both
+        come from an index in queue order, so their cost is `limit`, not the queue's length."""
+        rows = self._all(
+            "SELECT run_id, name, idx, attempt, cpu_millis, memory_bytes, node_selector, not_before, blocked, run_seq"
+            " FROM steps INDEXED BY steps_queue WHERE status = ? AND (not_before IS NULL OR not_before <= ?)"
+            " ORDER BY run_seq, idx LIMIT ?",
             (StepStatus.READY.value, ts(now), limit),
         )
-        wake = await self._one(
+        wake = self._one(
             "SELECT MIN(not_before) AS t FROM steps WHERE status = ? AND not_before > ?",
             (StepStatus.READY.value, ts(now)),
         )
-        return [(int(r["run_seq"]), _step(r)) for r in rows], parse_ts(wake["t"]) if wake else None
+        return [_ready(r) for r in rows], parse_ts(wake["t"]) if wake else None
 
-    async def allocations(self) -> dict[str, tuple[Resources, dict[str, int]]]:
+    def allocations(self) -> dict[str, tuple[Resources, dict[str, int]]]:
         """Per node: the sum of the requests of the steps placed on it, and how many per run."""
-        rows = await self._all(
+        rows = self._all(
             "SELECT node_id, run_id, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, COUNT(*) AS n FROM steps "
             "WHERE status IN (?, ?) AND node_id IS NOT NULL GROUP BY node_id, run_id",
             (StepStatus.ASSIGNED.value, StepStatus.RUNNING.value),
@@ -194,20 +195,18 @@ class Reader:
             out[r["node_id"]] = (total + Resources(cpu_millis=r["cpu"], memory_bytes=r["mem"], slots=r["n"]), per_run)
         return out
 
-    async def has_steps_with_status(self, status: StepStatus) -> bool:
-        return await self._one("SELECT 1 FROM steps WHERE status = ? LIMIT 1", (status.value,)) is not None
+    def has_steps_with_status(self, status: StepStatus) -> bool:
+        return self._one("SELECT 1 FROM steps WHERE status = ? LIMIT 1", (status.value,)) is not None
 
-    async def steps_on_node(self, node_id: str) -> list[StepRecord]:
-        rows = await self._all(
+    def steps_on_node(self, node_id: str) -> list[StepRecord]:
+        rows = self._all(
             "SELECT * FROM steps WHERE node_id = ? AND status IN (?, ?)",
             (node_id, StepStatus.ASSIGNED.value, StepStatus.RUNNING.value),
         )
         return [_step(r) for r in rows]
 
-    async def attempt(self, run_id: str, step: str, attempt: int) -> AttemptRecord | None:
-        row = await self._one(
-            "SELECT * FROM attempts WHERE run_id = ? AND step = ? AND attempt = ?", (run_id, step, attempt)
-        )
+    def attempt(self, run_id: str, step: str, attempt: int) -> AttemptRecord | None:
+        row = self._one("SELECT * FROM attempts WHERE run_id = ? AND step = ? AND attempt = ?", (run_id, step, attempt))
         if row is None:
             return None
         return AttemptRecord(
@@ -219,8 +218,8 @@ class Reader:
             error=row["error"],
         )
 
-    async def failed_nodes(self, run_id: str, step: str) -> frozenset[str]:
-        rows = await self._all(
+    def failed_nodes(self, run_id: str, step: str) -> frozenset[str]:
+        rows = self._all(
             "SELECT DISTINCT node_id FROM attempts WHERE run_id = ? AND step = ? AND status IN (?, ?)",
             (run_id, step, AttemptStatus.FAILED.value, AttemptStatus.LOST.value),
         )
@@ -228,31 +227,31 @@ class Reader:
 
     # nodes -----------------------------------------------------------------------------------
 
-    async def nodes(self) -> list[NodeRecord]:
-        return [_node(r) for r in await self._all("SELECT * FROM nodes ORDER BY name")]
+    def nodes(self) -> list[NodeRecord]:
+        return [_node(r) for r in self._all("SELECT * FROM nodes ORDER BY name")]
 
-    async def node(self, node_id: str) -> NodeRecord | None:
-        row = await self._one("SELECT * FROM nodes WHERE id = ?", (node_id,))
+    def node(self, node_id: str) -> NodeRecord | None:
+        row = self._one("SELECT * FROM nodes WHERE id = ?", (node_id,))
         return None if row is None else _node(row)
 
-    async def node_by_name(self, name: str) -> NodeRecord | None:
-        row = await self._one("SELECT * FROM nodes WHERE name = ?", (name,))
+    def node_by_name(self, name: str) -> NodeRecord | None:
+        row = self._one("SELECT * FROM nodes WHERE name = ?", (name,))
         return None if row is None else _node(row)
 
     # modules ---------------------------------------------------------------------------------
 
-    async def module(self, digest: str) -> ModuleRecord | None:
-        row = await self._one("SELECT * FROM modules WHERE digest = ?", (digest,))
+    def module(self, digest: str) -> ModuleRecord | None:
+        row = self._one("SELECT * FROM modules WHERE digest = ?", (digest,))
         return None if row is None else _module(row)
 
-    async def modules(self) -> list[ModuleRecord]:
-        return [_module(r) for r in await self._all("SELECT * FROM modules ORDER BY created_at, digest")]
+    def modules(self) -> list[ModuleRecord]:
+        return [_module(r) for r in self._all("SELECT * FROM modules ORDER BY created_at, digest")]
 
     # the LLM replay journal ------------------------------------------------------------------
 
-    async def journal(self, run_id: str, step: str, *, before_attempt: int) -> list[JournalRecord]:
+    def journal(self, run_id: str, step: str, *, before_attempt: int) -> list[JournalRecord]:
         """The journaled LLM calls of a step's attempts before `before_attempt`, in order."""
-        rows = await self._all(
+        rows = self._all(
             "SELECT * FROM llm_journal WHERE run_id = ? AND step = ? AND attempt < ? ORDER BY attempt, call_index",
             (run_id, step, before_attempt),
         )
@@ -264,83 +263,77 @@ class Reader:
 
     # events ----------------------------------------------------------------------------------
 
-    async def events(self, *, run_id: str, after_seq: int = 0) -> list[EventRecord]:
-        rows = await self._all("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq))
+    def events(self, *, run_id: str, after_seq: int = 0) -> list[EventRecord]:
+        rows = self._all("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq))
         return [_event(r) for r in rows]
 
-    async def events_after(self, after_seq: int, *, limit: int, where: EventWhere | None = None) -> list[EventRecord]:
+    def events_after(self, after_seq: int, *, limit: int, where: EventWhere | None = None) -> list[EventRecord]:
         """Up to `limit` events after `after_seq`, oldest first, that match `where`."""
         sql, args = _event_where(where)
-        rows = await self._all(
-            f"SELECT * FROM events WHERE seq > ?{sql} ORDER BY seq LIMIT ?", (after_seq, *args, limit)
-        )
+        rows = self._all(f"SELECT * FROM events WHERE seq > ?{sql} ORDER BY seq LIMIT ?", (after_seq, *args, limit))
         return [_event(r) for r in rows]
 
-    async def events_tail(
-        self, count: int, *, after_seq: int = 0, where: EventWhere | None = None
-    ) -> list[EventRecord]:
+    def events_tail(self, count: int, *, after_seq: int = 0, where: EventWhere | None = None) -> list[EventRecord]:
         """The last `count` events after `after_seq` that match `where`, oldest first."""
         sql, args = _event_where(where)
-        rows = await self._all(
+        rows = self._all(
             f"SELECT * FROM events WHERE seq > ?{sql} ORDER BY seq DESC LIMIT ?", (after_seq, *args, count)
         )
         return [_event(r) for r in reversed(rows)]
 
-    async def last_event_seq(self) -> int:
-        row = await self._one("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+    def last_event_seq(self) -> int:
+        row = self._one("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
         return int(row["seq"]) if row is not None else 0
 
-    async def delivered_seq(self, sink: str) -> int:
+    def delivered_seq(self, sink: str) -> int:
         """How far `sink` has delivered the events table (0: nothing yet)."""
-        row = await self._one("SELECT seq FROM event_deliveries WHERE sink = ?", (sink,))
+        row = self._one("SELECT seq FROM event_deliveries WHERE sink = ?", (sink,))
         return 0 if row is None else int(row["seq"])
 
-    async def store_id(self) -> str:
+    def store_id(self) -> str:
         """This store's identity, made once when its schema was created."""
-        row = await self._one("SELECT value FROM meta WHERE key = 'store_id'")
+        row = self._one("SELECT value FROM meta WHERE key = 'store_id'")
         if row is None:
             raise RuntimeError("the state database has no store_id (schema older than version 9?)")
         return str(row["value"])
 
     # tokens ---------------------------------------------------------------------------------
 
-    async def tokens(self) -> list[TokenRecord]:
-        return [_token(row) for row in await self._all("SELECT * FROM tokens ORDER BY created_at, id")]
+    def tokens(self) -> list[TokenRecord]:
+        return [_token(row) for row in self._all("SELECT * FROM tokens ORDER BY created_at, id")]
 
 
 class Tx(Reader):
-    """Writes inside one BEGIN IMMEDIATE transaction. Events are collected for publishing."""
+    """Writes inside one logical transaction. Events are collected for publishing."""
 
-    def __init__(self, conn: aiosqlite.Connection, specs: dict[str, WorkflowSpec]) -> None:
+    def __init__(self, conn: sqlite3.Connection, specs: dict[str, WorkflowSpec]) -> None:
         super().__init__(conn, specs)
         self.emitted: list[EventRecord] = []  # published once the transaction commits
+        self.committed: asyncio.Future[None] | None = None  # with wait=False: its group's commit
 
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
-        async with self._conn.execute(sql, args) as cur:
-            return cur.rowcount
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, args).rowcount
 
-    async def insert_token(self, token: TokenRecord) -> None:
-        await self._exec(
+    def insert_token(self, token: TokenRecord) -> None:
+        self._exec(
             "INSERT INTO tokens (id, role, digest, description, created_at, expires_at, single_use) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (token.id, token.role.value, token.digest, token.description, ts(token.created_at),
              ts(token.expires_at), int(token.single_use)),
         )  # fmt: skip
 
-    async def mark_token(
-        self, token_id: str, *, used_at: datetime | None = None, revoked_at: datetime | None = None
-    ) -> None:
+    def mark_token(self, token_id: str, *, used_at: datetime | None = None, revoked_at: datetime | None = None) -> None:
         """Record a single-use token's use, or a revocation (whichever is given)."""
         if used_at is not None:
-            await self._exec("UPDATE tokens SET used_at = ? WHERE id = ?", (ts(used_at), token_id))
+            self._exec("UPDATE tokens SET used_at = ? WHERE id = ?", (ts(used_at), token_id))
         if revoked_at is not None:
-            await self._exec("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            self._exec("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                              (ts(revoked_at), token_id))  # fmt: skip
 
-    async def insert_workflow(
+    def insert_workflow(
         self, *, workflow_id: str, spec: WorkflowSpec, digest: str, source_yaml: str, now: datetime
     ) -> WorkflowRecord:
-        await self._exec(
+        self._exec(
             "INSERT INTO workflows (id, name, version, digest, spec_json, source_yaml, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -358,29 +351,25 @@ class Tx(Reader):
             id=workflow_id, name=spec.name, version=spec.version, digest=digest, spec=spec, created_at=now
         )
 
-    async def insert_run(
-        self, *, run_id: str, workflow_id: str, input_json: str, now: datetime, trace: RunTrace
-    ) -> None:
-        await self._exec(
+    def insert_run(self, *, run_id: str, workflow_id: str, input_json: str, now: datetime, trace: RunTrace) -> None:
+        self._exec(
             "INSERT INTO runs (id, workflow_id, status, input_json, created_at, trace_id, span_id, parent_span_id,"
             " span_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, workflow_id, RunStatus.RUNNING.value, input_json, ts(now), trace.span.trace_id,
              trace.span.span_id, trace.parent.span_id if trace.parent else "", ts(trace.started_at)),
         )  # fmt: skip
 
-    async def begin_run_span(self, run_id: str, *, span_id: str, now: datetime) -> None:
+    def begin_run_span(self, run_id: str, *, span_id: str, now: datetime) -> None:
         """A new workflow.execute span for the run (a retry), in the same trace."""
-        await self._exec("UPDATE runs SET span_id = ?, span_started_at = ? WHERE id = ?", (span_id, ts(now), run_id))
+        self._exec("UPDATE runs SET span_id = ?, span_started_at = ? WHERE id = ?", (span_id, ts(now), run_id))
 
-    async def set_run_status(
-        self, run_id: str, status: RunStatus, *, error: str = "", now: datetime | None = None
-    ) -> None:
-        await self._exec(
+    def set_run_status(self, run_id: str, status: RunStatus, *, error: str = "", now: datetime | None = None) -> None:
+        self._exec(
             "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
             (status.value, error, ts(now) if status.terminal else None, run_id),
         )
 
-    async def insert_step(
+    def insert_step(
         self,
         *,
         run_id: str,
@@ -391,9 +380,10 @@ class Tx(Reader):
         request: Resources,
         node_selector: dict[str, str],
     ) -> None:
-        await self._exec(
+        self._exec(
             "INSERT INTO steps (run_id, name, idx, depends_on, status, max_attempts, cpu_millis, "
-            "memory_bytes, node_selector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "memory_bytes, node_selector, run_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT seq FROM runs WHERE id = ?))",
             (
                 run_id,
                 name,
@@ -404,67 +394,68 @@ class Tx(Reader):
                 request.cpu_millis,
                 request.memory_bytes,
                 json.dumps(node_selector, sort_keys=True),
+                run_id,
             ),
         )
 
-    async def update_step(self, run_id: str, name: str, **fields: Any) -> None:
+    def update_step(self, run_id: str, name: str, **fields: Any) -> None:
         """Set the given columns of one step; enums and datetimes are converted."""
         if not fields:
             return
         names = sorted(fields)
         values = [_column_value(fields[n]) for n in names]
         assignments = ", ".join(f"{n} = ?" for n in names)
-        await self._exec(f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name))
+        self._exec(f"UPDATE steps SET {assignments} WHERE run_id = ? AND name = ?", (*values, run_id, name))
 
-    async def add_llm_usage(self, run_id: str, step: str, usage: LLMUsage) -> None:
+    def add_llm_usage(self, run_id: str, step: str, usage: LLMUsage) -> None:
         """Count LLM calls against the step and its run (increments: no read of other steps)."""
         values = (usage.calls, usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.cache_hits,
                   usage.replays, usage.upstream_calls)  # fmt: skip
-        await self._exec(f"UPDATE steps SET {_LLM_INCREMENTS} WHERE run_id = ? AND name = ?", (*values, run_id, step))
-        await self._exec(f"UPDATE runs SET {_LLM_INCREMENTS} WHERE id = ?", (*values, run_id))
+        self._exec(f"UPDATE steps SET {_LLM_INCREMENTS} WHERE run_id = ? AND name = ?", (*values, run_id, step))
+        self._exec(f"UPDATE runs SET {_LLM_INCREMENTS} WHERE id = ?", (*values, run_id))
 
-    async def set_grant(self, run_id: str, step: str, grant: Grant | None, *, previous: Grant | None) -> None:
+    def set_grant(self, run_id: str, step: str, grant: Grant | None, *, previous: Grant | None) -> None:
         """Reserve `grant` for the step's attempt (None: release), adjusting the run's reservation."""
 
         def part(g: Grant | None) -> tuple[float, int]:
             return (g.usd or 0.0, g.tokens or 0) if g is not None else (0.0, 0)
 
         (new_usd, new_tokens), (old_usd, old_tokens) = part(grant), part(previous)
-        await self._exec(
+        self._exec(
             "UPDATE steps SET grant_usd = ?, grant_tokens = ? WHERE run_id = ? AND name = ?",
             (None if grant is None else grant.usd, None if grant is None else grant.tokens, run_id, step),
         )
-        await self._exec(
+        self._exec(
             "UPDATE runs SET reserved_usd = MAX(0, reserved_usd + ?), reserved_tokens = MAX(0, reserved_tokens + ?)"
             " WHERE id = ?",
             (new_usd - old_usd, new_tokens - old_tokens, run_id),
         )
 
-    async def set_thresholds_met(self, run_id: str, count: int) -> None:
-        await self._exec("UPDATE runs SET thresholds_met = ? WHERE id = ?", (count, run_id))
+    def set_thresholds_met(self, run_id: str, count: int) -> None:
+        self._exec("UPDATE runs SET thresholds_met = ? WHERE id = ?", (count, run_id))
 
-    async def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
-        await self._exec(
+    def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
+        self._exec(
             "INSERT INTO attempts (run_id, step, attempt, node_id, status, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, step, attempt, node_id, AttemptStatus.ASSIGNED.value, ts(now)),
         )
 
-    async def finish_attempt(
+    def finish_attempt(
         self, run_id: str, step: str, attempt: int, *, status: AttemptStatus, error: str = "", now: datetime
     ) -> None:
-        await self._exec(
+        self._exec(
             "UPDATE attempts SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
             (status.value, error, ts(now), run_id, step, attempt),
         )
 
-    async def start_attempt(self, run_id: str, step: str, attempt: int, *, now: datetime) -> None:
-        await self._exec(
+    def start_attempt(self, run_id: str, step: str, attempt: int, *, now: datetime) -> None:
+        self._exec(
             "UPDATE attempts SET status = ?, started_at = ? WHERE run_id = ? AND step = ? AND attempt = ?",
             (AttemptStatus.RUNNING.value, ts(now), run_id, step, attempt),
         )
 
-    async def upsert_node(self, node: NodeRecord) -> None:
-        await self._exec(
+    def upsert_node(self, node: NodeRecord) -> None:
+        self._exec(
             "INSERT INTO nodes (id, name, status, isolation, sandbox_layers, labels, cpu_millis, memory_bytes, "
             "slots, version, registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, status = excluded.status, "
@@ -487,41 +478,41 @@ class Tx(Reader):
             ),
         )
 
-    async def set_node_status(self, node_id: str, status: NodeStatus) -> None:
-        await self._exec("UPDATE nodes SET status = ? WHERE id = ?", (status.value, node_id))
+    def set_node_status(self, node_id: str, status: NodeStatus) -> None:
+        self._exec("UPDATE nodes SET status = ? WHERE id = ?", (status.value, node_id))
 
-    async def set_node_drain(self, node_id: str, *, draining: bool, deadline: datetime | None) -> None:
-        await self._exec(
+    def set_node_drain(self, node_id: str, *, draining: bool, deadline: datetime | None) -> None:
+        self._exec(
             "UPDATE nodes SET draining = ?, drain_deadline = ? WHERE id = ?",
             (int(draining), ts(deadline) if draining else None, node_id),
         )
 
-    async def touch_node(self, node_id: str, *, now: datetime) -> None:
-        await self._exec("UPDATE nodes SET last_heartbeat = ? WHERE id = ?", (ts(now), node_id))
+    def touch_node(self, node_id: str, *, now: datetime) -> None:
+        self._exec("UPDATE nodes SET last_heartbeat = ? WHERE id = ?", (ts(now), node_id))
 
-    async def add_journal(self, entries: Sequence[JournalRecord]) -> None:
+    def add_journal(self, entries: Sequence[JournalRecord]) -> None:
         """Store journal entries; one already stored (a resend) is left as it is."""
         for e in entries:
-            await self._exec(
+            self._exec(
                 "INSERT OR IGNORE INTO llm_journal (run_id, step, attempt, call_index, entry_json) VALUES (?, ?, ?, ?, ?)",
                 (e.run_id, e.step, e.attempt, e.call_index, e.entry_json),
             )
 
-    async def insert_module(self, module: ModuleRecord) -> None:
-        await self._exec(
+    def insert_module(self, module: ModuleRecord) -> None:
+        self._exec(
             "INSERT OR IGNORE INTO modules (digest, size, name, created_at) VALUES (?, ?, ?, ?)",
             (module.digest, module.size, module.name, ts(module.created_at)),
         )
 
-    async def set_delivered(self, sink: str, seq: int) -> None:
+    def set_delivered(self, sink: str, seq: int) -> None:
         """Record that `sink` has delivered every event up to `seq` (never moves back)."""
-        await self._exec(
+        self._exec(
             "INSERT INTO event_deliveries (sink, seq) VALUES (?, ?)"
             " ON CONFLICT(sink) DO UPDATE SET seq = MAX(seq, excluded.seq)",
             (sink, seq),
         )
 
-    async def prune_events(self, *, before: datetime, up_to_seq: int | None, limit: int) -> int:
+    def prune_events(self, *, before: datetime, up_to_seq: int | None, limit: int) -> int:
         """Delete up to `limit` of the oldest events older than `before` (and, when given, not
         after `up_to_seq`); answers how many."""
         sql = "SELECT seq FROM events WHERE time < ?"
@@ -529,9 +520,9 @@ class Tx(Reader):
         if up_to_seq is not None:
             sql += " AND seq <= ?"
             args.append(up_to_seq)
-        return await self._exec(f"DELETE FROM events WHERE seq IN ({sql} ORDER BY seq LIMIT ?)", (*args, limit))
+        return self._exec(f"DELETE FROM events WHERE seq IN ({sql} ORDER BY seq LIMIT ?)", (*args, limit))
 
-    async def add_event(
+    def add_event(
         self,
         type: EventType,
         *,
@@ -543,11 +534,10 @@ class Tx(Reader):
         data: dict[str, Any] | None = None,
     ) -> EventRecord:
         payload = data or {}
-        async with self._conn.execute(
+        seq = self._conn.execute(
             "INSERT INTO events (type, run_id, step, attempt, node, data_json, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (type, run_id, step, attempt, node, json.dumps(payload, sort_keys=True), ts(now)),
-        ) as cur:
-            seq = cur.lastrowid
+        ).lastrowid
         event = EventRecord(
             seq=int(seq or 0),
             type=type,
@@ -582,9 +572,28 @@ class StateStore:
         return await self._db.schema_version()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._db.transaction() as conn:
-            yield Tx(conn, self._specs)
+    async def transaction(self, *, wait: bool = True, urgent: bool = True) -> AsyncIterator[Tx]:
+        """A logical transaction, durable once the `async with` ends; with `wait=False` it
+        joins the open group and returns at once (the caller then calls `commit()`); one not
+        `urgent` may wait a little for others to join its group (see `GroupCommit`)."""
+        async with self._db.transaction(wait=wait, urgent=urgent) as conn:
+            tx = Tx(conn, self._specs)
+            yield tx
+        if not wait:
+            tx.committed = self._db.pending()
+
+    async def commit(self) -> None:
+        """Commit every logical transaction that waits, with one fsync."""
+        await self._db.commit()
+
+    def set_committer(self, request: Callable[[], None] | None) -> None:
+        """Hand the group commit to an owner who calls `commit()` after `request()` (None:
+        transactions commit on their own)."""
+        self._db.set_committer(request)
+
+    @property
+    def commits(self) -> tuple[int, int]:
+        return self._db.commits
 
     async def close(self) -> None:
         await self._db.close()
@@ -605,7 +614,7 @@ _LLM_INCREMENTS = (
 )
 
 
-def _run(row: aiosqlite.Row) -> RunRecord:
+def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         seq=row["seq"],
         id=row["id"],
@@ -626,7 +635,7 @@ def _run(row: aiosqlite.Row) -> RunRecord:
     )
 
 
-def _llm_usage(row: aiosqlite.Row) -> LLMUsage:
+def _llm_usage(row: sqlite3.Row) -> LLMUsage:
     return LLMUsage(
         calls=row["llm_calls"],
         input_tokens=row["llm_input_tokens"],
@@ -638,7 +647,7 @@ def _llm_usage(row: aiosqlite.Row) -> LLMUsage:
     )
 
 
-def _step(row: aiosqlite.Row) -> StepRecord:
+def _step(row: sqlite3.Row) -> StepRecord:
     return StepRecord(
         run_id=row["run_id"],
         name=row["name"],
@@ -668,7 +677,25 @@ def _step(row: aiosqlite.Row) -> StepRecord:
     )
 
 
-def _token(row: aiosqlite.Row) -> TokenRecord:
+_NO_SELECTOR = "{}"
+
+
+def _ready(row: sqlite3.Row) -> ReadyRow:
+    selector = row["node_selector"]
+    return ReadyRow(
+        run_id=row["run_id"],
+        name=row["name"],
+        idx=row["idx"],
+        attempt=row["attempt"],
+        request=Resources(cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=1),
+        node_selector={} if selector == _NO_SELECTOR else json.loads(selector),
+        not_before=parse_ts(row["not_before"]),
+        blocked=row["blocked"],
+        run_seq=row["run_seq"],
+    )
+
+
+def _token(row: sqlite3.Row) -> TokenRecord:
     return TokenRecord(
         id=row["id"],
         role=Role(row["role"]),
@@ -682,7 +709,7 @@ def _token(row: aiosqlite.Row) -> TokenRecord:
     )
 
 
-def _node(row: aiosqlite.Row) -> NodeRecord:
+def _node(row: sqlite3.Row) -> NodeRecord:
     return NodeRecord(
         id=row["id"],
         name=row["name"],
@@ -699,13 +726,13 @@ def _node(row: aiosqlite.Row) -> NodeRecord:
     )
 
 
-def _module(row: aiosqlite.Row) -> ModuleRecord:
+def _module(row: sqlite3.Row) -> ModuleRecord:
     return ModuleRecord(
         digest=row["digest"], size=row["size"], name=row["name"], created_at=_required_ts(row["created_at"])
     )
 
 
-def _run_trace(row: aiosqlite.Row) -> RunTrace | None:
+def _run_trace(row: sqlite3.Row) -> RunTrace | None:
     if not row["trace_id"] or not row["span_id"]:
         return None
     parent = TraceRef(trace_id=row["trace_id"], span_id=row["parent_span_id"]) if row["parent_span_id"] else None
@@ -730,7 +757,7 @@ def _event_where(where: EventWhere | None) -> tuple[str, list[Any]]:
     return sql, args
 
 
-def _event(row: aiosqlite.Row) -> EventRecord:
+def _event(row: sqlite3.Row) -> EventRecord:
     return EventRecord(
         seq=row["seq"],
         type=EventType(row["type"]),

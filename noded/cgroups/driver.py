@@ -5,16 +5,25 @@ Lifecycle of a node: `open_driver` → `setup()` → `cleanup_stale()` → per w
 
 - `setup()` is idempotent and raises `CgroupError` naming the path, the operation and the
   errno when the hierarchy is unusable; the other calls need it to have succeeded.
-- `create` derives a directory name from its argument (`naming.slug`) and raises
-  `CgroupError` if a cgroup of that name exists; it leaves nothing behind when it fails.
+- Step cgroups are pooled (`noded.cgroups.pool`): directories `steps/pool-<n>`, each lent
+  to one step at a time. `create` takes an idle one (or makes one when none is idle) and
+  rewrites all of its limits, so nothing of an earlier step's survives. The name given to
+  `create` (`naming.slug` of its argument) is the step's, for logs and errors; `create`
+  raises `CgroupError` (errno EEXIST) if a running step has it. It leaves nothing behind
+  when it fails.
 - `attach` moves a process with all its threads. If it fails half-way (v1 writes one
   `cgroup.procs` per hierarchy), `release(pid)` puts the process back.
-- `release` reads the stats, moves the process (if alive) back to the workers cgroup and
-  removes the step cgroup, waiting briefly for exiting tasks. It is safe to call after a
-  failed `attach` and more than once: after one full success later calls only return the
-  same stats; after a `CgroupError` a later call retries what is left.
+- `release` reads the step's own stats (counters are reset or taken as the difference from
+  when the step began), moves the process (if alive) back to the workers cgroup and returns
+  the cgroup to the pool once it is empty, waiting briefly for exiting tasks. A cgroup that
+  still holds tasks after that has them killed and is removed, never lent again; one with
+  tasks not yet reaped or too much memory still charged to it is removed too, as are those
+  beyond the pool's bound. It is safe to call after a failed `attach` and more than once:
+  after one full success later calls only return the same stats; after a `CgroupError` a
+  later call retries what is left.
 - `cleanup_stale` SIGKILLs whatever is in step cgroups left over from an earlier run and
-  removes them. `teardown` removes the node's cgroups that are empty and leaves busy ones.
+  removes them, pooled ones included. `teardown` removes the pool and the node's cgroups
+  that are empty, and leaves busy ones.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ class StepCgroup(Protocol):
         """Move process `pid` (all its threads) into this cgroup."""
 
     def release(self, pid: int | None) -> CgroupStats:
-        """Read the stats, move `pid` (if alive) back to the workers cgroup, remove this cgroup."""
+        """Read the step's stats, move `pid` (if alive) back to the workers cgroup, return this cgroup to the pool."""
 
 
 class CgroupDriver(Protocol):
@@ -57,13 +66,13 @@ class CgroupDriver(Protocol):
         """Put a new, idle worker into the node's workers cgroup."""
 
     def create(self, name: str, limits: StepLimits) -> StepCgroup:
-        """Create the cgroup of one step, limits applied."""
+        """The cgroup of one step, from the pool (or new), with `limits` written."""
 
     def cleanup_stale(self) -> int:
         """Kill what is in leftover step cgroups of an earlier run and remove them; how many there were."""
 
     def teardown(self) -> None:
-        """Remove the node's hierarchy where it is empty."""
+        """Remove the pool, and the node's hierarchy where it is empty."""
 
 
 def open_driver(

@@ -4,23 +4,53 @@ For each of the memory, cpu and pids hierarchies (and cpuacct, for CPU usage, wh
 mounted on its own; `cpu,cpuacct` co-mounted is one hierarchy) the node's cgroups sit
 under this process's own cgroup in that hierarchy, as `/proc/self/cgroup` names it::
 
-    <mount>/<own path>/agentflow/<node>/workers/        idle workers
-    <mount>/<own path>/agentflow/<node>/steps/<step>/   one running step
+    <mount>/<own path>/agentflow/<node>/workers/          idle workers
+    <mount>/<own path>/agentflow/<node>/steps/pool-<n>/   one step cgroup, running a step or idle
 
-e.g. `/sys/fs/cgroup/memory/system.slice/noded.service/agentflow/node-1/steps/<step>`.
+e.g. `/sys/fs/cgroup/memory/system.slice/noded.service/agentflow/node-1/steps/pool-0`.
 Each hierarchy's mount is looked up as `<root>/<controllers joined by ",">` and then as
 `<root>/<controller>` (the usual symlinks). Under systemd, `Delegate=yes` on the unit keeps
 systemd from rearranging the cgroups below the service's own.
 
-A step cgroup gets `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` set to the same
-value where swap accounting offers it (so the step cannot swap; refusals are ignored),
-`cpu.cfs_period_us`/`cpu.cfs_quota_us` and `pids.max`. v1 does not move memory charges
-with a task by default, so the step's limit covers what the worker allocates once
-attached, not its warm-up.
+Step cgroups come from a pool (`noded.cgroups.pool`): the directories are
+`steps/pool-<n>`, lent to one step after another. Taking one rewrites all of its limits:
+`memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` set to the same value where swap
+accounting offers it (so the step cannot swap; refusals are ignored), `cpu.cfs_period_us`/
+`cpu.cfs_quota_us`, `cpu.cfs_burst_us` where the kernel has it, and `pids.max`. The order
+matters to the kernel when limits shrink or grow: memsw must never be below the memory limit
+(so it is lifted to -1 first) and a burst never above the quota (so it is zeroed first);
+either would fail the write with EINVAL.
 
-OOM kills are counted from the `oom_kill` line of `memory.oom_control` (Linux 4.13+); on
-older kernels `oom_kills` is 0. `memory.failcnt` is not used: on some newer kernels (seen
-on 6.18) it stays 0 even when the limit is hit and the step is OOM-killed.
+Stats are the step's own:
+
+- peak memory: `memory.max_usage_in_bytes` is reset (writing 0 sets it to the current
+  usage) as the step begins, so it includes the little (at most `pool.POOL_CHARGE_MAX`) an
+  earlier step may have left charged;
+- CPU: `cpuacct.usage` is reset to 0 as the step begins;
+- OOM kills: the `oom_kill` line of `memory.oom_control` (Linux 4.13+; on older kernels
+  `oom_kills` is 0) cannot be reset, so the step reports how much it grew.
+  `memory.failcnt` is not used: on some newer kernels (seen on 6.18) it stays 0 even when
+  the limit is hit and the step is OOM-killed.
+
+v1 does not move memory charges with a task by default, so the step's limit covers what
+the worker allocates once attached, not its warm-up; and what it allocated during the step
+and kept stays charged to the step cgroup after it moves out. Measured on Linux 6.18
+without swap:
+
+- the charge left behind counts against the next step: with 40 MiB left in a cgroup, a
+  step allocating 30 MiB under a 64 MiB limit was OOM-killed; a limit below what is still
+  charged is refused (EBUSY);
+- a real warm worker left 2 MiB after its first step and 6-7 MiB in all after a step that
+  allocated 38 MiB (its heap grows and stays), barely more over further steps;
+- `memory.force_empty` reclaims page cache left behind (a step that wrote a 32 MiB file)
+  but not anonymous memory, which without swap has nowhere to go, and takes 0.5-7 ms.
+
+So as a cgroup comes back the pool reads `memory.usage_in_bytes`: at most
+`pool.POOL_CHARGE_MAX` and it is pooled as is; above that `memory.force_empty` is written
+(only then, for its cost), and if the charge is still above the threshold the cgroup is
+removed and the charge goes with it. `memory.move_charge_at_immigrate`, which moved the
+pages with the task, is no way out: deprecated with a warning since 6.3, and here (6.18)
+writing 1 to it fails with EINVAL.
 
 Tested against the real v1 hierarchies of a host that mounts them
 (`tests/noded/cgroups/test_cgroups_v1.py`) and against plain directory trees for layouts
@@ -31,6 +61,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +70,8 @@ from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
-from noded.cgroups.step import FileStepCgroup
+from noded.cgroups.pool import Controls, StepPool
+from noded.cgroups.step import FileStepCgroup, Slot
 from noded.isolation import CGROUP_ROOT, V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
@@ -73,6 +105,7 @@ class V1Driver:
         self.root = root
         self.proc_self_cgroup = proc_self_cgroup
         self._hierarchies: tuple[_Hierarchy, ...] | None = None
+        self.pool = StepPool(layout=self._layout, controls=CONTROLS)
 
     def node_dir(self, controller: str) -> Path:
         """`…/agentflow/<node>` in `controller`'s hierarchy (after `setup`)."""
@@ -90,32 +123,12 @@ class V1Driver:
             fs.write(h.workers / "cgroup.procs", pid)
 
     def create(self, name: str, limits: StepLimits) -> FileStepCgroup:
-        hierarchies = self._require()
-        name = slug(name)
-        paths = {c: h.steps / name for h in hierarchies for c in h.controllers}
-        step = FileStepCgroup(
-            name,
-            placements=[(h.steps / name, h.workers) for h in hierarchies],
-            paths=paths,
-            read_stats=lambda: _read_stats(paths),
-        )
-        made: list[Path] = []
-        try:
-            for d in step.dirs:
-                fs.make_dir(d, exist_ok=False)
-                made.append(d)
-            _apply(paths, limits)
-        except CgroupError:
-            for d in reversed(made):
-                try:
-                    fs.remove(d)
-                except CgroupError as e:
-                    log.warning("could not remove %s after a failed create: %s", d, e)
-            raise
-        return step
+        self._require()
+        return self.pool.take(slug(name), limits)
 
     def cleanup_stale(self) -> int:
         hierarchies = self._require()
+        self.pool.forget_idle()
         names = sorted({d.name for h in hierarchies for d in fs.child_dirs(h.steps)})
         for name in names:
             for h in hierarchies:
@@ -124,12 +137,21 @@ class V1Driver:
         return len(names)
 
     def teardown(self) -> None:
+        self.pool.drain()
         for h in self._hierarchies or ():
             busy = [e for d in (h.steps, h.workers) if (e := fs.remove_if_idle(d))]
             for e in busy:
                 log.warning("left %s in place: %s", e.path, e)
             if not busy and fs.remove_if_idle(h.node_dir) is None:
                 fs.remove_if_idle(h.node_dir.parent)  # agentflow/, which other nodes may share
+
+    def _layout(self, name: str) -> Slot:
+        hierarchies = self._require()
+        return Slot(
+            name,
+            placements=tuple((h.steps / name, h.workers) for h in hierarchies),
+            paths={c: h.steps / name for h in hierarchies for c in h.controllers},
+        )
 
     def _require(self) -> tuple[_Hierarchy, ...]:
         if self._hierarchies is None:
@@ -181,30 +203,76 @@ class V1Driver:
         )
 
 
-def _apply(paths: dict[str, Path], limits: StepLimits) -> None:
+def _apply(paths: Mapping[str, Path], limits: StepLimits) -> None:
     memory = paths["memory"]
-    fs.write(memory / "memory.limit_in_bytes", limits.memory_bytes)
     memsw = memory / "memory.memsw.limit_in_bytes"
-    if memsw.exists():
-        try:
-            fs.write(memsw, limits.memory_bytes)
-        except CgroupError as e:
-            if e.errno not in (errno.EINVAL, errno.EACCES):
-                raise
+    has_memsw = memsw.exists()
+    if has_memsw:
+        _write_memsw(memsw, -1)  # memsw may not be below the memory limit, which may be about to grow
+    fs.write(memory / "memory.limit_in_bytes", limits.memory_bytes)
+    if has_memsw:
+        _write_memsw(memsw, limits.memory_bytes)
     cpu = paths["cpu"]
+    burst = cpu / "cpu.cfs_burst_us"
+    has_burst = burst.exists()
+    if has_burst:
+        fs.write(burst, 0)  # a burst above the quota, which may be about to shrink, is refused
     fs.write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
     fs.write(cpu / "cpu.cfs_quota_us", limits.cpu_quota_us or -1)
-    burst = cpu / "cpu.cfs_burst_us"
-    if limits.cpu_quota_us and burst.exists():
+    if limits.cpu_quota_us and has_burst:
         fs.write(burst, limits.cpu_quota_us)  # see limits.CPU_BURST
     fs.write(paths["pids"] / "pids.max", limits.pids_max)
 
 
-def _read_stats(paths: dict[str, Path]) -> CgroupStats:
+def _write_memsw(memsw: Path, value: int) -> None:
+    """Write the memory+swap limit; a kernel that refuses it (no swap accounting) is ignored."""
+    try:
+        fs.write(memsw, value)
+    except CgroupError as e:
+        if e.errno not in (errno.EINVAL, errno.EACCES):
+            raise
+
+
+def _begin(paths: Mapping[str, Path], fresh: bool) -> Callable[[], CgroupStats]:
+    """Reset the peak and the CPU usage, record the OOM kills so far; the step's stats reader."""
+    memory = paths["memory"]
+    usage = paths.get(USAGE_CONTROLLER)
+    if not fresh:
+        _reset(memory / "memory.max_usage_in_bytes")
+        if usage is not None:
+            _reset(usage / "cpuacct.usage")
+    oom_kills = _oom_kills(memory)
+    return lambda: _read_stats(paths, oom_kills_before=oom_kills)
+
+
+def _reset(counter: Path) -> None:
+    """Write 0 to a counter that has it (a plain tree may lack it: it stays absent)."""
+    if counter.exists():
+        fs.write(counter, 0)
+
+
+def _oom_kills(memory: Path) -> int:
+    return fs.read_keyed(memory / "memory.oom_control").get("oom_kill", 0)
+
+
+def _read_stats(paths: Mapping[str, Path], *, oom_kills_before: int) -> CgroupStats:
     memory = paths["memory"]
     usage = paths.get(USAGE_CONTROLLER)
     return CgroupStats(
         memory_peak_bytes=fs.read_int(memory / "memory.max_usage_in_bytes"),
-        oom_kills=fs.read_keyed(memory / "memory.oom_control").get("oom_kill", 0),
+        oom_kills=max(_oom_kills(memory) - oom_kills_before, 0),
         cpu_usage_ns=fs.read_int(usage / "cpuacct.usage") if usage else None,
     )
+
+
+def _charge(paths: Mapping[str, Path]) -> int | None:
+    return fs.read_int(paths["memory"] / "memory.usage_in_bytes")
+
+
+def _reclaim(paths: Mapping[str, Path]) -> None:
+    force_empty = paths["memory"] / "memory.force_empty"
+    if force_empty.exists():
+        fs.write(force_empty, 0)
+
+
+CONTROLS = Controls(apply=_apply, begin=_begin, charge=_charge, reclaim=_reclaim)

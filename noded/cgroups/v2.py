@@ -2,9 +2,10 @@
 
 Layout, with `<own>` the path on the `0::` line of `/proc/self/cgroup`::
 
-    <own>/daemon/        noded itself
-    <own>/workers/       idle workers
-    <own>/steps/<step>/  one running step: memory.max, memory.swap.max=0, cpu.max, pids.max
+    <own>/daemon/          noded itself
+    <own>/workers/         idle workers
+    <own>/steps/pool-<n>/  one step cgroup, running a step or idle: memory.max, memory.swap.max=0,
+                           cpu.max, cpu.max.burst, pids.max
 
 cgroup v2 allows processes only in leaves once a cgroup hands controllers to its children
 ("no internal processes"), so `setup` first moves noded into `<own>/daemon`, then writes
@@ -24,8 +25,25 @@ noded needs a subtree it may write to. Under systemd that is `Delegate=yes` in t
 `teardown` removes `workers/` and `steps/` when they are empty and leaves `daemon/`, which
 noded is in; systemd removes the unit's cgroup when the service stops.
 
-Stats come from `memory.peak` (Linux 5.19+; None without it), the `oom_kill` line of
-`memory.events` and `usage_usec` of `cpu.stat`.
+Step cgroups come from a pool (`noded.cgroups.pool`) and are lent to one step after
+another; taking one rewrites every limit (`cpu.max.burst` is zeroed before `cpu.max` is
+written, since the kernel refuses a quota below the burst). Stats are the step's own:
+
+- OOM kills, the `oom_kill` line of `memory.events`, and CPU, `usage_usec` of `cpu.stat`,
+  are cumulative and cannot be reset: the step reports how much they grew.
+- Peak memory, `memory.peak` (Linux 5.19+; None without it): since Linux 6.12 writing to
+  it resets the watermark to the current usage, for reads through the same open file only.
+  The step opens it, writes, and reads it through that descriptor at release. On kernels
+  where the write is refused (5.19-6.11) a reused cgroup reports None, not the cumulative
+  value: that is the peak of every step the cgroup ever ran, which would charge a small
+  step with a big predecessor's memory, whereas None lets the runner fall back to the
+  worker's own figure. A cgroup fresh from mkdir still reports its `memory.peak`, which is
+  this step's alone.
+
+As on v1, what a worker keeps of what it allocated in a step stays charged to the step
+cgroup (v2 never moves charges); the pool removes a cgroup that comes back with more than
+`pool.POOL_CHARGE_MAX` of `memory.current` after asking the kernel to reclaim it with
+`memory.reclaim` (Linux 5.19+).
 
 The driver only reads, writes, makes and removes files and directories, and is tested
 against a plain temporary tree shaped like cgroupfs (`tests/noded/cgroups/
@@ -37,6 +55,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from agentflow.vocabulary import Isolation
@@ -44,7 +63,8 @@ from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
-from noded.cgroups.step import FileStepCgroup
+from noded.cgroups.pool import Controls, StepPool
+from noded.cgroups.step import FileStepCgroup, Slot
 from noded.isolation import CGROUP_ROOT, V2_CONTROLLERS
 
 log = logging.getLogger(__name__)
@@ -65,6 +85,7 @@ class V2Driver:
         self.root = root
         self.proc_self_cgroup = proc_self_cgroup
         self._own: Path | None = None
+        self.pool = StepPool(layout=self._layout, controls=CONTROLS)
 
     @property
     def own(self) -> Path:
@@ -106,27 +127,11 @@ class V2Driver:
         fs.write(self._require() / "workers" / "cgroup.procs", pid)
 
     def create(self, name: str, limits: StepLimits) -> FileStepCgroup:
-        own = self._require()
-        name = slug(name)
-        step_dir = own / "steps" / name
-        step = FileStepCgroup(
-            name,
-            placements=[(step_dir, own / "workers")],
-            paths=dict.fromkeys(V2_CONTROLLERS, step_dir),
-            read_stats=lambda: _read_stats(step_dir),
-        )
-        fs.make_dir(step_dir, exist_ok=False)
-        try:
-            _apply(step_dir, limits)
-        except CgroupError:
-            try:
-                fs.remove(step_dir)
-            except CgroupError as e:
-                log.warning("could not remove %s after a failed create: %s", step_dir, e)
-            raise
-        return step
+        self._require()
+        return self.pool.take(slug(name), limits)
 
     def cleanup_stale(self) -> int:
+        self.pool.forget_idle()
         leftovers = fs.child_dirs(self._require() / "steps")
         for d in leftovers:
             fs.remove(d, timeout_s=STALE_TIMEOUT_S, kill=True)
@@ -136,9 +141,15 @@ class V2Driver:
     def teardown(self) -> None:
         if self._own is None:
             return
+        self.pool.drain()
         for d in (self._own / "steps", self._own / "workers"):
             if busy := fs.remove_if_idle(d):
                 log.warning("left %s in place: %s", d, busy)
+
+    def _layout(self, name: str) -> Slot:
+        own = self._require()
+        step_dir = own / "steps" / name
+        return Slot(name, placements=((step_dir, own / "workers"),), paths=dict.fromkeys(V2_CONTROLLERS, step_dir))
 
     def _require(self) -> Path:
         if self._own is None:
@@ -169,16 +180,104 @@ def _apply(step_dir: Path, limits: StepLimits) -> None:
     if (step_dir / "memory.swap.max").exists():
         fs.write(step_dir / "memory.swap.max", 0)
     quota = limits.cpu_quota_us
+    burst = step_dir / "cpu.max.burst"
+    has_burst = burst.exists()
+    if has_burst:
+        fs.write(burst, 0)  # a burst above the quota, which may be about to shrink, is refused
     fs.write(step_dir / "cpu.max", f"{quota if quota else 'max'} {CPU_PERIOD_US}")
-    if quota and (step_dir / "cpu.max.burst").exists():
-        fs.write(step_dir / "cpu.max.burst", quota)  # see limits.CPU_BURST
+    if quota and has_burst:
+        fs.write(burst, quota)  # see limits.CPU_BURST
     fs.write(step_dir / "pids.max", limits.pids_max)
 
 
-def _read_stats(step_dir: Path) -> CgroupStats:
-    usage_usec = fs.read_keyed(step_dir / "cpu.stat").get("usage_usec")
+def _begin(step_dir: Path, fresh: bool) -> Callable[[], CgroupStats]:
+    """Record the OOM kills and CPU usage so far and reset the peak; the step's stats reader."""
+    oom_kills = _oom_kills(step_dir)
+    usage_usec = _usage_usec(step_dir) or 0
+    peak = Peak(step_dir / "memory.peak", fresh=fresh)
+    return lambda: _read_stats(step_dir, peak, oom_kills_before=oom_kills, usage_usec_before=usage_usec)
+
+
+def _oom_kills(step_dir: Path) -> int:
+    return fs.read_keyed(step_dir / "memory.events").get("oom_kill", 0)
+
+
+def _usage_usec(step_dir: Path) -> int | None:
+    return fs.read_keyed(step_dir / "cpu.stat").get("usage_usec")
+
+
+def _read_stats(step_dir: Path, peak: Peak, *, oom_kills_before: int, usage_usec_before: int) -> CgroupStats:
+    usage_usec = _usage_usec(step_dir)
     return CgroupStats(
-        memory_peak_bytes=fs.read_int(step_dir / "memory.peak"),
-        oom_kills=fs.read_keyed(step_dir / "memory.events").get("oom_kill", 0),
-        cpu_usage_ns=usage_usec * 1000 if usage_usec is not None else None,
+        memory_peak_bytes=peak.read(),
+        oom_kills=max(_oom_kills(step_dir) - oom_kills_before, 0),
+        cpu_usage_ns=max(usage_usec - usage_usec_before, 0) * 1000 if usage_usec is not None else None,
     )
+
+
+class Peak:
+    """One step's `memory.peak`: read through a descriptor whose watermark was reset as it began.
+
+    Writing to `memory.peak` resets it (to the current usage) only for reads through the
+    same open file, on Linux 6.12+; earlier kernels refuse the write (or the open for
+    writing). Without the reset the value is this step's only if the cgroup is fresh.
+    """
+
+    def __init__(self, path: Path, *, fresh: bool) -> None:
+        self._path = path
+        self._fresh = fresh
+        self._fd = _open_reset(path)
+
+    def read(self) -> int | None:
+        """The step's peak (None if unknown); closes the descriptor, so a second read is None."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            fresh, self._fresh = self._fresh, False
+            return fs.read_int(self._path) if fresh else None
+        try:
+            text = os.pread(fd, 64, 0).decode()
+        except OSError as e:
+            raise CgroupError(f"cannot read {self._path}: {fs.describe(e)}", path=self._path, errno=e.errno) from e
+        finally:
+            os.close(fd)
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise CgroupError(f"{self._path}: expected an integer, got {text.strip()!r}", path=self._path) from None
+
+
+def _open_reset(path: Path) -> int | None:
+    """`path` opened for reading and writing with a write done (the per-descriptor reset), or None."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None  # no memory.peak (before 5.19), or one that cannot be written
+    try:
+        os.write(fd, b"reset")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _charge(step_dir: Path) -> int | None:
+    return fs.read_int(step_dir / "memory.current")
+
+
+def _reclaim(step_dir: Path) -> None:
+    charge = fs.read_int(step_dir / "memory.current")
+    if charge and (step_dir / "memory.reclaim").exists():
+        fs.write(step_dir / "memory.reclaim", charge)
+
+
+def _step_dir(paths: Mapping[str, Path]) -> Path:
+    """The one directory of a v2 step cgroup (every controller's)."""
+    return paths["memory"]
+
+
+CONTROLS = Controls(
+    apply=lambda paths, limits: _apply(_step_dir(paths), limits),
+    begin=lambda paths, fresh: _begin(_step_dir(paths), fresh),
+    charge=lambda paths: _charge(_step_dir(paths)),
+    reclaim=lambda paths: _reclaim(_step_dir(paths)),
+)

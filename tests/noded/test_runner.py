@@ -16,6 +16,7 @@ import pytest
 from disks import fill, mounted_tmpfs
 from jobs import digest_of
 from prometheus_client import CollectorRegistry
+from waiting import eventually
 
 from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, ManualClock
@@ -180,7 +181,7 @@ async def test_on_a_real_full_disk_the_result_is_sent_and_saved_once_space_retur
             result = await sent.result("s")  # sent at once, not held until a reconnect
             assert result.outcome == StepOutcome.SUCCEEDED
             assert json.loads(result.output_json)["input"] == {"greeting": "full"}
-            assert runner.unsaved_count == 1
+            await eventually(lambda: runner.unsaved_count == 1, what="the outbox refusing the result")
             with pytest.raises(StateFull, match="the disk is full"):
                 await state.put_result(dataclasses.replace(result, key=AttemptKey("r1", "other", 1)))
 
@@ -192,9 +193,8 @@ async def test_on_a_real_full_disk_the_result_is_sent_and_saved_once_space_retur
             filler.unlink()  # space is back: the next retry writes it to the outbox
             await clock.wait_for_sleepers()
             await clock.advance(OUTBOX_RETRY_INTERVAL)
-            saved = await state.pending_results()
-            assert saved == [result]
-            assert runner.unsaved_count == 0
+            await eventually(lambda: runner.unsaved_count == 0, what="the retry saving the result")
+            assert await state.pending_results() == [result]
         finally:
             await state.close()
 

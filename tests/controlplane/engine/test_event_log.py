@@ -29,7 +29,7 @@ def engine(bare_engine: Engine) -> Engine:
 async def add(engine: Engine, *events: tuple[EventType, str]) -> None:
     async with engine.core.tx() as tx:
         for type, run_id in events:
-            await tx.add_event(type, now=engine.core.clock.now(), run_id=run_id, step="s" if run_id else "")
+            tx.add_event(type, now=engine.core.clock.now(), run_id=run_id, step="s" if run_id else "")
 
 
 async def collect(stream: AsyncIterator[EventRecord]) -> list[tuple[int, str, str]]:
@@ -97,7 +97,7 @@ async def test_retention_prunes_old_events_but_only_those_the_sink_delivered(eng
     await clock.advance(timedelta(days=8))
     await add(engine, (EventType.AGENT_STARTED, "a"))  # seq 5, at day 8
     async with engine.core.store.transaction() as tx:
-        await tx.set_delivered("nats", 2)
+        tx.set_delivered("nats", 2)
 
     with_sink = EventRetention(engine.core, keep=timedelta(days=7), sink="nats")
     assert await with_sink.prune_once() == 2  # 1 and 2: old and delivered; 3 and 4 wait for NATS

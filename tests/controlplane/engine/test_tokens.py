@@ -46,14 +46,14 @@ async def test_revocation_and_single_use_survive_a_restart(core: Core) -> None:
     _, join_token = await tokens.create(Role.NODE, ttl=None, single_use=True)
     await tokens.revoke(viewer.id)
     async with core.tx() as tx:
-        await tokens.consume_join(tx, join_token, node="n1", now=core.clock.now())
+        tokens.consume_join(tx, join_token, node="n1", now=core.clock.now())
     again = Tokens(core)
     await again.load()  # what a restarted control plane reads
     with pytest.raises(Unauthenticated, match="was revoked"):
         again.authenticate(viewer_token, what="ListRuns")
     async with core.tx() as tx:
         with pytest.raises(Unauthenticated, match="was for one use and has been used"):
-            await again.consume_join(tx, join_token, node="n2", now=core.clock.now())
+            again.consume_join(tx, join_token, node="n2", now=core.clock.now())
 
 
 async def test_only_join_tokens_register_nodes(core: Core) -> None:
@@ -61,9 +61,9 @@ async def test_only_join_tokens_register_nodes(core: Core) -> None:
     _, admin = await tokens.create(Role.ADMIN, ttl=None)
     async with core.tx() as tx:
         with pytest.raises(PermissionDenied, match="is a admin token, not a join token"):
-            await tokens.consume_join(tx, admin, node="n1", now=core.clock.now())
+            tokens.consume_join(tx, admin, node="n1", now=core.clock.now())
         with pytest.raises(Unauthenticated, match='node "n1" is new here and needs a join token'):
-            await tokens.consume_join(tx, "", node="n1", now=core.clock.now())
+            tokens.consume_join(tx, "", node="n1", now=core.clock.now())
     with pytest.raises(InvalidArgument, match="only join tokens"):
         await tokens.create(Role.VIEWER, ttl=None, single_use=True)
     with pytest.raises(InvalidArgument, match="ttl: must be positive"):

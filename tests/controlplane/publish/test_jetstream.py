@@ -40,7 +40,7 @@ async def add_events(engine: Engine, count: int, *, run_id: str = "run-1") -> No
         for i in range(count):
             type = types[i % len(types)]
             node = "alpha" if type.about_a_node else ""
-            await tx.add_event(type, now=engine.core.clock.now(), run_id="" if node else run_id,
+            tx.add_event(type, now=engine.core.clock.now(), run_id="" if node else run_id,
                                step=f"s{i}", node=node, data={"i": i})  # fmt: skip
 
 
@@ -105,7 +105,7 @@ async def test_events_reach_their_streams_in_order_with_their_ids(
         assert stream == sorted(stream)
     assert seqs["METRICS"] == [3, 7, 13]  # the second batch starts the cycle of types again
     assert seqs["NODES"] == [4, 8, 14]
-    assert await engine.core.store.read.delivered_seq(NATS_SINK) == 16
+    assert engine.core.store.read.delivered_seq(NATS_SINK) == 16
     first = (await stream_messages(js, "WORKFLOWS"))[0]
     body = json.loads(first.data)
     assert first.subject == "agent.started"
@@ -150,7 +150,7 @@ async def test_a_restarted_publisher_resumes_past_what_the_streams_already_hold(
     # As if it had crashed after publishing, before saving its position.
     with sqlite3.connect(engine.core.store.path) as db:
         db.execute("UPDATE event_deliveries SET seq = 2 WHERE sink = ?", (NATS_SINK,))
-    assert await engine.core.store.read.delivered_seq(NATS_SINK) == 2
+    assert engine.core.store.read.delivered_seq(NATS_SINK) == 2
     assert await last_published_seq(js, engine.core.store_id) == 9
 
     async with JetStreamPublisher(engine.core, nats_server.url) as again:

@@ -54,7 +54,7 @@ async def test_migrations_reach_the_latest_version_and_reopening_is_a_no_op(tmp_
     try:
         assert await store.schema_version() == len(MIGRATIONS)
         async with store.transaction() as tx:
-            await tx.insert_module(module())
+            tx.insert_module(module())
     finally:
         await store.close()
     tables = schema(path)
@@ -65,7 +65,7 @@ async def test_migrations_reach_the_latest_version_and_reopening_is_a_no_op(tmp_
     store = await StateStore.open(path)
     try:
         assert await store.schema_version() == len(MIGRATIONS)
-        assert await store.read.module(DIGEST) == module()
+        assert store.read.module(DIGEST) == module()
     finally:
         await store.close()
     assert schema(path) == tables
@@ -91,37 +91,37 @@ async def test_the_database_is_in_wal_mode(store: StateStore) -> None:
 async def seed(tx: Tx) -> None:
     """A workflow, a run of it and its one step."""
     spec = resolve_modules(load_workflow(ONE_STEP, source="one.yaml"), {"./echo.wasm": DIGEST})
-    await tx.insert_workflow(workflow_id="wf-1", spec=spec, digest="sha256:" + "cd" * 32, source_yaml="", now=NOW)
-    await tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW, trace=TRACE)
-    await tx.insert_step(
+    tx.insert_workflow(workflow_id="wf-1", spec=spec, digest="sha256:" + "cd" * 32, source_yaml="", now=NOW)
+    tx.insert_run(run_id="run-1", workflow_id="wf-1", input_json="null", now=NOW, trace=TRACE)
+    tx.insert_step(
         run_id="run-1", name="only", idx=0, depends_on=(), max_attempts=1,
         request=Resources(cpu_millis=100, memory_bytes=1, slots=1), node_selector={},
     )  # fmt: skip
-    await tx.add_event("workflow.started", now=NOW, run_id="run-1")
+    tx.add_event("workflow.started", now=NOW, run_id="run-1")
 
 
 async def test_a_transaction_that_raises_leaves_no_partial_writes(store: StateStore) -> None:
     with pytest.raises(RuntimeError, match="half way"):
         async with store.transaction() as tx:
-            await tx.insert_module(module())
+            tx.insert_module(module())
             await seed(tx)
             # the transaction sees its own writes
-            assert await tx.module(DIGEST) is not None
-            assert [s.name for s in await tx.steps("run-1")] == ["only"]
+            assert tx.module(DIGEST) is not None
+            assert [s.name for s in tx.steps("run-1")] == ["only"]
             raise RuntimeError("half way")
 
-    assert await store.read.module(DIGEST) is None
-    assert await store.read.run("run-1") is None
-    assert await store.read.events(run_id="run-1") == []
+    assert store.read.module(DIGEST) is None
+    assert store.read.run("run-1") is None
+    assert store.read.events(run_id="run-1") == []
     for table in ("modules", "workflows", "runs", "steps", "events"):
         assert count(store.path, table) == 0, table
 
     # the store is usable afterwards, and the same writes commit
     async with store.transaction() as tx:
-        await tx.insert_module(module())
+        tx.insert_module(module())
         await seed(tx)
-    assert await store.read.module(DIGEST) == module()
-    assert [s.name for s in await store.read.steps("run-1")] == ["only"]
+    assert store.read.module(DIGEST) == module()
+    assert [s.name for s in store.read.steps("run-1")] == ["only"]
 
 
 async def test_a_cancelled_transaction_leaves_no_partial_writes(store: StateStore) -> None:
@@ -129,7 +129,7 @@ async def test_a_cancelled_transaction_leaves_no_partial_writes(store: StateStor
 
     async def writer() -> None:
         async with store.transaction() as tx:
-            await tx.insert_module(module())
+            tx.insert_module(module())
             inside.set()
             await asyncio.sleep(60)
 
@@ -139,17 +139,17 @@ async def test_a_cancelled_transaction_leaves_no_partial_writes(store: StateStor
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await store.read.module(DIGEST) is None
+    assert store.read.module(DIGEST) is None
     async with asyncio.timeout(5), store.transaction() as tx:
-        await tx.insert_module(module("sha256:" + "ef" * 32))
-    assert [m.digest for m in await store.read.modules()] == ["sha256:" + "ef" * 32]
+        tx.insert_module(module("sha256:" + "ef" * 32))
+    assert [m.digest for m in store.read.modules()] == ["sha256:" + "ef" * 32]
 
 
 async def test_readers_see_only_committed_data(store: StateStore) -> None:
     async with store.transaction() as tx:
-        await tx.insert_module(module())
-        assert await store.read.module(DIGEST) is None  # not committed yet
-    assert await store.read.module(DIGEST) == module()
+        tx.insert_module(module())
+        assert store.read.module(DIGEST) is None  # not committed yet
+    assert store.read.module(DIGEST) == module()
 
 
 async def test_transactions_are_serialised(store: StateStore) -> None:
@@ -159,14 +159,14 @@ async def test_transactions_are_serialised(store: StateStore) -> None:
 
     async def increment() -> None:
         async with store.transaction() as tx:
-            step = await tx.step("run-1", "only")
+            step = tx.step("run-1", "only")
             assert step is not None
             await asyncio.sleep(0)  # let the others try to interleave
-            await tx.update_step("run-1", "only", failures=step.failures + 1)
+            tx.update_step("run-1", "only", failures=step.failures + 1)
 
     async with asyncio.timeout(10):
         await asyncio.gather(*(increment() for _ in range(20)))
-    step = await store.read.step("run-1", "only")
+    step = store.read.step("run-1", "only")
     assert step is not None and step.failures == 20
 
 
@@ -181,15 +181,15 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
     try:
         spec = load_workflow(ONE_STEP.replace("./echo.wasm", "sha256:" + "a" * 64), source="w")
         async with store.transaction() as tx:
-            wf = await tx.insert_workflow(workflow_id="wf", spec=spec, digest="sha256:" + "b" * 64,
+            wf = tx.insert_workflow(workflow_id="wf", spec=spec, digest="sha256:" + "b" * 64,
                                           source_yaml="", now=NOW)  # fmt: skip
-            await tx.insert_run(run_id="r", workflow_id=wf.id, input_json="null", now=NOW, trace=TRACE)
+            tx.insert_run(run_id="r", workflow_id=wf.id, input_json="null", now=NOW, trace=TRACE)
             for i, name in enumerate(("a", "b", "c")):
-                await tx.insert_step(run_id="r", name=name, idx=i, depends_on=(), max_attempts=1,
+                tx.insert_step(run_id="r", name=name, idx=i, depends_on=(), max_attempts=1,
                                      request=R(slots=1), node_selector={})  # fmt: skip
 
         async def counts() -> tuple[int, int]:
-            run = await store.read.run("r")
+            run = store.read.run("r")
             assert run is not None
             return run.open_steps, run.unsucceeded_steps
 
@@ -198,7 +198,7 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
                    ("b", S.FAILED, (0, 2)), ("b", S.PENDING, (1, 1)), ("c", S.READY, (2, 0))]  # fmt: skip
         for name, status, expected in changes:
             async with store.transaction() as tx:
-                await tx.update_step("r", name, status=status)
+                tx.update_step("r", name, status=status)
             assert await counts() == expected, (name, status)
     finally:
         await store.close()
@@ -207,12 +207,64 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
 async def test_a_run_keeps_its_trace_and_a_retry_begins_a_new_span_in_it(store: StateStore) -> None:
     async with store.transaction() as tx:
         await seed(tx)
-    run = await store.read.run("run-1")
+    run = store.read.run("run-1")
     assert run is not None and run.trace == TRACE
     later = NOW + timedelta(minutes=5)
     async with store.transaction() as tx:
-        await tx.begin_run_span("run-1", span_id="ab" * 8, now=later)
-    again = await store.read.run("run-1")
+        tx.begin_run_span("run-1", span_id="ab" * 8, now=later)
+    again = store.read.run("run-1")
     assert again is not None and again.trace is not None
     assert again.trace.span == TraceRef(trace_id=TRACE.span.trace_id, span_id="ab" * 8)
     assert again.trace.started_at == later and again.trace.parent is None
+
+
+def _add_run(tx: Tx, run_id: str, steps: int) -> None:
+    tx.insert_run(run_id=run_id, workflow_id="wf-1", input_json="null", now=NOW, trace=TRACE)
+    for i in range(steps):
+        tx.insert_step(
+            run_id=run_id, name=f"s{i}", idx=i, depends_on=(), max_attempts=1,
+            request=Resources(cpu_millis=100, memory_bytes=1, slots=1), node_selector={"zone": "a"} if i else {},
+        )  # fmt: skip
+        tx.update_step(run_id, f"s{i}", status="ready")
+
+
+async def test_the_ready_queue_is_read_in_order_from_an_index_without_a_sort(store: StateStore) -> None:
+    async with store.transaction() as tx:
+        await seed(tx)
+        _add_run(tx, "run-2", 3)
+        _add_run(tx, "run-3", 3)
+        tx.update_step("run-2", "s1", status="ready", not_before=NOW + timedelta(seconds=5))
+    rows, backoff = store.read.ready_steps(now=NOW, limit=4)
+    assert [(r.run_id, r.name) for r in rows] == [("run-2", "s0"), ("run-2", "s2"), ("run-3", "s0"), ("run-3", "s1")]
+    assert rows[1].node_selector == {"zone": "a"} and rows[0].node_selector == {}
+    assert backoff == NOW + timedelta(seconds=5)
+    with sqlite3.connect(store.path) as db:
+        plan = " ".join(
+            str(r[-1])
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT run_id FROM steps INDEXED BY steps_queue WHERE status = 'ready'"
+                " AND (not_before IS NULL OR not_before <= '') ORDER BY run_seq, idx LIMIT 4"
+            )
+        )
+        assert "steps_queue" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_migrating_to_version_11_gives_existing_steps_their_run_order(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for version, script in enumerate(MIGRATIONS[:10], start=1):
+            db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+        db.execute("INSERT INTO workflows (id, name, version, digest, spec_json, source_yaml, created_at)"
+                   " VALUES ('wf', 'w', '1', 'd', '{}', '', 't')")  # fmt: skip
+        for run in ("old", "new"):
+            db.execute("INSERT INTO runs (id, workflow_id, status, input_json, created_at) VALUES (?, 'wf', 'running',"
+                       " 'null', 't')", (run,))  # fmt: skip
+            db.execute("INSERT INTO steps (run_id, name, idx, depends_on, status, max_attempts, cpu_millis,"
+                       " memory_bytes, node_selector) VALUES (?, 'a', 0, '[]', 'ready', 1, 100, 1, '{}')",
+                       (run,))  # fmt: skip
+    store = await StateStore.open(path)
+    try:
+        rows, _ = store.read.ready_steps(now=NOW, limit=10)
+        assert [(r.run_id, r.run_seq) for r in rows] == [("old", 1), ("new", 2)]
+    finally:
+        await store.close()

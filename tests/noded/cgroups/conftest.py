@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from v1_hierarchies import node, real_v1_driver  # noqa: F401  (fixtures of the real-v1 tests)
 
 BLOCK_ON_STDIN = "import sys; sys.stdin.readline()"
 

@@ -7,82 +7,31 @@ kill what they started and remove the node's cgroups even when a test fails.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import signal
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from v1_hierarchies import (
+    CONTROLLERS,
+    MiB,
+    Spawn,
+    cgroup_of,
+    expected,
+    node_dirs,
+    state,
+    wait_for,
+)
 
 from agentflow.vocabulary import Isolation
 from noded.cgroups import CgroupError, FileStepCgroup, StepLimits, V1Driver, fs, open_driver
-from noded.cgroups.procfile import parse
-from noded.isolation import CGROUP_ROOT, detect
-
-MiB = 1024 * 1024
-CONTROLLERS = ("memory", "cpu", "pids")
-Spawn = Callable[..., subprocess.Popen[str]]
 
 pytestmark = pytest.mark.component
 
 
-@pytest.fixture(autouse=True)
-def _needs_cgroup_v1() -> None:
-    """These tests use the real kernel: without it they fail and say what is missing."""
-    if os.geteuid() != 0 or detect() is not Isolation.CGROUP1:
-        pytest.fail(
-            "needs root and writable cgroup v1 memory, cpu and pids hierarchies under /sys/fs/cgroup "
-            f"(euid {os.geteuid()}, detected {detect().value})",
-            pytrace=False,
-        )
-
-
-def cgroup_of(pid: int) -> dict[str, str]:
-    """Controller → cgroup path of `pid`, from /proc/<pid>/cgroup."""
-    return {c: m.path for m in parse(Path(f"/proc/{pid}/cgroup").read_text()) for c in m.controllers}
-
-
-def expected(node: str, leaf: str) -> dict[str, str]:
-    """Controller → the path `leaf` (e.g. "workers") of node `node` should have, from our own cgroups."""
-    own = cgroup_of(os.getpid())
-    return {c: f"{own[c].rstrip('/')}/agentflow/{node}/{leaf}" for c in CONTROLLERS}
-
-
-def node_dirs(node: str) -> list[Path]:
-    own = cgroup_of(os.getpid())
-    return [CGROUP_ROOT / c / own[c].lstrip("/") / "agentflow" / node for c in (*CONTROLLERS, "cpuacct") if c in own]
-
-
-def scrub(driver: V1Driver) -> None:
-    """Whatever a failed test left: kill it, remove the node's cgroups."""
-    driver.cleanup_stale()
-    for controller in (*CONTROLLERS, "cpuacct"):
-        with contextlib.suppress(CgroupError):  # no such hierarchy, e.g. cpuacct co-mounted with cpu
-            fs.remove(driver.node_dir(controller) / "workers", timeout_s=5.0, kill=True)
-    driver.teardown()
-
-
 @pytest.fixture
-def node() -> str:
-    return f"pytest-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def driver(node: str) -> Iterator[V1Driver]:
-    d = open_driver(Isolation.CGROUP1, node_name=node)
-    assert isinstance(d, V1Driver)
-    d.setup()
-    try:
-        yield d
-    finally:
-        scrub(d)
-        leftovers = [p for p in node_dirs(node) if p.exists()]
-        assert not leftovers, f"cgroups left behind: {leftovers}"
+def driver(real_v1_driver: V1Driver) -> V1Driver:
+    return real_v1_driver
 
 
 @pytest.fixture
@@ -118,9 +67,11 @@ def test_create_writes_exact_limits(driver: V1Driver) -> None:
         assert (cpu / "cpu.cfs_burst_us").read_text().strip() == "25000"
     assert (pids / "pids.max").read_text().strip() == "32"
     step.release(None)
-    assert not any(d.exists() for d in step.dirs)
+    assert all(d.is_dir() for d in step.dirs), "released into the pool"
+    assert [s.dirs for s in driver.pool.idle] == [step.dirs]
 
     unlimited = create(driver, "no-quota", StepLimits(memory_bytes=48 * MiB, cpu_millis=0, pids_max=32))
+    assert unlimited.dirs == step.dirs
     assert (unlimited.path("cpu") / "cpu.cfs_quota_us").read_text().strip() == "-1"
     unlimited.release(None)
 
@@ -130,8 +81,10 @@ def test_create_that_the_kernel_refuses_leaves_nothing(driver: V1Driver) -> None
     with pytest.raises(CgroupError, match=r"cpu\.cfs_quota_us: EINVAL") as info:
         driver.create("too-fast", StepLimits(memory_bytes=48 * MiB, cpu_millis=10**12, pids_max=32))
     assert info.value.errno == errno.EINVAL
+    assert "step cgroup too-fast" in str(info.value)
     for controller in (*CONTROLLERS, "cpuacct"):
-        assert not (driver.node_dir(controller) / "steps" / "too-fast").exists()
+        assert fs.child_dirs(driver.node_dir(controller) / "steps") == []
+    assert driver.pool.idle == ()
 
 
 def test_create_refuses_a_name_in_use(driver: V1Driver) -> None:
@@ -151,13 +104,15 @@ def test_adopt_attach_release_move_a_real_process(driver: V1Driver, node: str, p
 
     step = create(driver, "Run/1:attach", StepLimits(memory_bytes=48 * MiB, cpu_millis=250, pids_max=32))
     step.attach(child.pid)
-    assert {c: cgroup_of(child.pid)[c] for c in CONTROLLERS} == expected(node, f"steps/{step.name}")
+    assert step.slot.name == "pool-0"
+    assert {c: cgroup_of(child.pid)[c] for c in CONTROLLERS} == expected(node, "steps/pool-0")
     assert (step.path("memory") / "cgroup.procs").read_text().split() == [str(child.pid)]
 
     stats = step.release(child.pid)
 
     assert {c: cgroup_of(child.pid)[c] for c in CONTROLLERS} == workers
-    assert not any(d.exists() for d in step.dirs)
+    assert all((d / "cgroup.procs").read_text() == "" for d in step.dirs), "empty, back in the pool"
+    assert [s.dirs for s in driver.pool.idle] == [step.dirs]
     assert child.poll() is None, "release must not kill the worker"
     assert stats.oom_kills == 0
     assert stats.memory_peak_bytes is not None
@@ -174,16 +129,18 @@ def test_release_after_attach_failed(driver: V1Driver, procs: Spawn) -> None:
         step.attach(child.pid)
     assert info.value.errno == errno.ESRCH
     step.release(child.pid)
-    assert not any(d.exists() for d in step.dirs)
+    assert [s.dirs for s in driver.pool.idle] == [step.dirs]
 
 
 def test_release_of_a_process_killed_in_the_step(driver: V1Driver, procs: Spawn) -> None:
     child = procs()
     step = create(driver, "killed", StepLimits(memory_bytes=48 * MiB, cpu_millis=0, pids_max=8))
     step.attach(child.pid)
-    child.kill()  # not reaped yet: a zombie
+    child.kill()
+    wait_for(lambda: state(child.pid) == "Z", what="a zombie")  # not reaped: still counts in pids.current
     step.release(child.pid)
-    assert not any(d.exists() for d in step.dirs)
+    assert not any(d.exists() for d in step.dirs), "removed, not pooled"
+    assert driver.pool.idle == ()
 
 
 OOM_CHILD = """

@@ -46,7 +46,7 @@ def test_comounted_cpu_and_cpuacct_are_one_hierarchy(tmp_path: Path) -> None:
 
     step = driver.create("s1", LIMITS)
     assert isinstance(step, FileStepCgroup)
-    assert step.path("cpu") == step.path("cpuacct") == root / "cpu,cpuacct" / node / "steps" / "s1"
+    assert step.path("cpu") == step.path("cpuacct") == root / "cpu,cpuacct" / node / "steps" / "pool-0"
     assert len(step.dirs) == 3
     assert (step.path("cpu") / "cpu.cfs_quota_us").read_text() == "25000"
     assert (step.path("cpu") / "cpu.cfs_period_us").read_text() == "100000"
@@ -57,7 +57,7 @@ def test_comounted_cpu_and_cpuacct_are_one_hierarchy(tmp_path: Path) -> None:
     (step.path("memory") / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     (step.path("cpuacct") / "cpuacct.usage").write_text("123456789\n")
     assert step.release(None) == CgroupStats(memory_peak_bytes=50327552, oom_kills=2, cpu_usage_ns=123456789)
-    assert not any(d.exists() for d in step.dirs)
+    assert [s.dirs for s in driver.pool.idle] == [step.dirs]
 
     driver.teardown()
     for mount in ("pids", "memory", "cpu,cpuacct"):

@@ -138,7 +138,9 @@ def test_adopt_writes_the_workers_procs(driver: V2Driver, spawn: Spawn) -> None:
 )
 def test_create_writes_limits_exactly(driver: V2Driver, limits: StepLimits, cpu_max: str) -> None:
     step = driver.create("run-1.step-a", limits)
-    step_dir = driver.own / "steps" / step.name
+    assert isinstance(step, FileStepCgroup)
+    step_dir = driver.own / "steps" / "pool-0"
+    assert step.path("memory") == step_dir
     assert step.name.startswith("run-1-step-a-")
     assert step_dir.is_dir()
     assert (step_dir / "memory.max").read_text() == "50331648"
@@ -157,13 +159,17 @@ def test_a_kernel_with_cfs_burst_lets_a_step_borrow_one_period(driver: V2Driver)
     assert (step_dir / "cpu.max.burst").read_text() == "25000"
 
 
-def test_create_refuses_an_existing_cgroup_and_leaves_it_alone(driver: V2Driver) -> None:
-    driver.create("s1", LIMITS)
-    (driver.own / "steps" / "s1" / "marker").write_text("x")
-    with pytest.raises(CgroupError, match=r"cannot create .*steps/s1: EEXIST") as info:
+def test_create_refuses_the_name_of_a_running_step_and_leaves_it_alone(driver: V2Driver) -> None:
+    running = driver.create("s1", LIMITS)
+    assert isinstance(running, FileStepCgroup)
+    (running.path("memory") / "marker").write_text("x")
+    with pytest.raises(CgroupError, match=r"cannot create step cgroup s1: EEXIST") as info:
         driver.create("s1", LIMITS)
     assert info.value.errno == errno.EEXIST
-    assert (driver.own / "steps" / "s1" / "marker").exists()
+    assert (running.path("memory") / "marker").exists()
+    assert sorted(p.name for p in (driver.own / "steps").iterdir() if p.is_dir()) == ["pool-0"]
+    running.release(None)
+    driver.create("s1", LIMITS)  # the name is free again once its step is over
 
 
 def test_create_that_fails_leaves_nothing(driver: V2Driver, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,17 +199,18 @@ def test_attach_and_release(driver: V2Driver, spawn: Spawn) -> None:
     child = spawn()
     driver.adopt(child.pid)
     step = driver.create("s1", LIMITS)
-    step_dir = driver.own / "steps" / "s1"
+    step_dir = driver.own / "steps" / "pool-0"
     step.attach(child.pid)
     assert (step_dir / "cgroup.procs").read_text() == str(child.pid)
     (driver.own / "workers" / "cgroup.procs").write_text("")  # the kernel moved it out of workers
     play_kernel(step_dir)
+    (step_dir / "cgroup.procs").write_text("")  # and will move it out of the step
 
     stats = step.release(child.pid)
 
     assert stats == CgroupStats(memory_peak_bytes=50327552, oom_kills=1, cpu_usage_ns=2_500_000)
     assert (driver.own / "workers" / "cgroup.procs").read_text() == str(child.pid)
-    assert not step_dir.exists()
+    assert [s.dirs for s in driver.pool.idle] == [(step_dir,)]
     assert child.poll() is None, "release must not kill the worker"
 
 
@@ -211,7 +218,8 @@ def test_release_twice_returns_the_same_stats_and_moves_nothing(driver: V2Driver
     child = spawn()
     step = driver.create("s1", LIMITS)
     step.attach(child.pid)
-    play_kernel(driver.own / "steps" / "s1")
+    play_kernel(driver.own / "steps" / "pool-0")
+    (driver.own / "steps" / "pool-0" / "cgroup.procs").write_text("")  # the kernel moved it out
     first = step.release(child.pid)
     (driver.own / "workers" / "cgroup.procs").write_text("")  # e.g. the worker has moved on since
     assert step.release(child.pid) == first
@@ -222,15 +230,16 @@ def test_release_without_kernel_counters(driver: V2Driver) -> None:
     """No memory.peak (before Linux 5.19), no events yet: unknowns are None, OOM kills 0."""
     step = driver.create("s1", LIMITS)
     assert step.release(None) == CgroupStats(memory_peak_bytes=None, oom_kills=0, cpu_usage_ns=None)
-    assert not (driver.own / "steps" / "s1").exists()
+    assert (driver.own / "steps" / "pool-0").is_dir()
 
 
 def test_release_after_the_step_dir_vanished(driver: V2Driver) -> None:
     step = driver.create("s1", LIMITS)
-    for f in (driver.own / "steps" / "s1").iterdir():
+    for f in (driver.own / "steps" / "pool-0").iterdir():
         f.unlink()
-    (driver.own / "steps" / "s1").rmdir()
+    (driver.own / "steps" / "pool-0").rmdir()
     assert step.release(None).oom_kills == 0
+    assert driver.pool.idle == (), "a vanished cgroup is not pooled"
 
 
 def test_attach_after_release_is_refused(driver: V2Driver) -> None:
