@@ -198,6 +198,13 @@ def _llm(settings: types_pb2.LLMSettings) -> LLMConfig:
     )
 
 
+def _after(a: types_pb2.Assignment) -> AttemptKey | None:
+    if not a.after_step:
+        return None
+    ref = node_pb2.AttemptRef(run_id=a.run_id, step=a.after_step, attempt=a.after_attempt)
+    return attempt_key(ref, field="assign.after")
+
+
 def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
     """The domain message, or None for a kind this node does not know (a newer control plane)."""
     match message.WhichOneof("kind"):
@@ -222,6 +229,7 @@ def from_pb(message: node_pb2.ControlMessage) -> FromControlPlane | None:
                 journal=tuple(journal_from_pb(e, field="assign.journal") for e in a.journal),
                 grant=_grant(a.grant) if a.HasField("grant") else None,
                 traceparent=a.traceparent,
+                after=_after(a),
             )
         case "cancel":
             return Cancel(key=attempt_key(message.cancel, field="cancel"))

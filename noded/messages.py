@@ -70,6 +70,7 @@ class Assignment:
     journal: tuple[JournalEntry, ...] = ()  # the step's earlier attempts' LLM calls, from any node
     grant: Grant | None = None  # what the attempt's LLM calls may spend; None: no limit
     traceparent: str = ""  # W3C trace context of the run's workflow.execute span
+    after: AttemptKey | None = None  # armed: start when this attempt (same run) succeeds here
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import shutil
 import time
@@ -26,6 +27,7 @@ from opentelemetry.trace import Span
 
 from agentflow.attempt import AttemptKey
 from agentflow.clock import Clock, SystemClock
+from agentflow.jsonvalue import output_problem
 from agentflow.lifecycle import Component
 from agentflow.spec.quantity import format_memory
 from agentflow.telemetry.logs import log_context
@@ -119,6 +121,7 @@ class StepRunner(Component):
         self._clock = clock or SystemClock()
         self._group: asyncio.TaskGroup | None = None
         self._running: dict[AttemptKey, RunningStep] = {}
+        self._armed: dict[AttemptKey, list[Assignment]] = {}  # behind a running attempt (pipelining)
         self._tasks: dict[AttemptKey, asyncio.Task[None]] = {}
         self._cancel_requested: set[AttemptKey] = set()
         self._unacked: dict[AttemptKey, StepResult] = {}  # mirror of the outbox, kept even if the disk fails
@@ -154,7 +157,8 @@ class StepRunner(Component):
     # what the link asks ---------------------------------------------------------------------
 
     def in_flight(self) -> list[AttemptKey]:
-        return sorted(self._running)
+        """What the node holds: attempts running and attempts armed behind them."""
+        return sorted([*self._running, *(a.key for held in self._armed.values() for a in held)])
 
     def unacked(self) -> list[StepResult]:
         return [self._unacked[k] for k in sorted(self._unacked)]
@@ -193,11 +197,40 @@ class StepRunner(Component):
 
     def on_assign(self, assignment: Assignment) -> None:
         key = assignment.key
-        if key in self._running:
-            return  # delivered twice; already running
+        if key in self._running or self._armed_entry(key) is not None:
+            return  # delivered twice; already running or armed
         if key in self._unacked:
             self._send(self._unacked[key])  # finished already: the result again, not the step
             return
+        if assignment.after is not None:
+            self._arm(assignment)
+            return
+        self._start(assignment)
+
+    def _arm(self, a: Assignment) -> None:
+        """Hold `a` until the attempt it is armed behind succeeds here (pipelined chains)."""
+        assert a.after is not None
+        if a.after in self._running or self._armed_entry(a.after) is not None:  # running, or armed itself
+            self._armed.setdefault(a.after, []).append(a)
+            return
+        done = self._unacked.get(a.after)
+        if done is not None:  # it finished before the assignment came
+            if (ready := _behind(a, done)) is not None:
+                self._start(ready)
+            return  # it did not succeed: the control plane takes `a` back when it applies that
+        # Not held here (lost with a restart, say): the control plane places it again.
+        error = f"armed behind {a.after.step} attempt {a.after.attempt}, which this node does not hold"
+        self._send(StepResult(key=a.key, outcome=StepOutcome.CANCELLED, error=error))
+
+    def _armed_entry(self, key: AttemptKey) -> tuple[AttemptKey, Assignment] | None:
+        for after, held in self._armed.items():
+            for a in held:
+                if a.key == key:
+                    return after, a
+        return None
+
+    def _start(self, assignment: Assignment) -> None:
+        key = assignment.key
         if self._group is None:
             raise RuntimeError("the step runner is not running")
         self._running[key] = RunningStep(key=key, workflow=assignment.workflow, since=self._clock.now())
@@ -205,6 +238,10 @@ class StepRunner(Component):
         self._tasks[key] = self._group.create_task(self._execute(assignment), name=f"step {key}")
 
     def on_cancel(self, key: AttemptKey) -> None:
+        if (armed := self._armed_entry(key)) is not None:
+            self._armed[armed[0]].remove(armed[1])
+            self._drop_armed_behind(key)
+            return
         if key not in self._running or key in self._cancel_requested or self._group is None:
             return
         self._cancel_requested.add(key)
@@ -277,7 +314,18 @@ class StepRunner(Component):
             shutil.rmtree(scratch, ignore_errors=True)
         wall = time.monotonic() - started
         usage = dataclasses.replace(result.usage, wall_seconds=wall)
-        await self._report(dataclasses.replace(result, duration=timedelta(seconds=wall), usage=usage))
+        result = dataclasses.replace(result, duration=timedelta(seconds=wall), usage=usage)
+        for armed in self._armed.pop(key, ()):  # start what waited for this one, before reporting it
+            if (ready := _behind(armed, result)) is not None:
+                self._start(ready)
+            else:
+                self._drop_armed_behind(armed.key)
+        await self._report(result)
+
+    def _drop_armed_behind(self, key: AttemptKey) -> None:
+        """`key` will not run here: neither will what was armed behind it."""
+        for armed in self._armed.pop(key, ()):
+            self._drop_armed_behind(armed.key)
 
     def _span_attributes(self, a: Assignment) -> dict[str, str | int | float | bool]:
         return span_attributes({
@@ -409,6 +457,17 @@ class StepRunner(Component):
                     log.info("result written to the outbox", extra={"run": key.run_id, "step": key.step})
             if not self._unsaved:
                 self._retry_saving.clear()
+
+
+def _behind(armed: Assignment, done: StepResult) -> Assignment | None:
+    """`armed`, ready to start with the output of the attempt it waited for added to its input;
+    None when that attempt did not succeed (the control plane takes `armed` back)."""
+    if done.outcome is not StepOutcome.SUCCEEDED or output_problem(done.output_json) is not None:
+        return None
+    assert armed.after is not None
+    document = json.loads(armed.stdin_json)
+    document["upstream"][armed.after.step] = json.loads(done.output_json)
+    return dataclasses.replace(armed, stdin_json=json.dumps(document, separators=(",", ":")), after=None)
 
 
 def _capabilities(a: Assignment) -> frozenset[Capability]:

@@ -294,7 +294,7 @@ class Event(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., data_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm", "journal", "grant", "traceparent")
+    __slots__ = ("run_id", "step", "attempt", "module_digest", "stdin_json", "resources", "timeout", "capabilities", "workflow_name", "llm", "journal", "grant", "traceparent", "after_step", "after_attempt")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +308,8 @@ class Assignment(_message.Message):
     JOURNAL_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_STEP_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step: str
     attempt: int
@@ -321,7 +323,9 @@ class Assignment(_message.Message):
     journal: _containers.RepeatedCompositeFieldContainer[JournalEntry]
     grant: LLMGrant
     traceparent: str
-    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ..., journal: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., grant: _Optional[_Union[LLMGrant, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    after_step: str
+    after_attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ..., module_digest: _Optional[str] = ..., stdin_json: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., workflow_name: _Optional[str] = ..., llm: _Optional[_Union[LLMSettings, _Mapping]] = ..., journal: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., grant: _Optional[_Union[LLMGrant, _Mapping]] = ..., traceparent: _Optional[str] = ..., after_step: _Optional[str] = ..., after_attempt: _Optional[int] = ...) -> None: ...
 
 class LLMGrant(_message.Message):
     __slots__ = ("usd", "tokens")

@@ -233,6 +233,8 @@ def to_node(message: ToNode) -> node_pb2.ControlMessage:
                     journal=[journal_entry(e) for e in message.journal],
                     grant=None if message.grant is None else grant_pb(message.grant),
                     traceparent=message.traceparent,
+                    after_step=message.after.step if message.after else "",
+                    after_attempt=message.after.attempt if message.after else 0,
                 )
             )
         case CancelAttempt():

@@ -29,6 +29,7 @@ class AssignStep:
     journal: tuple[JournalRecord, ...] = ()  # the step's earlier attempts' LLM calls
     grant: Grant | None = None  # what its LLM calls may spend; None: no limit
     traceparent: str = ""  # the run's workflow.execute span, parent of the attempt's spans
+    after: AttemptKey | None = None  # armed: the node starts it when this attempt succeeds there
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

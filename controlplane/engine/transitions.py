@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from agentflow.backoff import JITTER_MAX, JITTER_MIN, retry_delay
@@ -16,9 +18,9 @@ from agentflow.llm import LLMUsage
 from agentflow.spec import WorkflowSpec
 from agentflow.vocabulary import AttemptStatus, EventType, FailureKind, RunStatus, StepOutcome, StepStatus
 from controlplane.dag import StepState, advance
-from controlplane.engine import budgets
-from controlplane.engine.messages import AttemptKey, CancelAttempt, StepResultReport
-from controlplane.store import RunRecord, StepRecord, Tx
+from controlplane.engine import budgets, pipelining
+from controlplane.engine.messages import AttemptKey, CancelAttempt, StepResultReport, ToNode
+from controlplane.store import NodeRecord, RunRecord, StepRecord, Tx
 
 # A step whose attempts keep getting lost with their node fails after this many losses, so a
 # module that takes down whole nodes cannot circle the cluster forever.
@@ -100,6 +102,7 @@ def _finish_run(tx: Tx, run: RunRecord, outcome: RunStatus, *, now: datetime) ->
 
 def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
     """Fail a step for good (no retry) and settle its run."""
+    pipelining.disarm(tx, run.id, step.name, reason=f'dependency "{step.name}" failed', now=now)
     tx.update_step(
         run.id, step.name, status=StepStatus.FAILED, error=error, finished_at=now, blocked="", not_before=None
     )
@@ -121,9 +124,10 @@ def requeue_lost(
 
     `llm` is what the attempt spent if its node said so; otherwise its journal tells."""
     run = tx.run(step.run_id)
-    if run is None or not step.status.on_node:
+    if run is None or not _still_on_node(tx, step):
         return
     tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.LOST, error=reason, now=now)
+    pipelining.disarm(tx, run.id, step.name, reason=f"{step.name}: {reason}", now=now)
     _settle(tx, run, step, llm, now=now)
     losses = step.losses + 1
     if losses >= MAX_LOST_ATTEMPTS:
@@ -140,9 +144,10 @@ def move_off_node(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now:
     the cancel to send to the node once the transaction commits.
     """
     run = tx.run(step.run_id)
-    if run is None or not step.status.on_node:
+    if run is None or not _still_on_node(tx, step):
         return None
     tx.finish_attempt(step.run_id, step.name, step.attempt, status=AttemptStatus.CANCELLED, error=reason, now=now)
+    pipelining.disarm(tx, run.id, step.name, reason=f"{step.name}: {reason}", now=now)
     _settle(tx, run, step, None, now=now)
     _place_again(tx, step, reason=reason, node_name=node_name, now=now)
     return CancelAttempt(key=AttemptKey(run_id=step.run_id, step=step.name, attempt=step.attempt))
@@ -157,8 +162,19 @@ def _settle(tx: Tx, run: RunRecord, step: StepRecord, llm: LLMUsage | None, *, n
     budgets.settle(tx, run, step, llm, spec=tx.spec(run.workflow_id), now=now)
 
 
+def _still_on_node(tx: Tx, step: StepRecord) -> bool:
+    """Whether `step` (read earlier in the transaction) still holds the same attempt on a node."""
+    current = tx.step(step.run_id, step.name)
+    return current is not None and current.status.on_node and current.attempt == step.attempt
+
+
 def _place_again(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: datetime, **fields: object) -> None:
-    tx.update_step(step.run_id, step.name, status=StepStatus.READY, error=reason, **fields)
+    """Ready to be placed again, or pending while a dependency has not succeeded (an armed
+    attempt lost with the one it waited for)."""
+    deps = [tx.step(step.run_id, dep) for dep in dict.fromkeys(step.depends_on)]
+    ready = all(d is not None and d.status is StepStatus.SUCCEEDED for d in deps)
+    status = StepStatus.READY if ready else StepStatus.PENDING
+    tx.update_step(step.run_id, step.name, status=status, error=reason, **fields)
     tx.add_event(
         EventType.AGENT_REQUEUED,
         now=now,
@@ -170,25 +186,45 @@ def _place_again(tx: Tx, step: StepRecord, *, reason: str, node_name: str, now: 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What became of a node's result: `applied` is False when it was stale (fenced off) and
+    dropped; `messages` go to nodes once the transaction commits (armed dependents, cancels)."""
+
+    applied: bool
+    messages: tuple[tuple[str, ToNode], ...] = ()
+
+
+STALE = Applied(False)
+
+
 def apply_result(
-    tx: Tx, report: StepResultReport, *, node_id: str, node_name: str, now: datetime, rng: random.Random
-) -> bool:
-    """Record a node's result. Returns False when it is stale (fenced off) and was dropped.
+    tx: Tx,
+    report: StepResultReport,
+    *,
+    node_id: str,
+    node_name: str,
+    now: datetime,
+    rng: random.Random,
+    takes_work: Callable[[str], NodeRecord | None] = lambda node_id: None,
+) -> Applied:
+    """Record a node's result.
 
     A result is applied only while its attempt is the step's open attempt and comes from the
-    node it was placed on; a repeat of an applied result is acknowledged without change (True),
-    and anything else is stale.
+    node it was placed on; a repeat of an applied result is acknowledged without change, and
+    anything else is stale. A success arms what then waits for one placed attempt alone, on
+    nodes `takes_work` answers a record for (see `pipelining`).
     """
     key = report.key
     attempt = tx.attempt(key.run_id, key.step, key.attempt)
     if attempt is None or attempt.node_id != node_id:
-        return False
+        return STALE
     if not attempt.open:
-        return attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
+        return Applied(attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED))
     step = tx.step(key.run_id, key.step)
     run = tx.run(key.run_id)
     if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
-        return False
+        return STALE
     if report.outcome is StepOutcome.SUCCEEDED and (problem := output_problem(report.output_json)):
         # Dependents get this output as JSON on stdin: an invalid one fails the attempt here.
         report = dataclasses.replace(
@@ -230,15 +266,16 @@ def apply_result(
             data=base,
         )
         settle_step(tx, run, step.name, now=now)
-        return True
+        return Applied(True, tuple(pipelining.live(tx, key, takes_work=takes_work, now=now)))
 
     if report.outcome is StepOutcome.CANCELLED:
         # Only a cancel that the engine did not order reaches this point (e.g. the node shut down).
         reason = report.error or "cancelled on the node"
         requeue_lost(tx, step, reason=reason, node_name=node_name, now=now, llm=report.llm)
-        return True
+        return Applied(True)
 
     tx.finish_attempt(run.id, step.name, key.attempt, status=AttemptStatus.FAILED, error=report.error, now=now)
+    cancels = pipelining.disarm(tx, run.id, step.name, reason=f'dependency "{step.name}" failed', now=now)
     _limits_hit(tx, run, report, node_name=node_name, now=now)
     failures = step.failures + 1
     common = {
@@ -270,7 +307,7 @@ def apply_result(
             node=node_name,
             data={**data, "retrying": True, "retry_in_s": round(delay.total_seconds(), 3)},
         )
-        return True
+        return Applied(True, tuple(cancels))
     tx.update_step(run.id, step.name, status=StepStatus.FAILED, finished_at=now, **common)
     tx.add_event(
         EventType.AGENT_FAILED,
@@ -282,7 +319,7 @@ def apply_result(
         data={**data, "retrying": False},
     )
     settle_step(tx, run, step.name, now=now)
-    return True
+    return Applied(True, tuple(cancels))
 
 
 def _limits_hit(tx: Tx, run: RunRecord, report: StepResultReport, *, node_name: str, now: datetime) -> None:

@@ -195,6 +195,15 @@ class Reader:
             out[r["node_id"]] = (total + Resources(cpu_millis=r["cpu"], memory_bytes=r["mem"], slots=r["n"]), per_run)
         return out
 
+    def node_allocation(self, node_id: str) -> Resources:
+        """The sum of the requests of the steps placed on one node."""
+        row = self._one(
+            "SELECT COALESCE(SUM(cpu_millis), 0) AS cpu, COALESCE(SUM(memory_bytes), 0) AS mem, COUNT(*) AS n"
+            " FROM steps WHERE node_id = ? AND status IN (?, ?)",
+            (node_id, StepStatus.ASSIGNED.value, StepStatus.RUNNING.value),
+        )
+        return Resources() if row is None else Resources(cpu_millis=row["cpu"], memory_bytes=row["mem"], slots=row["n"])
+
     def has_steps_with_status(self, status: StepStatus) -> bool:
         return self._one("SELECT 1 FROM steps WHERE status = ? LIMIT 1", (status.value,)) is not None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -59,7 +60,11 @@ def step_of(run: types_pb2.Run, name: str) -> types_pb2.Step:
 
 
 class FakeNode:
-    """A node speaking the real NodeGateway protocol, driven step by step by the test."""
+    """A node speaking the real NodeGateway protocol, driven step by step by the test.
+
+    As noded does, it holds an armed assignment (`after_step`) until the attempt it waits for
+    succeeds here, then hands it to the test as an ordinary one, that attempt's output added to
+    its input; it drops it when that attempt ends otherwise."""
 
     def __init__(
         self,
@@ -79,6 +84,8 @@ class FakeNode:
         self.inbox: asyncio.Queue[node_pb2.ControlMessage] = asyncio.Queue()
         self.received: list[node_pb2.ControlMessage] = []  # everything, in arrival order
         self._held: list[node_pb2.ControlMessage] = []  # taken from the inbox but not yet expected
+        self._armed: dict[tuple[str, str, int], list[node_pb2.ControlMessage]] = {}  # behind an attempt
+        self._ended: dict[tuple[str, str, int], str | None] = {}  # attempt -> its output if it succeeded
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
@@ -144,6 +151,11 @@ class FakeNode:
                     self.stream_code = await call.code()
                     return
                 self.received.append(message)
+                if message.WhichOneof("kind") == "assign" and message.assign.after_step:
+                    self._hold_armed(message)
+                    continue
+                if message.WhichOneof("kind") == "cancel":
+                    self._drop_armed(message.cancel)
                 self.inbox.put_nowait(message)
         except grpc.aio.AioRpcError as exc:
             self.stream_code = exc.code()
@@ -222,6 +234,36 @@ class FakeNode:
                 )
             )
         )
+        self._ended_here(attempt, json.dumps(output) if outcome == types_pb2.STEP_OUTCOME_SUCCEEDED else None)
+
+    def _hold_armed(self, message: node_pb2.ControlMessage) -> None:
+        a = message.assign
+        after = (a.run_id, a.after_step, a.after_attempt)
+        if after in self._ended:
+            self._release(message, self._ended[after])
+        else:
+            self._armed.setdefault(after, []).append(message)
+
+    def _drop_armed(self, ref: node_pb2.AttemptRef) -> None:
+        for held in self._armed.values():
+            held[:] = [m for m in held if attempt_ref(m.assign) != ref]
+
+    def _release(self, message: node_pb2.ControlMessage, output_json: str | None) -> None:
+        if output_json is None:
+            return  # the attempt it waited for did not succeed: dropped
+        started = node_pb2.ControlMessage()
+        started.CopyFrom(message)
+        document = json.loads(started.assign.stdin_json)
+        document["upstream"][started.assign.after_step] = json.loads(output_json)
+        started.assign.stdin_json = json.dumps(document, separators=(",", ":"))
+        started.assign.after_step, started.assign.after_attempt = "", 0
+        self.inbox.put_nowait(started)
+
+    def _ended_here(self, attempt: node_pb2.AttemptRef, output_json: str | None) -> None:
+        key = (attempt.run_id, attempt.step, attempt.attempt)
+        self._ended[key] = output_json
+        for message in self._armed.pop(key, []):
+            self._release(message, output_json)
 
     async def finish(self, attempt: Attempt, output: Any = None, **kwargs: Any) -> node_pb2.ResultAck:
         """Report started and a result for `attempt`; answer the control plane's ack."""
@@ -305,6 +347,15 @@ def _part(message: node_pb2.ControlMessage, kind: str, where: Callable[[Any], bo
 
 class ControlPlane:
     """A running engine + gRPC server over `data_dir`, and stubs on a real channel to it."""
+
+    def failed_events(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's agent.failed events as stored: their attempt and data."""
+        with sqlite3.connect(self.data_dir / "state.db") as db:
+            rows = db.execute(
+                "SELECT attempt, data_json FROM events WHERE run_id = ? AND type = 'agent.failed' ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return [{"attempt": attempt, **json.loads(data)} for attempt, data in rows]
 
     def __init__(self, engine: Engine, server: grpc.aio.Server, port: int, data_dir: Path) -> None:
         self.engine = engine

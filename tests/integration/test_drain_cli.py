@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_drain_waits_for_the_running_step_and_undrain_resumes_placement(cluster,
 
     undrain = cli(server, "undrain", "alpha")
     assert undrain.code == 0, undrain.err
-    assert undrain.out.strip() == "alpha: ready, 0 step(s) on it, takes new steps"
+    # the waiting step may already be placed in the commit that undrained the node
+    assert re.fullmatch(r"alpha: ready, [01] step\(s\) on it, takes new steps", undrain.out.strip()), undrain.out
     done = cli(server, "status", later_id, "--wait", "--json")
     assert done.code == 0, done.err + cluster.logs()
     assert done.json()["outputs"] == {"nap": {"slept": 10}}

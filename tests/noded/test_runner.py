@@ -284,3 +284,64 @@ async def test_guest_failure_carries_exit_code_and_stderr(make_runner, built_age
     )
     assert "boom" in result.stderr
     assert result.duration > timedelta(0)
+
+
+def armed(built_agents: Path, agent: str, *, step: str, after: str) -> Assignment:
+    """An assignment armed behind attempt 1 of step `after` (its output not yet in its input)."""
+    return dataclasses.replace(assignment(built_agents, agent, step=step), after=AttemptKey("r1", after, 1))
+
+
+async def test_an_armed_attempt_starts_when_the_one_it_waits_for_succeeds_with_its_output(
+    make_runner, built_agents: Path
+) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(assignment(built_agents, "sleep", step="a", ms=300))
+    runner.on_assign(armed(built_agents, "echo", step="b", after="a"))
+    assert runner.in_flight() == [AttemptKey("r1", "a", 1), AttemptKey("r1", "b", 1)]
+    assert sent.kinds("b") == []  # held while a runs
+    done = await sent.result("b")
+    assert done.outcome == StepOutcome.SUCCEEDED
+    assert json.loads(done.output_json)["upstream"] == {"a": {"slept": 300}}
+    first = await sent.result("a")
+    assert sent.messages.index(first) < sent.messages.index(done)
+
+
+async def test_an_armed_attempt_is_dropped_when_the_one_it_waits_for_fails(make_runner, built_agents: Path) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(assignment(built_agents, "fail", step="a"))
+    runner.on_assign(armed(built_agents, "echo", step="b", after="a"))
+    assert (await sent.result("a")).outcome == StepOutcome.FAILED
+    await eventually(lambda: runner.running_count() == 0, what="a to end")
+    assert runner.in_flight() == []
+    assert sent.kinds("b") == []
+
+
+async def test_an_attempt_armed_behind_one_already_finished_starts_at_once(make_runner, built_agents: Path) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(assignment(built_agents, "echo", step="a", word="first"))
+    first = await sent.result("a")  # finished, not yet acked
+    runner.on_assign(armed(built_agents, "echo", step="b", after="a"))
+    done = await sent.result("b")
+    assert json.loads(done.output_json)["upstream"] == {"a": json.loads(first.output_json)}
+
+
+async def test_an_attempt_armed_behind_one_this_node_does_not_hold_goes_back_cancelled(
+    make_runner, built_agents: Path
+) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(armed(built_agents, "echo", step="b", after="a"))
+    back = await sent.result("b")
+    assert back.outcome == StepOutcome.CANCELLED
+    assert back.error == "armed behind a attempt 1, which this node does not hold"
+    assert runner.in_flight() == [] and runner.unacked() == []
+
+
+async def test_a_cancel_takes_back_an_armed_attempt(make_runner, built_agents: Path) -> None:
+    runner, sent = await make_runner()
+    runner.on_assign(assignment(built_agents, "sleep", step="a", ms=200))
+    runner.on_assign(armed(built_agents, "echo", step="b", after="a"))
+    runner.on_cancel(AttemptKey("r1", "b", 1))
+    assert runner.in_flight() == [AttemptKey("r1", "a", 1)]
+    assert (await sent.result("a")).outcome == StepOutcome.SUCCEEDED
+    await eventually(lambda: runner.running_count() == 0, what="a to end")
+    assert sent.kinds("b") == []

@@ -131,7 +131,8 @@ async def test_retry_runs_failed_and_skipped_steps_again_and_keeps_succeeded_out
     assert steps["fetch"].status == steps["shout"].status == types_pb2.STEP_STATUS_SUCCEEDED
     assert steps["count"].status in (types_pb2.STEP_STATUS_READY, types_pb2.STEP_STATUS_ASSIGNED)
     assert steps["count"].error == ""
-    assert steps["summarize"].status == types_pb2.STEP_STATUS_PENDING
+    # summarize waits for count alone: armed behind it on the node once count is placed
+    assert steps["summarize"].status in (types_pb2.STEP_STATUS_PENDING, types_pb2.STEP_STATUS_ASSIGNED)
 
     again = await node.assignment("count")
     assert again.attempt == 2

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 import pytest
+from waiting import eventually
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
@@ -63,6 +65,13 @@ async def test_get_node_of_an_unknown_name_is_not_found(cp) -> None:
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def summarize_armed_behind(node: Any, step: str) -> bool:
+    return any(
+        m.WhichOneof("kind") == "assign" and (m.assign.step, m.assign.after_step) == ("summarize", step)
+        for m in node.received
+    )
+
+
 async def test_diamond_runs_to_success_through_a_fake_node(cp, echo_wasm) -> None:
     node = await cp.node("n1", slots=4).join()
     digest = (await cp.push(echo_wasm)).digest
@@ -78,16 +87,27 @@ async def test_diamond_runs_to_success_through_a_fake_node(cp, echo_wasm) -> Non
     assert doc["input"] == RUN_INPUT
     assert doc["upstream"] == {}
     assert {k: doc["step"][k] for k in ("run", "name", "attempt")} == {"run": run_id, "name": "fetch", "attempt": 1}
-    # nothing else is ready while fetch has not succeeded
-    await node.quiet("assign", 0.3)
-    assert (await cp.step(run_id, "count")).status == types_pb2.STEP_STATUS_PENDING
+
+    # count and shout wait for fetch alone: they are placed on its node at once, armed behind it
+    def armed_messages() -> list[types_pb2.Assignment]:
+        return [m.assign for m in node.received if m.WhichOneof("kind") == "assign" and m.assign.after_step]
+
+    await eventually(lambda: len(armed_messages()) == 2, what="count and shout armed")
+    armed = armed_messages()
+    assert sorted((a.step, a.after_step, a.after_attempt) for a in armed) == [
+        ("count", "fetch", 1),
+        ("shout", "fetch", 1),
+    ]
+    assert all(document(a)["upstream"] == {} for a in armed)  # the node adds fetch's output
+    assert (await cp.step(run_id, "count")).status == types_pb2.STEP_STATUS_ASSIGNED
+    await node.quiet("assign", 0.3)  # and the node holds them while fetch has not succeeded
 
     await node.started(fetch)
     await cp.wait_step(run_id, "fetch", types_pb2.STEP_STATUS_RUNNING)
     await node.result(fetch, output=OUTPUTS["fetch"])
     assert (await node.ack(fetch)).stale is False
 
-    # count and shout are both handed out before either finishes: they run in parallel
+    # count and shout both start when fetch succeeds: they run in parallel
     first = await node.assignment()
     second = await node.assignment()
     assert {first.step, second.step} == {"count", "shout"}
@@ -109,7 +129,8 @@ async def test_diamond_runs_to_success_through_a_fake_node(cp, echo_wasm) -> Non
     assert allocated == (200, 128 << 20, 2)  # two steps at the default 100m cpu, 64Mi
 
     assert (await node.finish(first, OUTPUTS[first.step])).stale is False
-    await node.quiet("assign", 0.3)  # summarize still waits for the other one
+    await node.quiet("assign", 0.3)  # summarize still waits for the other one, armed behind it
+    await eventually(lambda: summarize_armed_behind(node, second.step), what="summarize armed")
     assert (await node.finish(second, OUTPUTS[second.step])).stale is False
 
     summarize = await node.assignment()
