@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 OUTBOX_RETRY_INTERVAL = timedelta(seconds=2)
 """How often results the outbox refused (a full disk) are written again until they are acked."""
 MIN_TIMEOUT = timedelta(milliseconds=1)
+STARTED_NOTICE_DELAY = timedelta(milliseconds=50)
+"""A step's `Started` goes up once it has run this long: the result of a shorter one says it
+started (the control plane records both from it), so a quick step costs one message up, not two."""
 
 Send = Callable[[ToControlPlane], bool]
 """Queues a message for the control plane; False when there is no stream to queue it on."""
@@ -124,6 +127,7 @@ class StepRunner(Component):
         self._armed: dict[AttemptKey, list[Assignment]] = {}  # behind a running attempt (pipelining)
         self._tasks: dict[AttemptKey, asyncio.Task[None]] = {}
         self._cancel_requested: set[AttemptKey] = set()
+        self._started_notices: dict[AttemptKey, asyncio.Task[None]] = {}
         self._unacked: dict[AttemptKey, StepResult] = {}  # mirror of the outbox, kept even if the disk fails
         self._unsaved: set[AttemptKey] = set()  # unacked results the outbox refused
         self._journal: dict[JournalEntry, JournalEntry] = {}  # LLM journal entries not yet acked
@@ -309,6 +313,8 @@ class StepRunner(Component):
         finally:
             self._running.pop(key, None)
             self._tasks.pop(key, None)
+            if (notice := self._started_notices.pop(key, None)) is not None:
+                notice.cancel()  # the result says it started
             self._cancel_requested.discard(key)
             self._note_changes()
             shutil.rmtree(scratch, ignore_errors=True)
@@ -377,7 +383,8 @@ class StepRunner(Component):
 
         def started(pid: int) -> None:
             cgroup.attach(pid)  # before the job is sent: the step never runs outside its cgroup
-            self._send(Started(key=key))
+            if self._group is not None:
+                self._started_notices[key] = self._group.create_task(self._started_notice(key), name=f"started {key}")
 
         def ended(pid: int) -> None:
             stats.append(_release(cgroup, pid))
@@ -417,6 +424,12 @@ class StepRunner(Component):
             if llm is not None:
                 result = dataclasses.replace(result, llm=llm)
         return result
+
+    async def _started_notice(self, key: AttemptKey) -> None:
+        """Say the attempt runs, once it has run `STARTED_NOTICE_DELAY` (cancelled when it ends)."""
+        await self._clock.sleep(STARTED_NOTICE_DELAY)
+        self._started_notices.pop(key, None)
+        self._send(Started(key=key))
 
     async def _report(self, result: StepResult) -> None:
         """Send the result while the outbox writes it: the write's fsync overlaps the round trip.

@@ -7,11 +7,11 @@ import dataclasses
 import logging
 import random
 
-from agentflow.vocabulary import EventType, NodeStatus, StepStatus
+from agentflow.vocabulary import NodeStatus, StepStatus
 from controlplane.engine.core import Core
 from controlplane.engine.fleet import Fleet, NodeSession
 from controlplane.engine.messages import AckJournal, AckResult, AttemptKey, StepResultReport
-from controlplane.engine.transitions import apply_result
+from controlplane.engine.transitions import apply_result, start_step
 from controlplane.store import JournalRecord, NodeRecord, Tx
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,7 @@ class Reports:
                 or step.node_id != session.node_id
             ):
                 return
-            tx.start_attempt(key.run_id, key.step, key.attempt, now=now)
-            tx.update_step(key.run_id, key.step, status=StepStatus.RUNNING, started_at=step.started_at or now)
-            tx.add_event(
-                EventType.AGENT_STARTED,
-                now=now,
-                run_id=key.run_id,
-                step=key.step,
-                attempt=key.attempt,
-                node=session.node_name,
-            )
+            start_step(tx, step, node_name=session.node_name, now=now)
 
     async def result(self, session: NodeSession, report: StepResultReport) -> None:
         now = self._core.clock.now()

@@ -100,6 +100,15 @@ def _finish_run(tx: Tx, run: RunRecord, outcome: RunStatus, *, now: datetime) ->
         tx.add_event(EventType.WORKFLOW_FAILED, now=now, run_id=run.id, data={**data, "error": error})
 
 
+def start_step(tx: Tx, step: StepRecord, *, node_name: str, now: datetime) -> None:
+    """The step's attempt (assigned) runs on its node since `now`: `running`, `agent.started`."""
+    tx.start_attempt(step.run_id, step.name, step.attempt, now=now)
+    tx.update_step(step.run_id, step.name, status=StepStatus.RUNNING, started_at=step.started_at or now)
+    tx.add_event(
+        EventType.AGENT_STARTED, now=now, run_id=step.run_id, step=step.name, attempt=step.attempt, node=node_name
+    )
+
+
 def fail_step(tx: Tx, run: RunRecord, step: StepRecord, *, error: str, now: datetime) -> None:
     """Fail a step for good (no retry) and settle its run."""
     pipelining.disarm(tx, run.id, step.name, reason=f'dependency "{step.name}" failed', now=now)
@@ -225,6 +234,9 @@ def apply_result(
     run = tx.run(key.run_id)
     if step is None or run is None or step.attempt != key.attempt or not step.status.on_node:
         return STALE
+    if step.status is StepStatus.ASSIGNED and report.outcome is not StepOutcome.CANCELLED:
+        # A quick step's node sends no started notice: its result says when it began.
+        start_step(tx, step, node_name=node_name, now=now - report.duration)
     if report.outcome is StepOutcome.SUCCEEDED and (problem := output_problem(report.output_json)):
         # Dependents get this output as JSON on stdin: an invalid one fails the attempt here.
         report = dataclasses.replace(

@@ -27,7 +27,7 @@ from noded.errors import StateFull
 from noded.messages import Ack, Assignment, Started, StepResult, ToControlPlane
 from noded.metrics import NodeMetrics
 from noded.modules import ModuleStore
-from noded.runner import OUTBOX_RETRY_INTERVAL, StepRunner
+from noded.runner import OUTBOX_RETRY_INTERVAL, STARTED_NOTICE_DELAY, StepRunner
 from noded.state import FailingNodeState, MemoryNodeState, NodeState, SqliteNodeState
 from noded.workers import WorkerPool
 
@@ -140,19 +140,19 @@ def assignment(built_agents: Path, agent: str, *, step: str = "s", attempt: int 
 
 async def test_result_is_kept_until_acked(make_runner, built_agents: Path) -> None:
     state = MemoryNodeState()
-    runner, sent = await make_runner(state=state)
+    runner, sent = await make_runner(state=state, clock=ManualClock())
     runner.on_assign(assignment(built_agents, "echo", greeting="hi"))
     result = await sent.result("s")
     assert result.outcome == StepOutcome.SUCCEEDED
     assert json.loads(result.output_json)["input"] == {"greeting": "hi"}
-    assert sent.kinds("s") == ["Started", "StepResult"]
+    assert sent.kinds("s") == ["StepResult"]  # a quick step: its result says it started
     key = AttemptKey("r1", "s", 1)
     assert [r.key for r in await state.pending_results()] == [key]
     assert runner.unacked() == [result] and runner.in_flight() == []
 
     # Delivered again (e.g. after a reconnect): the stored result is resent, the step is not rerun.
     runner.on_assign(assignment(built_agents, "echo", greeting="hi"))
-    assert sent.kinds("s") == ["Started", "StepResult", "StepResult"]
+    assert sent.kinds("s") == ["StepResult", "StepResult"]
 
     await runner.on_ack(Ack(key=key, stale=False))
     assert await state.pending_results() == [] and runner.unacked() == []
@@ -345,3 +345,15 @@ async def test_a_cancel_takes_back_an_armed_attempt(make_runner, built_agents: P
     assert (await sent.result("a")).outcome == StepOutcome.SUCCEEDED
     await eventually(lambda: runner.running_count() == 0, what="a to end")
     assert sent.kinds("b") == []
+
+
+async def test_a_step_that_runs_a_while_says_it_started(make_runner, built_agents: Path) -> None:
+    clock = ManualClock()
+    runner, sent = await make_runner(clock=clock)
+    runner.on_assign(assignment(built_agents, "sleep", ms=1500))
+    await clock.wait_for_sleepers()  # the notice waits on the clock once the worker has the job
+    assert sent.kinds("s") == []
+    await clock.advance(STARTED_NOTICE_DELAY)
+    await eventually(lambda: sent.kinds("s") == ["Started"], what="the started notice")
+    assert (await sent.result("s")).outcome == StepOutcome.SUCCEEDED
+    assert sent.kinds("s") == ["Started", "StepResult"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import grpc
 import pytest
+from sample_workflows import ONE_STEP
 from waiting import eventually
 
 from agentflow.v1 import controlplane_pb2, types_pb2
@@ -249,3 +251,21 @@ async def test_node_selector_limits_placement_to_matching_nodes(cp, echo_wasm) -
     run = await cp.wait_run(run_id, types_pb2.RUN_STATUS_SUCCEEDED)
     assert cp.step_of(run, "gpu").node == "gpu-1"
     await plain.quiet("assign", 0)
+
+
+async def test_a_result_without_a_started_notice_starts_the_step_too(cp, echo_wasm) -> None:
+    """A quick step's node sends only its result: the attempt is started from it, then ended."""
+    node = await cp.node("n1").join()
+    await cp.push(echo_wasm)
+    run_id = await cp.submit(ONE_STEP)
+    only = await node.assignment("only")
+    await node.result(only, output={"n": 1})
+    assert (await node.ack(only)).stale is False
+    run = await cp.wait_run(run_id, types_pb2.RUN_STATUS_SUCCEEDED)
+    step = cp.step_of(run, "only")
+    assert step.HasField("started_at")
+    assert step.started_at.ToDatetime() <= step.finished_at.ToDatetime()
+    with sqlite3.connect(cp.data_dir / "state.db") as db:
+        kinds = [t for (t,) in db.execute("SELECT type FROM events WHERE run_id = ? AND step = 'only' ORDER BY seq",
+                                          (run_id,))]  # fmt: skip
+    assert kinds == ["agent.scheduled", "agent.started", "agent.completed"]
