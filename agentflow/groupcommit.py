@@ -32,6 +32,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 ErrorFactory = Callable[[str, sqlite3.Error], Exception]
 """Turns a failed statement into the daemon's typed error: (what failed, the sqlite3 error)."""
@@ -98,9 +99,7 @@ class GroupCommit:
                 yield self._conn
             except sqlite3.Error as exc:
                 self._undo()
-                if (error := self._typed("write failed", exc)) is exc:
-                    raise
-                raise error from exc
+                self._raise_typed("write failed", exc)
             except BaseException:
                 self._undo()
                 raise
@@ -111,9 +110,7 @@ class GroupCommit:
                 self._conn.execute(f"RELEASE {SAVEPOINT}")
             except sqlite3.Error as exc:
                 self._undo()
-                if (error := self._typed("write failed", exc)) is exc:
-                    raise
-                raise error from exc
+                self._raise_typed("write failed", exc)
             group.members += 1
         if wait:
             await asyncio.shield(group.committed)
@@ -141,14 +138,13 @@ class GroupCommit:
             loop = asyncio.get_running_loop()
             done = loop.run_in_executor(self._thread, self._conn.execute, "COMMIT")
             try:
-                await asyncio.shield(done)
+                with contextlib.suppress(Exception):  # the group gets the error from `done`
+                    await asyncio.shield(done)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await done  # the statement runs to its end before anything else may
                 self._finish(group, done)
                 raise
-            except Exception:
-                pass  # the group gets the error from `done`
             self._finish(group, done)
         if (error := group.committed.exception()) is not None:
             raise error
@@ -161,8 +157,10 @@ class GroupCommit:
             group.settle(None)
             return
         self._rollback()
-        error = self._error(f"{self._label}: commit failed", exc) if isinstance(exc, sqlite3.Error) else exc
-        group.settle(error if isinstance(error, Exception) else RuntimeError(str(error)))
+        if isinstance(exc, sqlite3.Error):
+            group.settle(self._error(f"{self._label}: commit failed", exc))
+        else:
+            group.settle(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
 
     async def close(self) -> None:
         """Commit what is open, then stop the commit thread."""
@@ -173,18 +171,20 @@ class GroupCommit:
             await self.commit()
         self._thread.shutdown(wait=True)
 
-    def _typed(self, what: str, exc: sqlite3.Error) -> Exception:
-        """The factory's error for `exc` (which it may also return as it is)."""
-        return self._error(f"{self._label}: {what}", exc)
+    def _raise_typed(self, what: str, exc: sqlite3.Error) -> NoReturn:
+        """Raise the factory's error for `exc`, caused by it (or `exc` itself, if the factory
+        keeps sqlite3's errors as they are)."""
+        error = self._error(f"{self._label}: {what}", exc)
+        if error is exc:
+            raise exc
+        raise error from exc
 
     def _open(self) -> _Group:
         if self._group is None:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                if (error := self._typed("cannot begin a transaction", exc)) is exc:
-                    raise
-                raise error from exc
+                self._raise_typed("cannot begin a transaction", exc)
             self._group = _Group()
         return self._group
 

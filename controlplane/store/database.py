@@ -72,11 +72,6 @@ class Database:
         self._groups.set_committer(request)
 
     @property
-    def commits(self) -> tuple[int, int]:
-        """(physical commits, logical transactions they carried) since the file was opened."""
-        return self._groups.commits, self._groups.grouped
-
-    @property
     def reader(self) -> sqlite3.Connection:
         return self._reader
 

@@ -600,10 +600,6 @@ class StateStore:
         transactions commit on their own)."""
         self._db.set_committer(request)
 
-    @property
-    def commits(self) -> tuple[int, int]:
-        return self._db.commits
-
     async def close(self) -> None:
         await self._db.close()
 
