@@ -13,7 +13,7 @@ from agentflow.transport import NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from controlplane.api import convert
 from controlplane.api.identity import check_node_name
-from controlplane.engine import Engine, NodeSession
+from controlplane.engine import Engine, NodeSession, ToNode
 from controlplane.errors import InvalidArgument, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,19 @@ class NodeGatewayServicer(node_pb2_grpc.NodeGatewayServicer):
                 check_node_name(context, record.name, tls=True)
         session = await registration.open_session(node_id)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"node-reader-{node_id}")
+        closed = asyncio.ensure_future(session.closed.wait())
+        get: asyncio.Future[ToNode | None] | None = None
         try:
-            while (message := await session.next()) is not None:
+            while not session.closed.is_set():
+                get = asyncio.ensure_future(session.outgoing.get())
+                await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done() or (message := get.result()) is None:
+                    break
                 yield convert.to_node(message)
         finally:
+            for pending in (get, closed):
+                if pending is not None:
+                    pending.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             await registration.close_session(session)

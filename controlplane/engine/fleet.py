@@ -20,8 +20,7 @@ SESSION_QUEUE_SIZE = 4096
 class NodeSession:
     """One live Connect stream of a node: a bounded queue of messages to send down.
 
-    `close()` ends it: `closed` is set and `next()` answers None from then on, so the sender
-    waits on the queue alone (one wake-up per message)."""
+    `close()` ends it: `closed` is set, what is queued is dropped and a None wakes the sender."""
 
     def __init__(self, node_id: str, node_name: str) -> None:
         self.node_id = node_id
@@ -48,13 +47,6 @@ class NodeSession:
         while not self.outgoing.empty():
             self.outgoing.get_nowait()
         self.outgoing.put_nowait(None)  # wakes the sender
-
-    async def next(self) -> ToNode | None:
-        """The next message to send; None once the session is closed."""
-        if self.closed.is_set():
-            return None
-        message = await self.outgoing.get()
-        return None if self.closed.is_set() else message
 
 
 @dataclass(slots=True)
