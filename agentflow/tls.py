@@ -16,8 +16,6 @@ from pathlib import Path
 
 import grpc
 
-from agentflow.certs import node_name_of
-
 log = logging.getLogger(__name__)
 
 ENV_CA, ENV_CERT, ENV_KEY = "AGENTFLOW_TLS_CA", "AGENTFLOW_TLS_CERT", "AGENTFLOW_TLS_KEY"
@@ -127,4 +125,8 @@ def peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
 def peer_node(context: grpc.aio.ServicerContext) -> str | None:
     """The node a client's certificate speaks for, or None (plaintext, or not a node's)."""
     pem = peer_certificate(context)
-    return None if pem is None else node_name_of(pem)
+    if pem is None:
+        return None
+    from agentflow.certs import node_name_of  # here: cryptography costs 10 MB, and noded never calls this
+
+    return node_name_of(pem)

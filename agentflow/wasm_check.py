@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import wasmtime
+if TYPE_CHECKING:
+    import wasmtime
 
 ABI_MODULE = "agentflow"
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -52,6 +54,8 @@ def module_problem(data: bytes) -> str | None:
         return "is not a WebAssembly module (it does not start with \\0asm)"
     if data[4:8] == _COMPONENT_LAYER:
         return component_problem(data)
+    import wasmtime  # here, not at the top: the daemons import this module and need no engine until a check
+
     engine = wasmtime.Engine()
     try:
         wasmtime.Module.validate(engine, data)
@@ -139,6 +143,8 @@ def _extern_desc(r: _Reader) -> None:
 def _imports_problem(
     engine: wasmtime.Engine, types: list[tuple[tuple[int, ...], tuple[int, ...]] | None], imports: list[Import]
 ) -> str | None:
+    import wasmtime
+
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     store = wasmtime.Store(engine)

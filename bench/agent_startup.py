@@ -40,7 +40,10 @@ import wasmtime
 from results import write_section
 
 from agentflow.authoring import LANGUAGES, AuthoringError, Language, build_agent, scaffold
-from noded.sandbox import CompiledModuleCache, EpochTicker, StepJob, create_engine, run_step
+from noded.sandbox import StepJob
+from noded.sandbox.engine import EpochTicker, create_engine
+from noded.sandbox.executor import run_step
+from noded.sandbox.module_cache import CompiledModuleCache
 
 NAME = "startup"
 CACHE_VARIABLES = ("ZIG_GLOBAL_CACHE_DIR", "npm_config_cache")

@@ -24,7 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from noded.sandbox import CompiledModuleCache, EpochTicker, StepJob, create_engine, run_step
+from noded.sandbox import StepJob
+from noded.sandbox.engine import EpochTicker, create_engine
+from noded.sandbox.executor import run_step
+from noded.sandbox.module_cache import CompiledModuleCache
 from noded.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent

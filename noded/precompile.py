@@ -14,11 +14,14 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-
-import wasmtime
+from typing import TYPE_CHECKING
 
 from agentflow.wasm_check import is_component
-from noded.sandbox import CompiledModuleCache, create_engine
+
+if TYPE_CHECKING:
+    import wasmtime
+
+    from noded.sandbox.module_cache import CompiledModuleCache
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,11 @@ class Precompiler:
         with module_path.open("rb") as f:
             if not is_component(f.read(8)):
                 return
+        import wasmtime  # here, on the first component: a node that runs none never loads an engine
+
+        from noded.sandbox.engine import create_engine
+        from noded.sandbox.module_cache import CompiledModuleCache
+
         if self._cache is None or self._engine is None:
             self._cache, self._engine = CompiledModuleCache(self._cache_dir), create_engine()
         cache, engine = self._cache, self._engine

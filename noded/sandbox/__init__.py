@@ -1,6 +1,12 @@
-"""The in-process wasmtime executor for agent ABI v1 (synchronous; no asyncio).
+"""The wasmtime sandbox for agent ABI v1 (synchronous; no asyncio).
 
-Typical use inside a worker process::
+This package's top level is what noded's main process needs and imports without wasmtime: a
+step attempt and its result (`job`), the host calls and their errors (`hostcalls`). The
+executor and its parts import wasmtime and are imported by the worker from their modules::
+
+    from noded.sandbox.engine import EpochTicker, create_engine
+    from noded.sandbox.executor import run_step
+    from noded.sandbox.module_cache import CompiledModuleCache
 
     engine = create_engine()
     EpochTicker(engine).start()
@@ -9,23 +15,6 @@ Typical use inside a worker process::
 """
 
 from agentflow.spec.quantity import format_bytes
-from noded.sandbox.engine import (
-    EPOCH_TICK_S,
-    EpochTicker,
-    create_engine,
-    deadline_ticks,
-    engine_config,
-    engine_fingerprint,
-    has_running_ticker,
-)
-from noded.sandbox.executor import (
-    DEFAULT_MAX_STDERR_BYTES,
-    DEFAULT_MAX_STDOUT_BYTES,
-    SCRATCH_GUEST_PATH,
-    ExecResult,
-    StepJob,
-    run_step,
-)
 from noded.sandbox.hostcalls import (
     DEFAULT_OPERATIONS,
     KNOWN_CAPABILITIES,
@@ -36,19 +25,14 @@ from noded.sandbox.hostcalls import (
     HostCalls,
     HostOperation,
 )
-from noded.sandbox.module_cache import CacheStats, CompiledModuleCache
+from noded.sandbox.job import DEFAULT_MAX_STDERR_BYTES, DEFAULT_MAX_STDOUT_BYTES, ExecResult, StepJob
 
 __all__ = [
     "DEFAULT_MAX_STDERR_BYTES",
     "DEFAULT_MAX_STDOUT_BYTES",
     "DEFAULT_OPERATIONS",
-    "EPOCH_TICK_S",
     "KNOWN_CAPABILITIES",
     "MAX_MESSAGE_BYTES",
-    "SCRATCH_GUEST_PATH",
-    "CacheStats",
-    "CompiledModuleCache",
-    "EpochTicker",
     "ExecResult",
     "HostCallContext",
     "HostCallError",
@@ -56,11 +40,5 @@ __all__ = [
     "HostCalls",
     "HostOperation",
     "StepJob",
-    "create_engine",
-    "deadline_ticks",
-    "engine_config",
-    "engine_fingerprint",
     "format_bytes",
-    "has_running_ticker",
-    "run_step",
 ]

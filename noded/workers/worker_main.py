@@ -35,9 +35,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from agentflow.daemon import set_parent_death_signal
-from noded.sandbox import CompiledModuleCache, EpochTicker, HostCallError, HostCallRefused, create_engine, run_step
+from noded.sandbox import HostCallError, HostCallRefused
 from noded.sandbox.confine import Confinement, ConfinementError, WorkerConfinement, apply_process_layers
+from noded.sandbox.engine import EpochTicker, create_engine
+from noded.sandbox.executor import run_step
 from noded.sandbox.hostcalls import Relay
+from noded.sandbox.module_cache import CompiledModuleCache
 from noded.workers.errors import ProtocolError
 from noded.workers.protocol import (
     ERROR,

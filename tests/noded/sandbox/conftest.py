@@ -11,7 +11,10 @@ import pytest
 import wasmtime
 from jobs import job_for
 
-from noded.sandbox import CompiledModuleCache, EpochTicker, ExecResult, StepJob, create_engine, run_step
+from noded.sandbox import ExecResult, StepJob
+from noded.sandbox.engine import EpochTicker, create_engine
+from noded.sandbox.executor import run_step
+from noded.sandbox.module_cache import CompiledModuleCache
 
 
 @pytest.fixture(scope="module")

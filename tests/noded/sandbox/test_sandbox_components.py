@@ -13,8 +13,10 @@ from jobs import job_for, step_stdin
 
 from agentflow.vocabulary import FailureKind
 from agentflow.wasm_check import component_problem, module_problem
-from noded.sandbox import CompiledModuleCache, ExecResult, run_step
+from noded.sandbox import ExecResult
+from noded.sandbox.executor import run_step
 from noded.sandbox.hostcalls import HostCallError, HostCallRefused, Relay
+from noded.sandbox.module_cache import CompiledModuleCache
 
 pytestmark = [pytest.mark.component, pytest.mark.timeout(120)]
 

@@ -7,8 +7,15 @@ import time
 import pytest
 import wasmtime
 
-from noded.sandbox import EPOCH_TICK_S, EpochTicker, create_engine, deadline_ticks, engine_fingerprint
-from noded.sandbox.engine import has_running_ticker, wasmtime_version
+from noded.sandbox.engine import (
+    EPOCH_TICK_S,
+    EpochTicker,
+    create_engine,
+    deadline_ticks,
+    engine_fingerprint,
+    has_running_ticker,
+    wasmtime_version,
+)
 
 pytestmark = pytest.mark.unit
 

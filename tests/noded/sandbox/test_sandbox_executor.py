@@ -11,14 +11,10 @@ import pytest
 import wasmtime
 
 from agentflow.vocabulary import FailureKind
-from noded.sandbox import (
-    CompiledModuleCache,
-    ExecResult,
-    HostCallError,
-    StepJob,
-    create_engine,
-    run_step,
-)
+from noded.sandbox import ExecResult, HostCallError, StepJob
+from noded.sandbox.engine import create_engine
+from noded.sandbox.executor import run_step
+from noded.sandbox.module_cache import CompiledModuleCache
 
 pytestmark = pytest.mark.component
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from noded.sandbox import CompiledModuleCache, StepJob, run_step
+from noded.sandbox import StepJob
+from noded.sandbox.executor import run_step
+from noded.sandbox.module_cache import CompiledModuleCache
 
 pytestmark = pytest.mark.component
 

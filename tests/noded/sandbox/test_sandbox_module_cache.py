@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from noded.sandbox import CompiledModuleCache, create_engine
+from noded.sandbox.engine import create_engine
+from noded.sandbox.module_cache import CompiledModuleCache
 
 pytestmark = pytest.mark.component
 
