@@ -137,7 +137,7 @@ def node(info: NodeInfo) -> types_pb2.Node:
         capacity=resources(n.capacity),
         allocated=resources(info.allocated),
         running=info.running,
-        last_heartbeat=timestamp(n.last_heartbeat),
+        last_heartbeat=timestamp(info.last_heartbeat),
         registered_at=timestamp(n.registered_at),
         version=n.version,
         draining=n.draining,

@@ -21,7 +21,7 @@ from controlplane.engine.event_log import EventLog
 from controlplane.engine.fleet import Fleet
 from controlplane.engine.liveness import LivenessService
 from controlplane.engine.nodes import NodeViews
-from controlplane.engine.placement import PassResult, schedule_pass
+from controlplane.engine.placement import PassResult, PlacementNodes, schedule_pass
 from controlplane.engine.registration import Registration
 from controlplane.engine.reports import Reports
 from controlplane.engine.runs import RunService
@@ -69,6 +69,7 @@ class Engine(Component):
         self.drains = Drains(core, self.fleet, self.nodes)
         self.events = EventLog(core)
         self.scheduler_observer: SchedulerObserver | None = None
+        self._placement_nodes = PlacementNodes()
         self._closed = False
 
     @classmethod
@@ -129,7 +130,7 @@ class Engine(Component):
                 async with core.tx(wait=False) as tx:
                     if tx.has_steps_with_status(StepStatus.READY):
                         result = schedule_pass(
-                            tx, nodes=tx.nodes(), live_status=self.fleet.live_status(), now=core.clock.now()
+                            tx, nodes=self._placement_nodes, live_status=self.fleet.live_status(), now=core.clock.now()
                         )
             except Error as exc:  # rolled back alone; the others of the group still commit
                 log.warning("scheduling pass failed; retrying", extra={"error": str(exc)})

@@ -52,7 +52,8 @@ class NodeSession:
 @dataclass(slots=True)
 class Liveness:
     status: NodeStatus
-    last_seen: datetime
+    last_seen: datetime  # the last heartbeat (or hello), in memory
+    recorded: datetime | None = None  # the last one written to the store; None: none since this began
 
 
 @dataclass(slots=True)

@@ -22,11 +22,17 @@ class LivenessService:
         self._node_ttl = node_ttl
 
     async def heartbeat(self, session: NodeSession) -> None:
+        """A heartbeat renews the node's lease in memory (what the reaper and ListNodes read).
+        The store's copy, shown after a restart, is written at most once per TTL: like Nomad's
+        heartbeat timers, liveness is not a write per beat (5,000 nodes at 5 s would be 1,000/s)."""
         now = self._core.clock.now()
         state = self._fleet.liveness.get(session.node_id)
         if state is None or self._fleet.sessions.get(session.node_id) is not session:
             return
         state.last_seen = now
+        if state.recorded is not None and now - state.recorded < self._node_ttl:
+            return
+        state.recorded = now
         try:
             async with self._core.store.transaction(wait=False, urgent=False) as tx:
                 tx.touch_node(session.node_id, now=now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from agentflow.vocabulary import NodeStatus, StepStatus
 from controlplane.domain import Resources, node_status
@@ -18,6 +19,7 @@ class NodeInfo:
     status: NodeStatus
     allocated: Resources
     running: int
+    last_heartbeat: datetime | None  # the live one once the node spoke to this process, else the stored one
 
 
 class NodeViews:
@@ -28,20 +30,21 @@ class NodeViews:
     async def list_nodes(self) -> list[NodeInfo]:
         read = self._core.store.read
         nodes = read.nodes()
-        on_node = [s for _, s in read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING)]
+        on_node: dict[str | None, tuple[Resources, int]] = {}
+        for _, s in read.steps_with_status(StepStatus.ASSIGNED, StepStatus.RUNNING):
+            allocated, running = on_node.get(s.node_id, (Resources(), 0))
+            on_node[s.node_id] = (allocated + s.request, running + 1)
         infos = []
         for node in nodes:
-            mine = [s for s in on_node if s.node_id == node.id]
-            allocated = Resources()
-            for s in mine:
-                allocated = allocated + s.request
+            allocated, running = on_node.get(node.id, (Resources(), 0))
             state = self._fleet.liveness.get(node.id)
             infos.append(
                 NodeInfo(
                     record=node,
                     status=node_status(state.status if state else node.status, draining=node.draining),
                     allocated=allocated,
-                    running=len(mine),
+                    running=running,
+                    last_heartbeat=state.last_seen if state and state.recorded else node.last_heartbeat,
                 )
             )
         return infos

@@ -122,7 +122,7 @@ class Registration:
             tx.touch_node(session.node_id, now=now)
             tx.add_event(EventType.NODE_READY, now=now, node=session.node_name)
             record = tx.node(session.node_id)
-        self._fleet.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now)
+        self._fleet.liveness[session.node_id] = Liveness(status=NodeStatus.READY, last_seen=now, recorded=now)
         session.hello_done = True
         if record is not None and record.draining:
             self._fleet.send(session.node_id, DrainNotice(draining=True, deadline=record.drain_deadline))

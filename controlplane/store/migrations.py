@@ -217,4 +217,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX steps_queue ON steps(status, run_seq, idx);
     CREATE INDEX steps_backoff ON steps(status, not_before);
     """,
+    # 12: a token that changes with every change of a node that placement reads (a heartbeat
+    # does not change it): a scheduling pass reads it and decodes the nodes again only when it
+    # changed. Random, not a counter, so that a rolled-back change cannot leave a number behind
+    # that a later, different change would take again.
+    """
+    INSERT INTO meta (key, value) VALUES ('nodes_token', lower(hex(randomblob(8))));
+    CREATE TRIGGER nodes_token_insert AFTER INSERT ON nodes BEGIN
+        UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'nodes_token';
+    END;
+    CREATE TRIGGER nodes_token_delete AFTER DELETE ON nodes BEGIN
+        UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'nodes_token';
+    END;
+    CREATE TRIGGER nodes_token_update AFTER UPDATE OF id, name, status, isolation, sandbox_layers, labels,
+        cpu_millis, memory_bytes, slots, version, registered_at, draining, drain_deadline ON nodes BEGIN
+        UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'nodes_token';
+    END;
+    """,
 )

@@ -239,6 +239,12 @@ class Reader:
     def nodes(self) -> list[NodeRecord]:
         return [_node(r) for r in self._all("SELECT * FROM nodes ORDER BY name")]
 
+    def nodes_token(self) -> str:
+        """Changes whenever a node changes in a way `nodes()` shows, except its last heartbeat."""
+        row = self._one("SELECT value FROM meta WHERE key = 'nodes_token'")
+        assert row is not None, "schema 12 inserts the nodes token"
+        return str(row["value"])
+
     def node(self, node_id: str) -> NodeRecord | None:
         row = self._one("SELECT * FROM nodes WHERE id = ?", (node_id,))
         return None if row is None else _node(row)

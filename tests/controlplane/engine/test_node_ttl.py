@@ -7,10 +7,11 @@ test says so.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sample_workflows import ONE_STEP
+from waiting import eventually
 
 from agentflow.clock import ManualClock
 from agentflow.v1 import types_pb2
@@ -131,3 +132,25 @@ async def test_steps_never_go_to_down_or_disconnected_nodes(cp, clock, echo_wasm
     nodes = await cp.list_nodes()
     assert nodes["big-never-connected"].status == types_pb2.NODE_STATUS_DOWN
     assert nodes["big-dropped"].status == types_pb2.NODE_STATUS_DOWN
+
+
+async def test_heartbeats_renew_the_lease_in_memory_and_reach_the_store_once_per_ttl(cp, clock) -> None:
+    a = await cp.node("a").join()
+    stored = cp.engine.core.store.read
+
+    def written() -> datetime | None:
+        record = stored.node(a.node_id)
+        assert record is not None
+        return record.last_heartbeat
+
+    connected = written()
+    for _ in range(3):  # three beats within one TTL: shown at once, not written
+        await advance(clock, TTL * 0.3)
+        await a.heartbeat_seen(clock)
+        assert written() == connected
+    shown = (await cp.list_nodes())["a"].last_heartbeat.ToDatetime(tzinfo=UTC)
+    assert shown == clock.now()
+    await advance(clock, TTL * 0.3)  # 1.2 TTL after the last write: this beat is written
+    await a.heartbeat_seen(clock)
+    await eventually(lambda: written() == clock.now(), what="the heartbeat written to the store")
+    assert (await cp.list_nodes())["a"].status == types_pb2.NODE_STATUS_READY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,9 +13,10 @@ from sample_workflows import ONE_STEP
 
 from agentflow.spec import load_workflow, resolve_modules
 from agentflow.tracecontext import TraceRef
+from agentflow.vocabulary import Isolation, NodeStatus
 from controlplane.domain import Resources
 from controlplane.errors import StorageError
-from controlplane.store import ModuleRecord, RunTrace, StateStore, Tx
+from controlplane.store import ModuleRecord, NodeRecord, RunTrace, StateStore, Tx
 from controlplane.store.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.component
@@ -268,3 +269,40 @@ async def test_migrating_to_version_11_gives_existing_steps_their_run_order(tmp_
         assert [(r.run_id, r.run_seq) for r in rows] == [("old", 1), ("new", 2)]
     finally:
         await store.close()
+
+
+def _node_record(node_id: str = "id-1", *, slots: int = 4) -> NodeRecord:
+    return NodeRecord(id=node_id, name=f"n-{node_id}", status=NodeStatus.READY, isolation=Isolation.NONE,
+                      labels={"zone": "a"}, capacity=Resources(cpu_millis=1000, memory_bytes=1 << 30, slots=slots),
+                      version="1", registered_at=NOW, last_heartbeat=NOW)  # fmt: skip
+
+
+async def test_the_nodes_token_changes_with_every_node_change_but_a_heartbeat(store: StateStore) -> None:
+    tokens = [store.read.nodes_token()]
+
+    async def changed(write: Callable[[Tx], None]) -> bool:
+        async with store.transaction() as tx:
+            write(tx)
+        tokens.append(store.read.nodes_token())
+        return tokens[-1] != tokens[-2]
+
+    assert await changed(lambda tx: tx.upsert_node(_node_record()))
+    assert await changed(lambda tx: tx.upsert_node(_node_record(slots=8)))  # registered again, more room
+    assert await changed(lambda tx: tx.set_node_status("id-1", NodeStatus.DOWN))
+    assert await changed(lambda tx: tx.set_node_drain("id-1", draining=True, deadline=None))
+    assert not await changed(lambda tx: tx.touch_node("id-1", now=NOW + timedelta(seconds=5)))
+
+
+async def test_a_rolled_back_node_change_leaves_the_token_it_found(store: StateStore) -> None:
+    async with store.transaction() as tx:
+        tx.upsert_node(_node_record())
+    before = store.read.nodes_token()
+    with pytest.raises(RuntimeError, match="after the drain"):
+        async with store.transaction() as tx:
+            tx.set_node_drain("id-1", draining=True, deadline=None)
+            assert tx.nodes_token() != before  # seen inside the transaction that made it
+            raise RuntimeError("after the drain")
+    assert store.read.nodes_token() == before
+    async with store.transaction() as tx:
+        tx.set_node_drain("id-1", draining=True, deadline=None)
+    assert store.read.nodes_token() != before
