@@ -69,7 +69,7 @@ class Drains:
         """Announce draining nodes that run nothing more; move steps off those past their deadline."""
         now = self._core.clock.now()
         read = self._core.store.read
-        due = [n for n in read.nodes() if n.draining and self._drain_due(n, now)]
+        due = [n for n in read.draining_nodes() if self._drain_due(n, now)]  # not every node, every pass
         if not due:
             return  # the common case: no write transaction
         cancels: list[tuple[str, CancelAttempt]] = []

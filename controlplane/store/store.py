@@ -239,6 +239,9 @@ class Reader:
     def nodes(self) -> list[NodeRecord]:
         return [_node(r) for r in self._all("SELECT * FROM nodes ORDER BY name")]
 
+    def draining_nodes(self) -> list[NodeRecord]:
+        return [_node(r) for r in self._all("SELECT * FROM nodes WHERE draining = 1 ORDER BY name")]
+
     def nodes_token(self) -> str:
         """Changes whenever a node changes in a way `nodes()` shows, except its last heartbeat."""
         row = self._one("SELECT value FROM meta WHERE key = 'nodes_token'")

@@ -303,6 +303,8 @@ async def test_a_rolled_back_node_change_leaves_the_token_it_found(store: StateS
             assert tx.nodes_token() != before  # seen inside the transaction that made it
             raise RuntimeError("after the drain")
     assert store.read.nodes_token() == before
+    assert store.read.draining_nodes() == []
     async with store.transaction() as tx:
         tx.set_node_drain("id-1", draining=True, deadline=None)
     assert store.read.nodes_token() != before
+    assert [n.id for n in store.read.draining_nodes()] == ["id-1"]
