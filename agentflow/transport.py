@@ -13,3 +13,7 @@ MESSAGE_SIZE_OPTIONS: tuple[tuple[str, int], ...] = (
 
 NODE_ID_METADATA = "agentflow-node-id"
 """gRPC metadata key naming the node on its Connect stream (the id Register answered)."""
+
+BATCHES_METADATA = "agentflow-batches"
+"""Connect metadata (the node's request metadata, the control plane's initial response metadata)
+saying, with the value "1", that its sender reads batch messages (see `agentflow.stream_batch`)."""

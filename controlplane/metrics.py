@@ -17,6 +17,7 @@ from controlplane.fleet_metrics import REFRESH_INTERVAL, FleetCollector, FleetFi
 from controlplane.store import EventRecord
 
 log = logging.getLogger(__name__)
+EVENTS_AT_ONCE = 1024  # events observed per wake-up of the metrics follower, at most
 
 RUN_STATUS_OF = {
     EventType.WORKFLOW_COMPLETED: RunStatus.SUCCEEDED,
@@ -142,7 +143,8 @@ class ControlPlaneMetrics:
                 except SubscriberLagged:
                     self._changed.set()
                     continue
-                self.observe(event)
+                for each in (event, *sub.waiting(EVENTS_AT_ONCE)):  # one wake-up for what waits
+                    self.observe(each)
                 self.connected_nodes.set(len(engine.fleet.sessions))
                 self._changed.set()
 

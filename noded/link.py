@@ -36,8 +36,9 @@ from agentflow.rpc import (
     Unauthenticated,
     rpc_errors,
 )
+from agentflow.stream_batch import groups, take_waiting
 from agentflow.telemetry.tracing import current_headers
-from agentflow.transport import NODE_ID_METADATA
+from agentflow.transport import BATCHES_METADATA, NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from agentflow.wire import InvalidField
 from noded import convert
@@ -119,6 +120,10 @@ class ControlPlaneLink(Component):
         self.connected = asyncio.Event()
         self.redial_at: datetime | None = None  # while waiting to dial again after a failure
         self._redial_scheduled = asyncio.Event()
+        # Whether the live stream's control plane reads batch messages (`agentflow.stream_batch`):
+        # its Connect answer's initial metadata says; until then, and to one that does not, the
+        # link sends messages one by one.
+        self.peer_reads_batches = False
 
     async def wait_for_redial(self) -> datetime:
         """Wait until the link is backing off before a redial; answer when it dials (for tests
@@ -218,6 +223,8 @@ class ControlPlaneLink(Component):
         unacked = self._handlers.unacked()
         journal = self._handlers.unacked_journal()
 
+        self.peer_reads_batches = False  # until the control plane's initial metadata says so
+
         async def outgoing() -> AsyncIterator[node_pb2.NodeMessage]:
             yield convert.to_pb(Hello(in_flight=tuple(in_flight), unacked=tuple(r.key for r in unacked)))
             for result in unacked:
@@ -225,14 +232,23 @@ class ControlPlaneLink(Component):
             for i in range(0, len(journal), JOURNAL_BATCH):
                 yield convert.to_pb(Journal(entries=tuple(journal[i : i + JOURNAL_BATCH])))
             while True:
-                message = await queue.get()
-                yield convert.to_pb(message)
-                if isinstance(message, Heartbeat):  # gRPC asks for the next message once this one is written
+                first = await queue.get()
+                waiting = take_waiting(queue, first) if self.peer_reads_batches else [first]
+                for group in groups([convert.to_pb(m) for m in waiting]):
+                    if len(group) == 1:
+                        yield group[0]
+                    else:
+                        yield node_pb2.NodeMessage(batch=node_pb2.NodeMessages(messages=group))
+                if any(isinstance(m, Heartbeat) for m in waiting):  # gRPC asks for the next one once this is written
                     self._on_heartbeat()
+
+        async def learn_batches(call: grpc.aio.StreamStreamCall) -> None:
+            metadata = dict(await call.initial_metadata() or ())
+            self.peer_reads_batches = metadata.get(BATCHES_METADATA) == "1"
 
         # gRPC writes from the iterator, so a stream the control plane ends (say NOT_FOUND for a
         # node it forgot) reaches the reader with that status rather than as a failed write.
-        call = self._stub.Connect(outgoing(), metadata=((NODE_ID_METADATA, self.node_id),))
+        call = self._stub.Connect(outgoing(), metadata=((NODE_ID_METADATA, self.node_id), (BATCHES_METADATA, "1")))
         self.connected.set()
         self._on_connection(True)
         log.info("connected to control plane", extra={"in_flight": len(in_flight), "unacked": len(unacked)})
@@ -240,6 +256,7 @@ class ControlPlaneLink(Component):
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._heartbeat_loop(queue), name="link-heartbeat")
                 group.create_task(self._read_loop(call), name="link-reader")
+                group.create_task(learn_batches(call), name="link-batches")
                 group.create_task(self._until_stopped_or_behind(), name="link-watch")
         except* (ConnectionError, OSError, asyncio.InvalidStateError, InvalidField, grpc.RpcError) as group:
             raise group.exceptions[0] from None
@@ -268,19 +285,23 @@ class ControlPlaneLink(Component):
     async def _read_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         handlers = self._handlers
         async for message in call:
-            match convert.from_pb(message):
-                case Assignment() as assignment:
-                    handlers.on_assign(assignment)
-                case Cancel(key=key):
-                    handlers.on_cancel(key)
-                case Ack() as ack:
-                    await handlers.on_ack(ack)
-                case DrainNotice() as notice:
-                    handlers.on_drain(notice)
-                case JournalAck() as journal_ack:
-                    await handlers.on_journal_ack(journal_ack)
-                case None:
-                    log.debug("ignoring a message this node does not know", extra={"kind": message.WhichOneof("kind")})
+            batch = message.WhichOneof("kind") == "batch"
+            for each in message.batch.messages if batch else (message,):
+                if batch and each.WhichOneof("kind") == "batch":
+                    raise InvalidField("batch: a batch must not hold a batch")
+                match convert.from_pb(each):
+                    case Assignment() as assignment:
+                        handlers.on_assign(assignment)
+                    case Cancel(key=key):
+                        handlers.on_cancel(key)
+                    case Ack() as ack:
+                        await handlers.on_ack(ack)
+                    case DrainNotice() as notice:
+                        handlers.on_drain(notice)
+                    case JournalAck() as journal_ack:
+                        await handlers.on_journal_ack(journal_ack)
+                    case None:
+                        log.debug("ignoring a message this node does not know", extra={"kind": each.WhichOneof("kind")})
         raise ConnectionError("control plane closed the stream")
 
 

@@ -135,17 +135,17 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 def _follow(client: Client, run_id: str, *, out: TextIO | None) -> types_pb2.Run:
     """Watch a run to its end, printing step transitions; ride out control-plane restarts."""
     seen: dict[str, tuple[int, int]] = {}
-    last: types_pb2.Run | None = None
+    tracked = _TrackedRun()
     deadline: float | None = None
     while True:
         try:
             for message in client.watch_run(run_id):
                 deadline = None
-                last = _merged(last, message)
+                tracked.apply(message)
                 if out is not None:
                     _print_transitions(message, seen, out)
-            if last is not None and last.status != types_pb2.RUN_STATUS_RUNNING:
-                return last
+            if tracked.head is not None and tracked.head.status != types_pb2.RUN_STATUS_RUNNING:
+                return tracked.run()
         except Unreachable as exc:
             now = time.monotonic()
             if deadline is None:
@@ -159,15 +159,32 @@ def _follow(client: Client, run_id: str, *, out: TextIO | None) -> types_pb2.Run
 _QUIET_STATUSES = (types_pb2.STEP_STATUS_PENDING, types_pb2.STEP_STATUS_READY, types_pb2.STEP_STATUS_ASSIGNED)
 
 
-def _merged(current: types_pb2.Run | None, message: controlplane_pb2.WatchRunResponse) -> types_pb2.Run:
-    """The run as it is after a watch message: a whole run, or the run's fields and changed steps."""
-    if message.run.steps or current is None or current.id != message.run.id:
-        return message.run
-    merged = types_pb2.Run()
-    merged.CopyFrom(message.run)
-    changed = {s.name: s for s in message.steps}
-    merged.steps.extend(changed.get(s.name, s) for s in current.steps)
-    return merged
+class _TrackedRun:
+    """The run as watch messages tell it: a whole run, or the run's fields and changed steps.
+    A message costs what it holds, not the size of the run; `run()` puts the whole run together."""
+
+    def __init__(self) -> None:
+        self.head: types_pb2.Run | None = None  # the run's own fields (its steps are in `steps`)
+        self.steps: dict[str, types_pb2.Step] = {}  # in the run's order
+
+    def apply(self, message: controlplane_pb2.WatchRunResponse) -> None:
+        head = types_pb2.Run()
+        head.CopyFrom(message.run)
+        if message.run.steps or self.head is None or self.head.id != message.run.id:
+            self.steps = {s.name: s for s in message.run.steps}
+        else:
+            for step in message.steps:
+                if step.name in self.steps:
+                    self.steps[step.name] = step
+        del head.steps[:]
+        self.head = head
+
+    def run(self) -> types_pb2.Run:
+        assert self.head is not None
+        whole = types_pb2.Run()
+        whole.CopyFrom(self.head)
+        whole.steps.extend(self.steps.values())
+        return whole
 
 
 def _print_transitions(

@@ -26,7 +26,7 @@ from agentflow.v1 import types_pb2 as agentflow_dot_v1_dot_types__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61gentflow/v1/controlplane.proto\x12\x0c\x61gentflow.v1\x1a\x18\x61gentflow/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"e\n\x13StreamEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"\xd8\x01\n\x15SubmitWorkflowRequest\x12\x15\n\rworkflow_yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\x12N\n\x0emodule_digests\x18\x04 \x03(\x0b\x32\x36.agentflow.v1.SubmitWorkflowRequest.ModuleDigestsEntry\x1a\x34\n\x12ModuleDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x16SubmitWorkflowResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"7\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\"3\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.agentflow.v1.Run\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"y\n\x10WatchRunResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Event\x12\x1e\n\x03run\x18\x02 \x01(\x0b\x32\x11.agentflow.v1.Run\x12!\n\x05steps\x18\x03 \x03(\x0b\x32\x12.agentflow.v1.Step\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"!\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.agentflow.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\"\n\x12UndrainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x11PushModuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x02 \x01(\t\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\x14\n\x12ListModulesRequest\"<\n\x13ListModulesResponse\x12%\n\x07modules\x18\x01 \x03(\x0b\x32\x14.agentflow.v1.Module\"\x87\x01\n\x12\x43reateTokenRequest\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.agentflow.v1.Role\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsingle_use\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"I\n\x13\x43reateTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x13\n\x11ListTokensRequest\"9\n\x12ListTokensResponse\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.agentflow.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x9c\t\n\x0c\x43ontrolPlane\x12[\n\x0eSubmitWorkflow\x12#.agentflow.v1.SubmitWorkflowRequest\x1a$.agentflow.v1.SubmitWorkflowResponse\x12\x38\n\x06GetRun\x12\x1b.agentflow.v1.GetRunRequest\x1a\x11.agentflow.v1.Run\x12I\n\x08ListRuns\x12\x1d.agentflow.v1.ListRunsRequest\x1a\x1e.agentflow.v1.ListRunsResponse\x12K\n\x08WatchRun\x12\x1d.agentflow.v1.WatchRunRequest\x1a\x1e.agentflow.v1.WatchRunResponse0\x01\x12>\n\tCancelRun\x12\x1e.agentflow.v1.CancelRunRequest\x1a\x11.agentflow.v1.Run\x12<\n\x08RetryRun\x12\x1d.agentflow.v1.RetryRunRequest\x1a\x11.agentflow.v1.Run\x12L\n\tListNodes\x12\x1e.agentflow.v1.ListNodesRequest\x1a\x1f.agentflow.v1.ListNodesResponse\x12;\n\x07GetNode\x12\x1c.agentflow.v1.GetNodeRequest\x1a\x12.agentflow.v1.Node\x12?\n\tDrainNode\x12\x1e.agentflow.v1.DrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x43\n\x0bUndrainNode\x12 .agentflow.v1.UndrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x45\n\nPushModule\x12\x1f.agentflow.v1.PushModuleRequest\x1a\x14.agentflow.v1.Module(\x01\x12R\n\x0bListModules\x12 .agentflow.v1.ListModulesRequest\x1a!.agentflow.v1.ListModulesResponse\x12R\n\x0b\x43reateToken\x12 .agentflow.v1.CreateTokenRequest\x1a!.agentflow.v1.CreateTokenResponse\x12O\n\nListTokens\x12\x1f.agentflow.v1.ListTokensRequest\x1a .agentflow.v1.ListTokensResponse\x12\x44\n\x0bRevokeToken\x12 .agentflow.v1.RevokeTokenRequest\x1a\x13.agentflow.v1.Token\x12H\n\x0cStreamEvents\x12!.agentflow.v1.StreamEventsRequest\x1a\x13.agentflow.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61gentflow/v1/controlplane.proto\x12\x0c\x61gentflow.v1\x1a\x18\x61gentflow/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"e\n\x13StreamEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"\xd8\x01\n\x15SubmitWorkflowRequest\x12\x15\n\rworkflow_yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\x12N\n\x0emodule_digests\x18\x04 \x03(\x0b\x32\x36.agentflow.v1.SubmitWorkflowRequest.ModuleDigestsEntry\x1a\x34\n\x12ModuleDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x16SubmitWorkflowResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"7\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\"3\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.agentflow.v1.Run\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xa4\x01\n\x10WatchRunResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Event\x12\x1e\n\x03run\x18\x02 \x01(\x0b\x32\x11.agentflow.v1.Run\x12!\n\x05steps\x18\x03 \x03(\x0b\x32\x12.agentflow.v1.Step\x12)\n\x0clater_events\x18\x04 \x03(\x0b\x32\x13.agentflow.v1.Event\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"!\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.agentflow.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\"\n\x12UndrainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x11PushModuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x02 \x01(\t\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\x14\n\x12ListModulesRequest\"<\n\x13ListModulesResponse\x12%\n\x07modules\x18\x01 \x03(\x0b\x32\x14.agentflow.v1.Module\"\x87\x01\n\x12\x43reateTokenRequest\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.agentflow.v1.Role\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsingle_use\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"I\n\x13\x43reateTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x13\n\x11ListTokensRequest\"9\n\x12ListTokensResponse\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.agentflow.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x9c\t\n\x0c\x43ontrolPlane\x12[\n\x0eSubmitWorkflow\x12#.agentflow.v1.SubmitWorkflowRequest\x1a$.agentflow.v1.SubmitWorkflowResponse\x12\x38\n\x06GetRun\x12\x1b.agentflow.v1.GetRunRequest\x1a\x11.agentflow.v1.Run\x12I\n\x08ListRuns\x12\x1d.agentflow.v1.ListRunsRequest\x1a\x1e.agentflow.v1.ListRunsResponse\x12K\n\x08WatchRun\x12\x1d.agentflow.v1.WatchRunRequest\x1a\x1e.agentflow.v1.WatchRunResponse0\x01\x12>\n\tCancelRun\x12\x1e.agentflow.v1.CancelRunRequest\x1a\x11.agentflow.v1.Run\x12<\n\x08RetryRun\x12\x1d.agentflow.v1.RetryRunRequest\x1a\x11.agentflow.v1.Run\x12L\n\tListNodes\x12\x1e.agentflow.v1.ListNodesRequest\x1a\x1f.agentflow.v1.ListNodesResponse\x12;\n\x07GetNode\x12\x1c.agentflow.v1.GetNodeRequest\x1a\x12.agentflow.v1.Node\x12?\n\tDrainNode\x12\x1e.agentflow.v1.DrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x43\n\x0bUndrainNode\x12 .agentflow.v1.UndrainNodeRequest\x1a\x12.agentflow.v1.Node\x12\x45\n\nPushModule\x12\x1f.agentflow.v1.PushModuleRequest\x1a\x14.agentflow.v1.Module(\x01\x12R\n\x0bListModules\x12 .agentflow.v1.ListModulesRequest\x1a!.agentflow.v1.ListModulesResponse\x12R\n\x0b\x43reateToken\x12 .agentflow.v1.CreateTokenRequest\x1a!.agentflow.v1.CreateTokenResponse\x12O\n\nListTokens\x12\x1f.agentflow.v1.ListTokensRequest\x1a .agentflow.v1.ListTokensResponse\x12\x44\n\x0bRevokeToken\x12 .agentflow.v1.RevokeTokenRequest\x1a\x13.agentflow.v1.Token\x12H\n\x0cStreamEvents\x12!.agentflow.v1.StreamEventsRequest\x1a\x13.agentflow.v1.Event0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,38 +51,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRUNSRESPONSE']._serialized_end=633
   _globals['_WATCHRUNREQUEST']._serialized_start=635
   _globals['_WATCHRUNREQUEST']._serialized_end=668
-  _globals['_WATCHRUNRESPONSE']._serialized_start=670
-  _globals['_WATCHRUNRESPONSE']._serialized_end=791
-  _globals['_CANCELRUNREQUEST']._serialized_start=793
-  _globals['_CANCELRUNREQUEST']._serialized_end=827
-  _globals['_RETRYRUNREQUEST']._serialized_start=829
-  _globals['_RETRYRUNREQUEST']._serialized_end=862
-  _globals['_LISTNODESREQUEST']._serialized_start=864
-  _globals['_LISTNODESREQUEST']._serialized_end=882
-  _globals['_LISTNODESRESPONSE']._serialized_start=884
-  _globals['_LISTNODESRESPONSE']._serialized_end=938
-  _globals['_GETNODEREQUEST']._serialized_start=940
-  _globals['_GETNODEREQUEST']._serialized_end=970
-  _globals['_DRAINNODEREQUEST']._serialized_start=972
-  _globals['_DRAINNODEREQUEST']._serialized_end=1049
-  _globals['_UNDRAINNODEREQUEST']._serialized_start=1051
-  _globals['_UNDRAINNODEREQUEST']._serialized_end=1085
-  _globals['_PUSHMODULEREQUEST']._serialized_start=1087
-  _globals['_PUSHMODULEREQUEST']._serialized_end=1160
-  _globals['_LISTMODULESREQUEST']._serialized_start=1162
-  _globals['_LISTMODULESREQUEST']._serialized_end=1182
-  _globals['_LISTMODULESRESPONSE']._serialized_start=1184
-  _globals['_LISTMODULESRESPONSE']._serialized_end=1244
-  _globals['_CREATETOKENREQUEST']._serialized_start=1247
-  _globals['_CREATETOKENREQUEST']._serialized_end=1382
-  _globals['_CREATETOKENRESPONSE']._serialized_start=1384
-  _globals['_CREATETOKENRESPONSE']._serialized_end=1457
-  _globals['_LISTTOKENSREQUEST']._serialized_start=1459
-  _globals['_LISTTOKENSREQUEST']._serialized_end=1478
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=1480
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=1537
-  _globals['_REVOKETOKENREQUEST']._serialized_start=1539
-  _globals['_REVOKETOKENREQUEST']._serialized_end=1571
-  _globals['_CONTROLPLANE']._serialized_start=1574
-  _globals['_CONTROLPLANE']._serialized_end=2754
+  _globals['_WATCHRUNRESPONSE']._serialized_start=671
+  _globals['_WATCHRUNRESPONSE']._serialized_end=835
+  _globals['_CANCELRUNREQUEST']._serialized_start=837
+  _globals['_CANCELRUNREQUEST']._serialized_end=871
+  _globals['_RETRYRUNREQUEST']._serialized_start=873
+  _globals['_RETRYRUNREQUEST']._serialized_end=906
+  _globals['_LISTNODESREQUEST']._serialized_start=908
+  _globals['_LISTNODESREQUEST']._serialized_end=926
+  _globals['_LISTNODESRESPONSE']._serialized_start=928
+  _globals['_LISTNODESRESPONSE']._serialized_end=982
+  _globals['_GETNODEREQUEST']._serialized_start=984
+  _globals['_GETNODEREQUEST']._serialized_end=1014
+  _globals['_DRAINNODEREQUEST']._serialized_start=1016
+  _globals['_DRAINNODEREQUEST']._serialized_end=1093
+  _globals['_UNDRAINNODEREQUEST']._serialized_start=1095
+  _globals['_UNDRAINNODEREQUEST']._serialized_end=1129
+  _globals['_PUSHMODULEREQUEST']._serialized_start=1131
+  _globals['_PUSHMODULEREQUEST']._serialized_end=1204
+  _globals['_LISTMODULESREQUEST']._serialized_start=1206
+  _globals['_LISTMODULESREQUEST']._serialized_end=1226
+  _globals['_LISTMODULESRESPONSE']._serialized_start=1228
+  _globals['_LISTMODULESRESPONSE']._serialized_end=1288
+  _globals['_CREATETOKENREQUEST']._serialized_start=1291
+  _globals['_CREATETOKENREQUEST']._serialized_end=1426
+  _globals['_CREATETOKENRESPONSE']._serialized_start=1428
+  _globals['_CREATETOKENRESPONSE']._serialized_end=1501
+  _globals['_LISTTOKENSREQUEST']._serialized_start=1503
+  _globals['_LISTTOKENSREQUEST']._serialized_end=1522
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=1524
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=1581
+  _globals['_REVOKETOKENREQUEST']._serialized_start=1583
+  _globals['_REVOKETOKENREQUEST']._serialized_end=1615
+  _globals['_CONTROLPLANE']._serialized_start=1618
+  _globals['_CONTROLPLANE']._serialized_end=2798
 # @@protoc_insertion_point(module_scope)

@@ -78,14 +78,16 @@ class WatchRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class WatchRunResponse(_message.Message):
-    __slots__ = ("event", "run", "steps")
+    __slots__ = ("event", "run", "steps", "later_events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    LATER_EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: _types_pb2.Event
     run: _types_pb2.Run
     steps: _containers.RepeatedCompositeFieldContainer[_types_pb2.Step]
-    def __init__(self, event: _Optional[_Union[_types_pb2.Event, _Mapping]] = ..., run: _Optional[_Union[_types_pb2.Run, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_types_pb2.Step, _Mapping]]] = ...) -> None: ...
+    later_events: _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]
+    def __init__(self, event: _Optional[_Union[_types_pb2.Event, _Mapping]] = ..., run: _Optional[_Union[_types_pb2.Run, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_types_pb2.Step, _Mapping]]] = ..., later_events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class CancelRunRequest(_message.Message):
     __slots__ = ("run_id",)

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from agentflow.v1 import types_pb2 as agentflow_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gentflow/v1/node.proto\x12\x0c\x61gentflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentflow/v1/types.proto\"\xca\x02\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).agentflow.v1.RegisterRequest.LabelsEntry\x12)\n\x08\x63\x61pacity\x18\x04 \x01(\x0b\x32\x17.agentflow.v1.Resources\x12*\n\tisolation\x18\x05 \x01(\x0e\x32\x17.agentflow.v1.Isolation\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x12\n\njoin_token\x18\x07 \x01(\t\x12\x32\n\x0esandbox_layers\x18\x08 \x03(\x0e\x32\x1a.agentflow.v1.SandboxLayer\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x01\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rheartbeat_ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\nAttemptRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"\xc4\x02\n\x0bNodeMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.agentflow.v1.HeartbeatH\x00\x12,\n\x07started\x18\x03 \x01(\x0b\x32\x19.agentflow.v1.StepStartedH\x00\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x18.agentflow.v1.StepResultH\x00\x12+\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x1a.agentflow.v1.DrainRequestH\x00\x12(\n\x07goodbye\x18\x06 \x01(\x0b\x32\x15.agentflow.v1.GoodbyeH\x00\x12(\n\x07journal\x18\x07 \x01(\x0b\x32\x15.agentflow.v1.JournalH\x00\x42\x06\n\x04kind\"6\n\x07Journal\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.agentflow.v1.JournalEntry\"9\n\nJournalAck\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.agentflow.v1.JournalEntry\"\t\n\x07Goodbye\"M\n\x0c\x44rainRequest\x12\x10\n\x08\x64raining\x18\x01 \x01(\x08\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"_\n\x05Hello\x12+\n\tin_flight\x18\x01 \x03(\x0b\x32\x18.agentflow.v1.AttemptRef\x12)\n\x07unacked\x18\x02 \x03(\x0b\x32\x18.agentflow.v1.AttemptRef\"\\\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x14\n\x0cidle_workers\x18\x03 \x01(\x05\"8\n\x0bStepStarted\x12)\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AttemptRef\"\xef\x01\n\x0e\x43ontrolMessage\x12*\n\x06\x61ssign\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AssignmentH\x00\x12*\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x18.agentflow.v1.AttemptRefH\x00\x12&\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x17.agentflow.v1.ResultAckH\x00\x12$\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x13.agentflow.v1.DrainH\x00\x12/\n\x0bjournal_ack\x18\x05 \x01(\x0b\x32\x18.agentflow.v1.JournalAckH\x00\x42\x06\n\x04kind\"G\n\x05\x44rain\x12\x10\n\x08\x64raining\x18\x01 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\tResultAck\x12)\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AttemptRef\x12\r\n\x05stale\x18\x02 \x01(\x08\"$\n\x12\x46\x65tchModuleRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\"/\n\x0bModuleChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x32\xee\x01\n\x0bNodeGateway\x12I\n\x08Register\x12\x1d.agentflow.v1.RegisterRequest\x1a\x1e.agentflow.v1.RegisterResponse\x12\x46\n\x07\x43onnect\x12\x19.agentflow.v1.NodeMessage\x1a\x1c.agentflow.v1.ControlMessage(\x01\x30\x01\x12L\n\x0b\x46\x65tchModule\x12 .agentflow.v1.FetchModuleRequest\x1a\x19.agentflow.v1.ModuleChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gentflow/v1/node.proto\x12\x0c\x61gentflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentflow/v1/types.proto\"\xca\x02\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).agentflow.v1.RegisterRequest.LabelsEntry\x12)\n\x08\x63\x61pacity\x18\x04 \x01(\x0b\x32\x17.agentflow.v1.Resources\x12*\n\tisolation\x18\x05 \x01(\x0e\x32\x17.agentflow.v1.Isolation\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x12\n\njoin_token\x18\x07 \x01(\t\x12\x32\n\x0esandbox_layers\x18\x08 \x03(\x0e\x32\x1a.agentflow.v1.SandboxLayer\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x01\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rheartbeat_ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\nAttemptRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"\xf1\x02\n\x0bNodeMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.agentflow.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.agentflow.v1.HeartbeatH\x00\x12,\n\x07started\x18\x03 \x01(\x0b\x32\x19.agentflow.v1.StepStartedH\x00\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x18.agentflow.v1.StepResultH\x00\x12+\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x1a.agentflow.v1.DrainRequestH\x00\x12(\n\x07goodbye\x18\x06 \x01(\x0b\x32\x15.agentflow.v1.GoodbyeH\x00\x12(\n\x07journal\x18\x07 \x01(\x0b\x32\x15.agentflow.v1.JournalH\x00\x12+\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1a.agentflow.v1.NodeMessagesH\x00\x42\x06\n\x04kind\";\n\x0cNodeMessages\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.agentflow.v1.NodeMessage\"6\n\x07Journal\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.agentflow.v1.JournalEntry\"9\n\nJournalAck\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.agentflow.v1.JournalEntry\"\t\n\x07Goodbye\"M\n\x0c\x44rainRequest\x12\x10\n\x08\x64raining\x18\x01 \x01(\x08\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"_\n\x05Hello\x12+\n\tin_flight\x18\x01 \x03(\x0b\x32\x18.agentflow.v1.AttemptRef\x12)\n\x07unacked\x18\x02 \x03(\x0b\x32\x18.agentflow.v1.AttemptRef\"\\\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x14\n\x0cidle_workers\x18\x03 \x01(\x05\"8\n\x0bStepStarted\x12)\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AttemptRef\"\x9f\x02\n\x0e\x43ontrolMessage\x12*\n\x06\x61ssign\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AssignmentH\x00\x12*\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x18.agentflow.v1.AttemptRefH\x00\x12&\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x17.agentflow.v1.ResultAckH\x00\x12$\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x13.agentflow.v1.DrainH\x00\x12/\n\x0bjournal_ack\x18\x05 \x01(\x0b\x32\x18.agentflow.v1.JournalAckH\x00\x12.\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x1d.agentflow.v1.ControlMessagesH\x00\x42\x06\n\x04kind\"A\n\x0f\x43ontrolMessages\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.agentflow.v1.ControlMessage\"G\n\x05\x44rain\x12\x10\n\x08\x64raining\x18\x01 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\tResultAck\x12)\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x18.agentflow.v1.AttemptRef\x12\r\n\x05stale\x18\x02 \x01(\x08\"$\n\x12\x46\x65tchModuleRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\"/\n\x0bModuleChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x32\xee\x01\n\x0bNodeGateway\x12I\n\x08Register\x12\x1d.agentflow.v1.RegisterRequest\x1a\x1e.agentflow.v1.RegisterResponse\x12\x46\n\x07\x43onnect\x12\x19.agentflow.v1.NodeMessage\x1a\x1c.agentflow.v1.ControlMessage(\x01\x30\x01\x12L\n\x0b\x46\x65tchModule\x12 .agentflow.v1.FetchModuleRequest\x1a\x19.agentflow.v1.ModuleChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,31 +45,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTREF']._serialized_start=608
   _globals['_ATTEMPTREF']._serialized_end=667
   _globals['_NODEMESSAGE']._serialized_start=670
-  _globals['_NODEMESSAGE']._serialized_end=994
-  _globals['_JOURNAL']._serialized_start=996
-  _globals['_JOURNAL']._serialized_end=1050
-  _globals['_JOURNALACK']._serialized_start=1052
-  _globals['_JOURNALACK']._serialized_end=1109
-  _globals['_GOODBYE']._serialized_start=1111
-  _globals['_GOODBYE']._serialized_end=1120
-  _globals['_DRAINREQUEST']._serialized_start=1122
-  _globals['_DRAINREQUEST']._serialized_end=1199
-  _globals['_HELLO']._serialized_start=1201
-  _globals['_HELLO']._serialized_end=1296
-  _globals['_HEARTBEAT']._serialized_start=1298
-  _globals['_HEARTBEAT']._serialized_end=1390
-  _globals['_STEPSTARTED']._serialized_start=1392
-  _globals['_STEPSTARTED']._serialized_end=1448
-  _globals['_CONTROLMESSAGE']._serialized_start=1451
-  _globals['_CONTROLMESSAGE']._serialized_end=1690
-  _globals['_DRAIN']._serialized_start=1692
-  _globals['_DRAIN']._serialized_end=1763
-  _globals['_RESULTACK']._serialized_start=1765
-  _globals['_RESULTACK']._serialized_end=1834
-  _globals['_FETCHMODULEREQUEST']._serialized_start=1836
-  _globals['_FETCHMODULEREQUEST']._serialized_end=1872
-  _globals['_MODULECHUNK']._serialized_start=1874
-  _globals['_MODULECHUNK']._serialized_end=1921
-  _globals['_NODEGATEWAY']._serialized_start=1924
-  _globals['_NODEGATEWAY']._serialized_end=2162
+  _globals['_NODEMESSAGE']._serialized_end=1039
+  _globals['_NODEMESSAGES']._serialized_start=1041
+  _globals['_NODEMESSAGES']._serialized_end=1100
+  _globals['_JOURNAL']._serialized_start=1102
+  _globals['_JOURNAL']._serialized_end=1156
+  _globals['_JOURNALACK']._serialized_start=1158
+  _globals['_JOURNALACK']._serialized_end=1215
+  _globals['_GOODBYE']._serialized_start=1217
+  _globals['_GOODBYE']._serialized_end=1226
+  _globals['_DRAINREQUEST']._serialized_start=1228
+  _globals['_DRAINREQUEST']._serialized_end=1305
+  _globals['_HELLO']._serialized_start=1307
+  _globals['_HELLO']._serialized_end=1402
+  _globals['_HEARTBEAT']._serialized_start=1404
+  _globals['_HEARTBEAT']._serialized_end=1496
+  _globals['_STEPSTARTED']._serialized_start=1498
+  _globals['_STEPSTARTED']._serialized_end=1554
+  _globals['_CONTROLMESSAGE']._serialized_start=1557
+  _globals['_CONTROLMESSAGE']._serialized_end=1844
+  _globals['_CONTROLMESSAGES']._serialized_start=1846
+  _globals['_CONTROLMESSAGES']._serialized_end=1911
+  _globals['_DRAIN']._serialized_start=1913
+  _globals['_DRAIN']._serialized_end=1984
+  _globals['_RESULTACK']._serialized_start=1986
+  _globals['_RESULTACK']._serialized_end=2055
+  _globals['_FETCHMODULEREQUEST']._serialized_start=2057
+  _globals['_FETCHMODULEREQUEST']._serialized_end=2093
+  _globals['_MODULECHUNK']._serialized_start=2095
+  _globals['_MODULECHUNK']._serialized_end=2142
+  _globals['_NODEGATEWAY']._serialized_start=2145
+  _globals['_NODEGATEWAY']._serialized_end=2383
 # @@protoc_insertion_point(module_scope)

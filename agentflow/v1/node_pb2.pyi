@@ -59,7 +59,7 @@ class AttemptRef(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., step: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "started", "result", "drain", "goodbye", "journal")
+    __slots__ = ("hello", "heartbeat", "started", "result", "drain", "goodbye", "journal", "batch")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class NodeMessage(_message.Message):
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     GOODBYE_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     started: StepStarted
@@ -74,7 +75,14 @@ class NodeMessage(_message.Message):
     drain: DrainRequest
     goodbye: Goodbye
     journal: Journal
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[StepStarted, _Mapping]] = ..., result: _Optional[_Union[_types_pb2.StepResult, _Mapping]] = ..., drain: _Optional[_Union[DrainRequest, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., journal: _Optional[_Union[Journal, _Mapping]] = ...) -> None: ...
+    batch: NodeMessages
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[StepStarted, _Mapping]] = ..., result: _Optional[_Union[_types_pb2.StepResult, _Mapping]] = ..., drain: _Optional[_Union[DrainRequest, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., journal: _Optional[_Union[Journal, _Mapping]] = ..., batch: _Optional[_Union[NodeMessages, _Mapping]] = ...) -> None: ...
+
+class NodeMessages(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[NodeMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[NodeMessage, _Mapping]]] = ...) -> None: ...
 
 class Journal(_message.Message):
     __slots__ = ("entries",)
@@ -125,18 +133,26 @@ class StepStarted(_message.Message):
     def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ...) -> None: ...
 
 class ControlMessage(_message.Message):
-    __slots__ = ("assign", "cancel", "ack", "drain", "journal_ack")
+    __slots__ = ("assign", "cancel", "ack", "drain", "journal_ack", "batch")
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_ACK_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     assign: _types_pb2.Assignment
     cancel: AttemptRef
     ack: ResultAck
     drain: Drain
     journal_ack: JournalAck
-    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., journal_ack: _Optional[_Union[JournalAck, _Mapping]] = ...) -> None: ...
+    batch: ControlMessages
+    def __init__(self, assign: _Optional[_Union[_types_pb2.Assignment, _Mapping]] = ..., cancel: _Optional[_Union[AttemptRef, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., journal_ack: _Optional[_Union[JournalAck, _Mapping]] = ..., batch: _Optional[_Union[ControlMessages, _Mapping]] = ...) -> None: ...
+
+class ControlMessages(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ControlMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ControlMessage, _Mapping]]] = ...) -> None: ...
 
 class Drain(_message.Message):
     __slots__ = ("draining", "deadline")

@@ -63,7 +63,10 @@ class NodeGatewayServicer:
 
     def Connect(self, request_iterator, context):
         """One long-lived stream per node: hello, heartbeats, step events and results up;
-        assignments, cancels and acks down. Metadata "agentflow-node-id" names the node.
+        assignments, cancels and acks down. Metadata "agentflow-node-id" names the node. Either
+        side may send several messages as one batch when the other said it reads batches: the
+        node by the request metadata "agentflow-batches: 1", the control plane by the same key in
+        its initial response metadata.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -14,6 +14,8 @@ from controlplane.engine import Engine, SubscriberLagged
 from controlplane.engine.event_log import event_filter
 from controlplane.errors import InvalidArgument
 
+# At most this many events in one WatchRun message.
+WATCH_BATCH = 256
 # The events that finish a run; WatchRun ends after sending one of them.
 RUN_END_EVENTS = frozenset({EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED})
 
@@ -54,25 +56,31 @@ class ControlPlaneServicer(controlplane_pb2_grpc.ControlPlaneServicer):
             finished = view.run.status.terminal
             while not finished:
                 try:
-                    event = await sub.get()
+                    first = await sub.get()
                 except SubscriberLagged:
                     view = await runs.view(request.run_id)
                     yield controlplane_pb2.WatchRunResponse(run=convert.run(view))
                     finished = view.run.status.terminal
                     continue
-                finished = event.type in RUN_END_EVENTS
-                if finished:  # the end: the whole run, with every output, once
+                # What else was committed meanwhile goes in the same message, up to the end.
+                events = [first, *sub.waiting(WATCH_BATCH - 1)]
+                end = next((i for i, e in enumerate(events) if e.type in RUN_END_EVENTS), None)
+                finished = end is not None
+                if end is not None:  # the end: the whole run, with every output, once
+                    events = events[: end + 1]
                     view = await runs.view(request.run_id)
-                    yield controlplane_pb2.WatchRunResponse(
-                        event=convert.event(event, self._engine.core.store_id), run=convert.run(view)
-                    )
-                    continue
-                head = await runs.event_view(request.run_id, event.step)
-                run = convert.run(head)
-                changed = list(run.steps)
-                del run.steps[:]
+                    run = convert.run(view)
+                    changed = []
+                else:
+                    run = convert.run(await runs.steps_view(request.run_id, (e.step for e in events)))
+                    changed = list(run.steps)
+                    del run.steps[:]
+                store_id = self._engine.core.store_id
                 yield controlplane_pb2.WatchRunResponse(
-                    event=convert.event(event, self._engine.core.store_id), run=run, steps=changed
+                    event=convert.event(events[0], store_id),
+                    later_events=[convert.event(e, store_id) for e in events[1:]],
+                    run=run,
+                    steps=changed,
                 )
 
     async def CancelRun(

@@ -40,6 +40,13 @@ class Subscription:
             raise SubscriberLagged()
         return await self._queue.get()
 
+    def waiting(self, limit: int) -> list[EventRecord]:
+        """Up to `limit` events queued now, without waiting (a gap is reported by the next `get`)."""
+        taken: list[EventRecord] = []
+        while len(taken) < limit and not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
     async def ring(self) -> None:
         """Use the subscription as a doorbell: wait until anything was published since the last
         ring (or drop), then forget what it was; the subscriber reads the store itself."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -120,20 +120,22 @@ class RunService:
         budget = (read.spec(run.workflow_id)).budget
         return RunView(run=run, steps=steps, node_names=await self._node_names(), budget=budget)
 
-    async def event_view(self, run_id: str, step: str) -> RunView:
-        """The run's own fields and one of its steps (none when `step` is empty): what a watcher
-        needs after an event, read without touching the run's other steps."""
+    async def steps_view(self, run_id: str, steps: Iterable[str]) -> RunView:
+        """The run's own fields and the named steps (each once, in the order given; empty names
+        are skipped): what a watcher needs after events, read without touching the run's other
+        steps."""
         read = self._core.store.read
         run = read.run(run_id)
         if run is None:
             raise NotFound(f'run "{run_id}" not found')
-        record = read.step(run_id, step) if step else None
+        records = [r for name in dict.fromkeys(steps) if name and (r := read.step(run_id, name)) is not None]
         names: dict[str, str] = {}
-        if record is not None and record.node_id:
-            node = read.node(record.node_id)
-            names = {node.id: node.name} if node is not None else {}
+        for node_id in {r.node_id for r in records if r.node_id}:
+            node = read.node(node_id)
+            if node is not None:
+                names[node.id] = node.name
         budget = (read.spec(run.workflow_id)).budget
-        return RunView(run=run, steps=[record] if record else [], node_names=names, budget=budget)
+        return RunView(run=run, steps=records, node_names=names, budget=budget)
 
     async def list_runs(self, *, limit: int, workflow_name: str) -> list[RunView]:
         if limit < 0:

@@ -24,7 +24,7 @@ from waiting import WAIT_S, eventually
 
 from agentflow import wire
 from agentflow.clock import Clock, ManualClock
-from agentflow.transport import NODE_ID_METADATA
+from agentflow.transport import BATCHES_METADATA, NODE_ID_METADATA
 from agentflow.v1 import (
     controlplane_pb2,
     controlplane_pb2_grpc,
@@ -82,7 +82,8 @@ class FakeNode:
         self.labels = dict(labels or {})
         self.node_id = ""
         self.inbox: asyncio.Queue[node_pb2.ControlMessage] = asyncio.Queue()
-        self.received: list[node_pb2.ControlMessage] = []  # everything, in arrival order
+        self.received: list[node_pb2.ControlMessage] = []  # everything, in arrival order (batches taken apart)
+        self.batches: list[int] = []  # the size of each batch message the control plane sent
         self._held: list[node_pb2.ControlMessage] = []  # taken from the inbox but not yet expected
         self._armed: dict[tuple[str, str, int], list[node_pb2.ControlMessage]] = {}  # behind an attempt
         self._ended: dict[tuple[str, str, int], str | None] = {}  # attempt -> its output if it succeeded
@@ -117,12 +118,15 @@ class FakeNode:
         *,
         in_flight: Iterable[Attempt] = (),
         unacked: Iterable[Attempt] = (),
+        batches: bool = False,
     ) -> None:
-        """Open the Connect stream and send the hello naming what the node still holds."""
+        """Open the Connect stream and send the hello naming what the node still holds; with
+        `batches`, say that this node reads batch messages."""
         assert self._call is None, "already connected"
         self.stream_ended = asyncio.Event()
         self.stream_code = None
-        call = self.cp.gateway.Connect(metadata=((NODE_ID_METADATA, self.node_id),))
+        metadata = ((NODE_ID_METADATA, self.node_id), *([(BATCHES_METADATA, "1")] if batches else []))
+        call = self.cp.gateway.Connect(metadata=metadata)
         self._call = call
         self._reader = asyncio.create_task(self._read(call), name=f"fake-node-{self.name}")
         hello = node_pb2.Hello(in_flight=[attempt_ref(a) for a in in_flight], unacked=[attempt_ref(a) for a in unacked])
@@ -150,17 +154,30 @@ class FakeNode:
                 if message is grpc.aio.EOF:
                     self.stream_code = await call.code()
                     return
-                self.received.append(message)
-                if message.WhichOneof("kind") == "assign" and message.assign.after_step:
-                    self._hold_armed(message)
-                    continue
-                if message.WhichOneof("kind") == "cancel":
-                    self._drop_armed(message.cancel)
-                self.inbox.put_nowait(message)
+                if message.WhichOneof("kind") == "batch":
+                    self.batches.append(len(message.batch.messages))
+                    for each in message.batch.messages:
+                        self._take(each)
+                else:
+                    self._take(message)
         except grpc.aio.AioRpcError as exc:
             self.stream_code = exc.code()
         finally:
             self.stream_ended.set()
+
+    def _take(self, message: node_pb2.ControlMessage) -> None:
+        self.received.append(message)
+        if message.WhichOneof("kind") == "assign" and message.assign.after_step:
+            self._hold_armed(message)
+            return
+        if message.WhichOneof("kind") == "cancel":
+            self._drop_armed(message.cancel)
+        self.inbox.put_nowait(message)
+
+    @property
+    def call(self) -> grpc.aio.StreamStreamCall:
+        assert self._call is not None, "not connected"
+        return self._call
 
     # sending -----------------------------------------------------------------------------------
 

@@ -25,3 +25,15 @@ agents:
     module: ./echo.wasm
     dependsOn: [second]
 """
+
+# Three independent steps: one scheduling pass places them all.
+FANOUT_3 = """
+apiVersion: agentflow/v1
+kind: Workflow
+name: three
+version: "1"
+agents:
+  - {name: a, module: ./echo.wasm}
+  - {name: b, module: ./echo.wasm}
+  - {name: c, module: ./echo.wasm}
+"""

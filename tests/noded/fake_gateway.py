@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from agentflow.attempt import AttemptKey
-from agentflow.transport import NODE_ID_METADATA
+from agentflow.transport import BATCHES_METADATA, NODE_ID_METADATA
 from agentflow.v1 import node_pb2, node_pb2_grpc
 from noded.drain import DrainState
 from noded.messages import Ack, Assignment, DrainNotice, JournalAck, JournalEntry, StepResult
@@ -36,13 +36,20 @@ class FakeStream:
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
-        self.received: list[node_pb2.NodeMessage] = []
+        self.received: list[node_pb2.NodeMessage] = []  # batches taken apart, in order
+        self.batches: list[int] = []  # the size of each batch message the node sent
+        self.node_reads_batches = False  # the node's Connect metadata said so
         self._inbox: asyncio.Queue[node_pb2.NodeMessage] = asyncio.Queue()
         self._held: list[node_pb2.NodeMessage] = []
         self.outgoing: asyncio.Queue[node_pb2.ControlMessage | _End] = asyncio.Queue()
         self.ended = asyncio.Event()  # the node's side of the stream is over
 
     def deliver(self, message: node_pb2.NodeMessage) -> None:
+        if message.WhichOneof("kind") == "batch":
+            self.batches.append(len(message.batch.messages))
+            for each in message.batch.messages:
+                self.deliver(each)
+            return
         self.received.append(message)
         self._inbox.put_nowait(message)
 
@@ -85,6 +92,7 @@ class FakeGateway(node_pb2_grpc.NodeGatewayServicer):
         self.known: set[str] = set()  # node ids Register answered; Connect refuses others (NOT_FOUND)
         self.forget_registrations = 0  # this many registrations are forgotten at once
         self.streams: list[FakeStream] = []
+        self.reads_batches = False  # say so in the initial metadata of every stream
         self._opened: asyncio.Queue[FakeStream] = asyncio.Queue()
 
     async def Register(
@@ -112,6 +120,9 @@ class FakeGateway(node_pb2_grpc.NodeGatewayServicer):
                 grpc.StatusCode.NOT_FOUND, f'node id "{node_id}" is not registered; call Register first'
             )
         stream = FakeStream(node_id)
+        stream.node_reads_batches = dict(context.invocation_metadata() or ()).get(BATCHES_METADATA) == "1"
+        if self.reads_batches:
+            await context.send_initial_metadata(((BATCHES_METADATA, "1"),))
         self.streams.append(stream)
         self._opened.put_nowait(stream)
 

@@ -203,3 +203,70 @@ async def test_a_full_send_queue_drops_the_stream_and_the_next_hello_resends_the
     hello = await second.expect("hello")
     assert [(r.step, r.attempt) for r in hello.unacked] == [("s", 1)]
     assert (await second.expect("result")).step == "s"
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+def _result(step: str) -> StepResult:
+    return StepResult(key=AttemptKey("r1", step, 1), outcome=StepOutcome.SUCCEEDED, output_json="{}")
+
+
+async def test_messages_that_wait_together_go_up_as_one_batch_to_a_control_plane_that_reads_them(
+    open_link,
+) -> None:
+    gateway = FakeGateway()
+    gateway.reads_batches = True
+    link, gateway, _, _, _ = await open_link(gateway=gateway)
+    stream = await gateway.stream()
+    await stream.expect("hello")
+    assert stream.node_reads_batches  # the node says it reads them too
+    await eventually(lambda: link.peer_reads_batches)
+    for i in range(5):  # queued without yielding: all five wait when the writer next runs
+        assert link.send(_result(f"s{i}"))
+    for i in range(5):
+        assert (await stream.expect("result")).step == f"s{i}"  # in order
+    assert stream.batches and max(stream.batches) >= 5
+
+
+async def test_a_control_plane_that_does_not_say_it_reads_batches_gets_messages_one_by_one(open_link) -> None:
+    link, gateway, _, _, _ = await open_link()
+    stream = await gateway.stream()
+    await stream.expect("hello")
+    await stream.expect("heartbeat")
+    for i in range(5):
+        assert link.send(_result(f"s{i}"))
+    for i in range(5):
+        assert (await stream.expect("result")).step == f"s{i}"
+    assert stream.batches == [] and link.peer_reads_batches is False
+
+
+async def test_a_batch_from_the_control_plane_reaches_the_runner_in_order(open_link) -> None:
+    _link, gateway, handlers, _, _ = await open_link()
+    stream = await gateway.stream()
+    await stream.expect("hello")
+    ref = node_pb2.AttemptRef(run_id="r1", step="s", attempt=1)
+    stream.send(
+        node_pb2.ControlMessage(
+            batch=node_pb2.ControlMessages(
+                messages=[
+                    node_pb2.ControlMessage(cancel=ref),
+                    node_pb2.ControlMessage(ack=node_pb2.ResultAck(attempt=ref)),
+                    node_pb2.ControlMessage(drain=node_pb2.Drain(draining=True)),
+                ]
+            )
+        )
+    )
+    await handlers.until(lambda: handlers.drains)
+    assert handlers.cancelled == [KEY]
+    assert [a.key for a in handlers.acked] == [KEY]
+
+
+async def test_a_batch_inside_a_batch_drops_the_stream(open_link) -> None:
+    link, gateway, handlers, _, _ = await open_link()
+    stream = await gateway.stream()
+    await stream.expect("hello")
+    inner = node_pb2.ControlMessage(batch=node_pb2.ControlMessages(messages=[node_pb2.ControlMessage()]))
+    stream.send(node_pb2.ControlMessage(batch=node_pb2.ControlMessages(messages=[inner])))
+    await redial(link)  # the link gave up on that stream and backs off before dialling again
+    assert handlers.cancelled == [] and handlers.acked == []

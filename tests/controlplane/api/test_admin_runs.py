@@ -7,7 +7,7 @@ import json
 
 import grpc
 import pytest
-from sample_workflows import CHAIN, ONE_STEP
+from sample_workflows import CHAIN, FANOUT_3, ONE_STEP
 
 from agentflow.v1 import controlplane_pb2, types_pb2
 
@@ -196,24 +196,44 @@ async def test_watch_streams_the_snapshot_then_events_until_the_run_ends(cp, ech
             rest.append(message)
     assert await stream.code() == grpc.StatusCode.OK
     assert all(m.HasField("event") for m in rest)
-    types = [m.event.type for m in rest]
+    events = [e for m in rest for e in (m.event, *m.later_events)]  # several may share a message
+    types = [e.type for e in events]
     assert types == ["agent.scheduled", "agent.started", "agent.completed", "workflow.completed"]
-    for m in rest:
-        assert m.event.run_id == run_id
-        assert m.event.seq > 0
-    assert [m.event.step for m in rest] == ["only", "only", "only", ""]
-    assert rest[0].event.node == "n1"
-    assert rest[0].event.attempt == 1
-    assert json.loads(rest[-1].event.data_json)["workflow"] == "one"
+    for e in events:
+        assert e.run_id == run_id
+        assert e.seq > 0
+    assert [e.step for e in events] == ["only", "only", "only", ""]
+    assert events[0].node == "n1"
+    assert events[0].attempt == 1
+    assert json.loads(events[-1].data_json)["workflow"] == "one"
     assert rest[-1].run.status == types_pb2.RUN_STATUS_SUCCEEDED
     assert json.loads(rest[-1].run.steps[0].output_json) == {"done": True}  # the end: the whole run
-    # in between, the run's own fields and just the step the event is about
+    # in between, the run's own fields and just the step the events are about
     assert all(list(m.run.steps) == [] and [s.name for s in m.steps] == ["only"] for m in rest[:-1])
     statuses = [m.steps[0].status for m in rest[:-1]]  # as read after each event: never behind it
-    assert statuses == sorted(statuses) and statuses[-1] == types_pb2.STEP_STATUS_SUCCEEDED
-    assert statuses[0] >= types_pb2.STEP_STATUS_ASSIGNED and rest[0].steps[0].node == "n1"
-    seqs = [m.event.seq for m in rest]
+    assert statuses == sorted(statuses)
+    assert rest[0].steps[0].status >= types_pb2.STEP_STATUS_ASSIGNED and rest[0].steps[0].node == "n1"
+    seqs = [e.seq for e in events]
     assert seqs == sorted(seqs)
+
+
+async def test_watch_sends_events_committed_together_in_one_message(cp, echo_wasm) -> None:
+    """One pass places all three steps (one commit, three agent.scheduled): one message carries
+    the three events and the three steps, not three messages."""
+    await cp.push(echo_wasm)
+    run_id = await cp.submit(FANOUT_3)
+    stream = cp.admin.WatchRun(controlplane_pb2.WatchRunRequest(run_id=run_id))
+    async with asyncio.timeout(5):
+        await stream.read()  # the snapshot
+        await cp.node("n1").join()
+        message = await stream.read()
+    assert message.event.type == "agent.scheduled"
+    assert [e.type for e in message.later_events] == ["agent.scheduled", "agent.scheduled"]
+    assert sorted(e.step for e in (message.event, *message.later_events)) == ["a", "b", "c"]
+    assert sorted(s.name for s in message.steps) == ["a", "b", "c"]
+    assert all(s.status == types_pb2.STEP_STATUS_ASSIGNED and s.node == "n1" for s in message.steps)
+    assert list(message.run.steps) == []
+    stream.cancel()
 
 
 async def test_watch_of_a_cancelled_run_ends_with_workflow_cancelled(cp, echo_wasm) -> None:
