@@ -119,7 +119,7 @@ class JsonLinesExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(json.loads(s.to_json()), separators=(",", ":")) + "\n" for s in spans)
+        lines = "".join(s.to_json(indent=None) + "\n" for s in spans)  # one line: newlines in strings are escaped
         try:
             with self._lock:
                 if self.path.exists() and self.path.stat().st_size + len(lines) > self._max_bytes:

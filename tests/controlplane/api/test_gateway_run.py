@@ -253,6 +253,32 @@ async def test_node_selector_limits_placement_to_matching_nodes(cp, echo_wasm) -
     await plain.quiet("assign", 0)
 
 
+HEAD_OF_LINE = """
+apiVersion: agentflow/v1
+kind: Workflow
+name: head-of-line
+version: "1"
+agents:
+  - {name: gpu1, module: ./echo.wasm, nodeSelector: {accel: gpu}}
+  - {name: gpu2, module: ./echo.wasm, nodeSelector: {accel: gpu}}
+  - {name: gpu3, module: ./echo.wasm, nodeSelector: {accel: gpu}}
+  - {name: gpu4, module: ./echo.wasm, nodeSelector: {accel: gpu}}
+  - {name: plain, module: ./echo.wasm}
+"""
+
+
+async def test_steps_that_fit_nowhere_at_the_head_of_the_queue_do_not_hold_back_one_that_fits(cp, echo_wasm) -> None:
+    """A pass reads the free slots and two more first (one slot here: the first three steps, all
+    for a gpu node that is not there). Slots left free send it back for more of the queue."""
+    await cp.push(echo_wasm)
+    run_id = await cp.submit(HEAD_OF_LINE)
+    node = await cp.node("plain-1", slots=1).join()
+    assignment = await node.assignment()
+    assert assignment.step == "plain"
+    for name in ("gpu1", "gpu2", "gpu3", "gpu4"):
+        assert (await cp.step(run_id, name)).error == "waiting: no ready node matches nodeSelector accel=gpu"
+
+
 async def test_a_result_without_a_started_notice_starts_the_step_too(cp, echo_wasm) -> None:
     """A quick step's node sends only its result: the attempt is started from it, then ended."""
     node = await cp.node("n1").join()
