@@ -50,12 +50,12 @@ class FleetFigures:
     @classmethod
     async def load(cls, read: Reader, *, now: datetime) -> FleetFigures:
         allocations = read.allocations()
-        ready, _ = read.ready_steps(now=now, limit=READY_COUNTED)
+        ready, blocked = read.ready_counts(now=now, limit=READY_COUNTED)
         return cls(
             nodes=tuple(read.nodes()),
             allocated={node_id: held for node_id, (held, _) in allocations.items()},
-            ready=len(ready),
-            blocked=sum(1 for step in ready if step.blocked),
+            ready=ready,
+            blocked=blocked,
         )
 
 

@@ -181,6 +181,16 @@ class Reader:
         )
         return [_ready(r) for r in rows], parse_ts(wake["t"]) if wake else None
 
+    def ready_counts(self, *, now: datetime, limit: int) -> tuple[int, int]:
+        """How many ready steps may be placed now (counted up to `limit`), and how many of those
+        the last pass could not place (they hold a reason): counted in SQLite, no row decoded."""
+        row = self._one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(blocked != ''), 0) AS b FROM (SELECT blocked FROM steps"
+            " INDEXED BY steps_queue WHERE status = ? AND (not_before IS NULL OR not_before <= ?) LIMIT ?)",
+            (StepStatus.READY.value, ts(now), limit),
+        )
+        return (int(row["n"]), int(row["b"])) if row else (0, 0)
+
     def allocations(self) -> dict[str, tuple[Resources, dict[str, int]]]:
         """Per node: the sum of the requests of the steps placed on it, and how many per run."""
         rows = self._all(

@@ -250,6 +250,18 @@ async def test_the_ready_queue_is_read_in_order_from_an_index_without_a_sort(sto
         assert "steps_queue" in plan and "TEMP B-TREE" not in plan, plan
 
 
+async def test_ready_counts_count_what_may_be_placed_now_and_the_blocked_up_to_the_limit(store: StateStore) -> None:
+    async with store.transaction() as tx:
+        await seed(tx)
+        _add_run(tx, "run-2", 4)
+        tx.update_step("run-2", "s1", status="ready", not_before=NOW + timedelta(seconds=5))  # not yet
+        tx.update_step("run-2", "s2", blocked="waiting for capacity")
+        tx.update_step("run-2", "s3", blocked="no ready node matches nodeSelector zone=a")
+    assert store.read.ready_counts(now=NOW, limit=100) == (3, 2)
+    assert store.read.ready_counts(now=NOW + timedelta(seconds=6), limit=100) == (4, 2)
+    assert store.read.ready_counts(now=NOW, limit=2)[0] == 2
+
+
 async def test_migrating_to_version_11_gives_existing_steps_their_run_order(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     with sqlite3.connect(path, isolation_level=None) as db:
