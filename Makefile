@@ -14,7 +14,7 @@ demo: .venv/.installed-agents
 test: .venv/.installed-dev
 	$(MAKE) --no-print-directory agents
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy agentflow controlplane noded router
+	$(PYTHON) -m mypy agentflow controlplane noded router bench
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 venv: .venv/.installed-agents
@@ -37,7 +37,7 @@ lint: .venv/.installed-dev
 	$(PYTHON) -m ruff format --check .
 
 typecheck: .venv/.installed-dev
-	$(PYTHON) -m mypy agentflow controlplane noded router
+	$(PYTHON) -m mypy agentflow controlplane noded router bench
 
 bench: .venv/.installed-dev
 	$(MAKE) --no-print-directory agents

@@ -89,8 +89,8 @@ def run_peers(shapes: str) -> dict[str, dict[str, float] | dict[str, str]]:
         made = subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], capture_output=True, text=True)
         pip = subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS], capture_output=True, text=True)
         if made.returncode or pip.returncode:
-            reason = (made.stderr + pip.stderr).strip().splitlines()[-1:] or ["unknown"]
-            return {"ray": {"error": reason[0]}, "prefect": {"error": reason[0]}}
+            last = (made.stderr + pip.stderr).strip().splitlines()[-1:] or ["unknown"]
+            return {"ray": {"error": last[0]}, "prefect": {"error": last[0]}}
     done = subprocess.run([str(python), str(ROOT / "bench" / "peers_dag.py"), shapes], capture_output=True,
                           text=True, timeout=1800)  # fmt: skip
     try:

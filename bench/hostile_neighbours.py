@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "tests" / "agents"
 ECHO = "apiVersion: agentflow/v1\nkind: Workflow\nname: neighbour\nversion: '1'\nagents:\n" \
        "  - {name: echo, module: ./echo.wasm, resources: {cpu: 100m, memory: 32Mi}, input: {hello: 1}}\n"  # fmt: skip
-ATTACKS = [  # name, module, step fields beyond resources: {cpu: 250m}
+ATTACKS: list[tuple[str, str, dict[str, object]]] = [  # name, module, step fields beyond resources: {cpu: 250m}
     ("recursion", "hostile", {"input": {"attack": "recursion"}}),
     ("bad-pointers", "hostile", {"input": {"attack": "bad_pointers"}}),
     ("flood", "hostile", {"input": {"attack": "flood", "relentless": 1}}),
@@ -49,7 +49,7 @@ ATTACKS = [  # name, module, step fields beyond resources: {cpu: 250m}
 ]
 
 
-BUSY = [(f"busy-{i}", "spin", {"timeout": "2s"}) for i in range(len(ATTACKS))]
+BUSY: list[tuple[str, str, dict[str, object]]] = [(f"busy-{i}", "spin", {"timeout": "2s"}) for i in range(len(ATTACKS))]
 """The control: as many steps with the same CPU quota, that only compute (spin until their timeout)."""
 
 

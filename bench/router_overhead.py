@@ -40,8 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VENV = ROOT / "build" / "litellm-venv"
 LITELLM_REQUIREMENT = "litellm[proxy]==1.80.0"  # later releases need a litellm-proxy package not on the index
 
-SAMPLED = {"model": "gpt-bench", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
-DETERMINISTIC = {**SAMPLED, "temperature": 0}
+SAMPLED: dict[str, object] = {
+    "model": "gpt-bench",
+    "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+}
+DETERMINISTIC: dict[str, object] = {**SAMPLED, "temperature": 0}
 
 _ANSWER = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-bench",
