@@ -13,6 +13,7 @@ for script in (
     "step_overhead.py",
     "workflow_latency.py",
     "dag_overhead.py",
+    "dag_faults.py",
     "router_overhead.py",
     "hostile_neighbours.py",
     "scale.py",
