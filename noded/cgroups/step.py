@@ -8,7 +8,7 @@ from pathlib import Path
 
 from noded.cgroups import fs
 from noded.cgroups.errors import CgroupError
-from noded.cgroups.limits import CgroupStats, StepLimits
+from noded.cgroups.limits import CgroupStats
 
 RELEASE_TIMEOUT_S = 1.0
 """How long `release` waits for a step cgroup to empty (tasks still exiting) before it kills what is left."""
@@ -28,8 +28,6 @@ class Slot:
     paths: Mapping[str, Path]
     uses: int = field(default=0)
     """How many steps it has been lent to; 0 while it is fresh from `mkdir`."""
-    limits: StepLimits | None = field(default=None)
-    """The limits last written to it in full (None: none yet, or a write of them failed)."""
 
     @property
     def dirs(self) -> tuple[Path, ...]:
