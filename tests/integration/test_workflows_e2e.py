@@ -70,8 +70,9 @@ def test_independent_steps_run_in_parallel(cluster, tmp_path: Path):
         for message in stub.WatchRun(controlplane_pb2.WatchRunRequest(run_id=run_id), timeout=60):
             if not message.HasField("event"):  # the snapshot: steps that started before we watched
                 order += [("agent.started", s.name) for s in message.run.steps if s.status == STEP_RUNNING]
-            elif message.event.type in ("agent.started", "agent.completed"):
-                order.append((message.event.type, message.event.step))
+            else:  # events committed together share a message: the first, then the later ones
+                order += [(e.type, e.step) for e in (message.event, *message.later_events)
+                          if e.type in ("agent.started", "agent.completed")]  # fmt: skip
     assert [t for t, _ in order[:4]] == ["agent.started"] * 4, order
     assert sorted(s for _, s in order[:4]) == [f"slow-{i}" for i in range(4)]
 
