@@ -38,7 +38,7 @@ from noded.sandbox.components import (
     instantiate_run,
     linker_for,
 )
-from noded.sandbox.engine import deadline_ticks, has_running_ticker
+from noded.sandbox.engine import deadline_ticks, ticking
 from noded.sandbox.hostcalls import (
     DEFAULT_OPERATIONS,
     HostCallLimitReached,
@@ -161,9 +161,20 @@ def run_step(
     without, they answer UNAVAILABLE. `restrict` runs in the calling thread once the module
     is loaded and the step's directories are open, just before guest code starts (the
     worker's per-step Landlock, see `noded.sandbox.confine`); what it raises propagates.
+    The engine's `EpochTicker` ticks while it runs (`ticking`), and only then.
     """
-    if not has_running_ticker(engine):
-        raise RuntimeError("the engine has no running EpochTicker; step timeouts would not fire")
+    with ticking(engine):
+        return _run_step(job, engine=engine, cache=cache, relay=relay, restrict=restrict)
+
+
+def _run_step(
+    job: StepJob,
+    *,
+    engine: wasmtime.Engine,
+    cache: CompiledModuleCache,
+    relay: Relay | None,
+    restrict: Callable[[], None] | None,
+) -> ExecResult:
     if not os.path.isdir(job.scratch_dir):
         raise FileNotFoundError(f"scratch_dir {job.scratch_dir!r} is not a directory")
     for path in (*job.allowed_paths, *job.writable_paths):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import wasmtime
@@ -14,6 +15,7 @@ from noded.sandbox.engine import (
     deadline_ticks,
     engine_fingerprint,
     has_running_ticker,
+    ticking,
     wasmtime_version,
 )
 
@@ -47,9 +49,41 @@ def test_ticker_interrupts_a_loop_and_stops() -> None:
         with pytest.raises(RuntimeError, match="already has"):
             EpochTicker(engine).start()
         started = time.monotonic()
-        with pytest.raises(wasmtime.Trap) as trap:
+        with pytest.raises(wasmtime.Trap) as trap, ticking(engine):
             spin(store)
         assert trap.value.trap_code is wasmtime.TrapCode.INTERRUPT
         assert 0.09 <= time.monotonic() - started < 1.0
     assert not ticker.running and not has_running_ticker(engine)
     EpochTicker(engine).start().stop()  # a stopped ticker frees the engine for a new one
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
+
+
+def test_ticker_ticks_only_while_a_store_runs() -> None:
+    engine = create_engine()
+    with EpochTicker(engine) as ticker:
+        _wait_for(lambda: ticker.parked, "the idle ticker to park")
+        idle = ticker.ticks
+        with ticking(engine):
+            _wait_for(lambda: ticker.ticks >= idle + 2, "ticks while a store runs")
+            assert not ticker.parked
+        _wait_for(lambda: ticker.parked, "the ticker to park once no store runs")
+        parked_at = ticker.ticks
+        with ticking(engine):  # a second step wakes it again
+            _wait_for(lambda: ticker.ticks > parked_at, "ticks for the second store")
+    assert idle == 0  # nothing ran before the first block: it never ticked
+
+
+def test_ticking_without_a_running_ticker_is_refused() -> None:
+    engine = create_engine()
+    with pytest.raises(RuntimeError, match="no running EpochTicker"), ticking(engine):
+        pass
+    ticker = EpochTicker(engine).start()
+    ticker.stop()
+    with pytest.raises(RuntimeError, match="no running EpochTicker"), ticking(engine):
+        pass
