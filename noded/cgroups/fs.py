@@ -24,6 +24,37 @@ from noded.cgroups.errors import CgroupError
 RETRY_INTERVAL_S = 0.01
 READ_SIZE = 65536
 
+FilePath = str | os.PathLike[str]
+
+
+class ControlDir:
+    """One cgroup directory, with the paths of its control files made once, as strings.
+
+    A step reads and writes about thirty control files in its cgroup's directories; joining a
+    `Path` for each was a tenth of noded's time per step.
+    """
+
+    __slots__ = ("_files", "_prefix", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._prefix = f"{path}{os.sep}"
+        self._files: dict[str, str] = {}
+
+    def file(self, name: str) -> str:
+        """The path of control file `name` in this directory."""
+        found = self._files.get(name)
+        if found is None:
+            found = self._files[name] = self._prefix + name
+        return found
+
+    def has(self, name: str) -> bool:
+        """Whether this directory has control file `name` (one the kernel or hierarchy may lack)."""
+        return os.path.exists(self.file(name))
+
+    def __repr__(self) -> str:
+        return f"ControlDir({str(self.path)!r})"
+
 
 def describe(e: OSError) -> str:
     """`EBUSY (Device or resource busy)`."""
@@ -32,7 +63,7 @@ def describe(e: OSError) -> str:
     return f"{errnos.errorcode.get(e.errno, f'errno {e.errno}')} ({os.strerror(e.errno)})"
 
 
-def write(path: Path, value: str | int) -> None:
+def write(path: FilePath, value: str | int) -> None:
     """Write `value` in one `write(2)`, as cgroupfs wants; `CgroupError` names the path, value and errno."""
     data = str(value).encode()
     try:
@@ -42,13 +73,13 @@ def write(path: Path, value: str | int) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        message = f'cannot write "{value}" to {path}: {describe(e)}'
-        if not path.exists():
+        message = f'cannot write "{value}" to {os.fspath(path)}: {describe(e)}'
+        if not os.path.exists(path):
             message += "; no such control file: is the controller enabled for this cgroup?"
-        raise CgroupError(message, path=path, errno=e.errno) from e
+        raise CgroupError(message, path=Path(path), errno=e.errno) from e
 
 
-def move(procs: Path, pid: int) -> bool:
+def move(procs: FilePath, pid: int) -> bool:
     """Write `pid` to a `cgroup.procs` file (moving all its threads); False if there is no such process."""
     try:
         write(procs, pid)
@@ -59,7 +90,7 @@ def move(procs: Path, pid: int) -> bool:
     return True
 
 
-def read_text(path: Path) -> str | None:
+def read_text(path: FilePath) -> str | None:
     """The file's text, or None if it does not exist.
 
     Plain `os.read` calls rather than `Path.read_text`, which takes twice as long on
@@ -77,11 +108,11 @@ def read_text(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise CgroupError(f"cannot read {path}: {describe(e)}", path=path, errno=e.errno) from e
+        raise CgroupError(f"cannot read {os.fspath(path)}: {describe(e)}", path=Path(path), errno=e.errno) from e
     return b"".join(chunks).decode()
 
 
-def read_int(path: Path) -> int | None:
+def read_int(path: FilePath) -> int | None:
     """A file holding one integer (`memory.peak`, `cpuacct.usage`), or None if it does not exist."""
     text = read_text(path)
     if text is None:
@@ -89,10 +120,10 @@ def read_int(path: Path) -> int | None:
     try:
         return int(text.strip())
     except ValueError:
-        raise CgroupError(f"{path}: expected an integer, got {text.strip()!r}", path=path) from None
+        raise CgroupError(f"{os.fspath(path)}: expected an integer, got {text.strip()!r}", path=Path(path)) from None
 
 
-def read_keyed(path: Path) -> dict[str, int]:
+def read_keyed(path: FilePath) -> dict[str, int]:
     """A flat-keyed file of `key value` lines (`memory.events`, `cpu.stat`); empty if it does not exist."""
     values = {}
     for line in (read_text(path) or "").splitlines():
@@ -102,12 +133,12 @@ def read_keyed(path: Path) -> dict[str, int]:
     return values
 
 
-def read_pids(procs: Path) -> list[int]:
+def read_pids(procs: FilePath) -> list[int]:
     """The pids in a `cgroup.procs` file; empty if it does not exist."""
     return [int(word) for word in (read_text(procs) or "").split() if word.isdigit()]
 
 
-def read_words(path: Path) -> list[str]:
+def read_words(path: FilePath) -> list[str]:
     """Whitespace-separated words (`cgroup.controllers`); empty if the file does not exist."""
     return (read_text(path) or "").split()
 

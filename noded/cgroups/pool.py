@@ -47,6 +47,7 @@ from pathlib import Path
 
 from noded.cgroups import fs
 from noded.cgroups.errors import CgroupError
+from noded.cgroups.fs import ControlDir
 from noded.cgroups.limits import CgroupStats, StepLimits
 from noded.cgroups.step import RELEASE_TIMEOUT_S, FileStepCgroup, Slot, for_step
 
@@ -74,14 +75,14 @@ MAX_NAME_TRIES = 100
 class Controls:
     """What a driver writes and reads in the control files of a step cgroup (by controller)."""
 
-    apply: Callable[[Mapping[str, Path], StepLimits], None]
+    apply: Callable[[Mapping[str, ControlDir], StepLimits], None]
     """Rewrite every limit; the cgroup may have held other limits before."""
-    begin: Callable[[Mapping[str, Path], bool], Callable[[], CgroupStats]]
+    begin: Callable[[Mapping[str, ControlDir], bool], Callable[[], CgroupStats]]
     """As a step begins (the flag: the cgroup is fresh from mkdir), reset or record its
     counters; returns what reads the step's own stats at release."""
-    charge: Callable[[Mapping[str, Path]], int | None]
+    charge: Callable[[Mapping[str, ControlDir]], int | None]
     """Bytes of memory charged to the cgroup (None if unknown)."""
-    reclaim: Callable[[Mapping[str, Path]], None]
+    reclaim: Callable[[Mapping[str, ControlDir]], None]
     """Ask the kernel to reclaim what is charged to the (empty) cgroup, where it can."""
 
 
@@ -225,7 +226,7 @@ class StepPool:
         """
         deadline = time.monotonic() + RELEASE_TIMEOUT_S
         while True:
-            inside = sorted({pid for d in slot.dirs for pid in fs.read_pids(d / "cgroup.procs")})
+            inside = sorted({pid for d, _ in slot.placements for pid in fs.read_pids(d.file("cgroup.procs"))})
             if not inside:
                 return inside, _task_count(slot)
             if time.monotonic() >= deadline:
@@ -265,7 +266,7 @@ class StepPool:
 def _task_count(slot: Slot) -> int:
     """Tasks the pids controller still counts in `slot` (0 where it has no `pids.current`)."""
     pids = slot.paths.get("pids")
-    return (fs.read_int(pids / PIDS_CURRENT) or 0) if pids is not None else 0
+    return (fs.read_int(pids.file(PIDS_CURRENT)) or 0) if pids is not None else 0
 
 
 def _make_dirs(dirs: tuple[Path, ...]) -> None:

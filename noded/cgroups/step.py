@@ -8,6 +8,7 @@ from pathlib import Path
 
 from noded.cgroups import fs
 from noded.cgroups.errors import CgroupError
+from noded.cgroups.fs import ControlDir
 from noded.cgroups.limits import CgroupStats
 
 RELEASE_TIMEOUT_S = 1.0
@@ -24,14 +25,14 @@ class Slot:
     """
 
     name: str
-    placements: tuple[tuple[Path, Path], ...]
-    paths: Mapping[str, Path]
+    placements: tuple[tuple[ControlDir, ControlDir], ...]
+    paths: Mapping[str, ControlDir]
     uses: int = field(default=0)
     """How many steps it has been lent to; 0 while it is fresh from `mkdir`."""
 
     @property
     def dirs(self) -> tuple[Path, ...]:
-        return tuple(step for step, _ in self.placements)
+        return tuple(step.path for step, _ in self.placements)
 
     @property
     def fresh(self) -> bool:
@@ -68,7 +69,7 @@ class FileStepCgroup:
 
     def path(self, controller: str) -> Path:
         """The directory of this step in `controller`'s hierarchy."""
-        return self.slot.paths[controller]
+        return self.slot.paths[controller].path
 
     @property
     def dirs(self) -> tuple[Path, ...]:
@@ -79,7 +80,7 @@ class FileStepCgroup:
             raise CgroupError(f"step cgroup {self.name} is already released")
         try:
             for step, _ in self.slot.placements:
-                fs.write(step / "cgroup.procs", pid)
+                fs.write(step.file("cgroup.procs"), pid)
         except CgroupError as e:
             raise for_step(self.name, e) from e
 
@@ -91,7 +92,7 @@ class FileStepCgroup:
                 return self._stats
             if pid is not None and not self._moved_out:
                 for _, workers in self.slot.placements:
-                    if not fs.move(workers / "cgroup.procs", pid):
+                    if not fs.move(workers.file("cgroup.procs"), pid):
                         break  # the process is gone; nothing left to move
                 self._moved_out = True
             self._give_back(self.name, self.slot)

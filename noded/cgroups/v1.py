@@ -68,6 +68,7 @@ from pathlib import Path
 from agentflow.vocabulary import Isolation
 from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
+from noded.cgroups.fs import ControlDir
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
 from noded.cgroups.pool import Controls, StepPool
@@ -79,6 +80,12 @@ log = logging.getLogger(__name__)
 USAGE_CONTROLLER = "cpuacct"
 STALE_TIMEOUT_S = 5.0
 """How long `cleanup_stale` keeps killing and retrying before a leftover cgroup counts as stuck."""
+
+# Control files a kernel or a hierarchy may lack.
+MEMSW = "memory.memsw.limit_in_bytes"
+BURST = "cpu.cfs_burst_us"
+PEAK = "memory.max_usage_in_bytes"
+CPU_USAGE = "cpuacct.usage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +154,11 @@ class V1Driver:
 
     def _layout(self, name: str) -> Slot:
         hierarchies = self._require()
+        placements = tuple((ControlDir(h.steps / name), ControlDir(h.workers)) for h in hierarchies)
         return Slot(
             name,
-            placements=tuple((h.steps / name, h.workers) for h in hierarchies),
-            paths={c: h.steps / name for h in hierarchies for c in h.controllers},
+            placements=placements,
+            paths={c: step for h, (step, _) in zip(hierarchies, placements, strict=True) for c in h.controllers},
         )
 
     def _require(self) -> tuple[_Hierarchy, ...]:
@@ -203,28 +211,26 @@ class V1Driver:
         )
 
 
-def _apply(paths: Mapping[str, Path], limits: StepLimits) -> None:
+def _apply(paths: Mapping[str, ControlDir], limits: StepLimits) -> None:
     memory = paths["memory"]
-    memsw = memory / "memory.memsw.limit_in_bytes"
-    has_memsw = memsw.exists()
+    has_memsw = memory.has(MEMSW)
     if has_memsw:
-        _write_memsw(memsw, -1)  # memsw may not be below the memory limit, which may be about to grow
-    fs.write(memory / "memory.limit_in_bytes", limits.memory_bytes)
+        _write_memsw(memory.file(MEMSW), -1)  # memsw may not be below the memory limit, which may be about to grow
+    fs.write(memory.file("memory.limit_in_bytes"), limits.memory_bytes)
     if has_memsw:
-        _write_memsw(memsw, limits.memory_bytes)
+        _write_memsw(memory.file(MEMSW), limits.memory_bytes)
     cpu = paths["cpu"]
-    burst = cpu / "cpu.cfs_burst_us"
-    has_burst = burst.exists()
+    has_burst = cpu.has(BURST)
     if has_burst:
-        fs.write(burst, 0)  # a burst above the quota, which may be about to shrink, is refused
-    fs.write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
-    fs.write(cpu / "cpu.cfs_quota_us", limits.cpu_quota_us or -1)
+        fs.write(cpu.file(BURST), 0)  # a burst above the quota, which may be about to shrink, is refused
+    fs.write(cpu.file("cpu.cfs_period_us"), CPU_PERIOD_US)
+    fs.write(cpu.file("cpu.cfs_quota_us"), limits.cpu_quota_us or -1)
     if limits.cpu_quota_us and has_burst:
-        fs.write(burst, limits.cpu_quota_us)  # see limits.CPU_BURST
-    fs.write(paths["pids"] / "pids.max", limits.pids_max)
+        fs.write(cpu.file(BURST), limits.cpu_quota_us)  # see limits.CPU_BURST
+    fs.write(paths["pids"].file("pids.max"), limits.pids_max)
 
 
-def _write_memsw(memsw: Path, value: int) -> None:
+def _write_memsw(memsw: str, value: int) -> None:
     """Write the memory+swap limit; a kernel that refuses it (no swap accounting) is ignored."""
     try:
         fs.write(memsw, value)
@@ -233,46 +239,46 @@ def _write_memsw(memsw: Path, value: int) -> None:
             raise
 
 
-def _begin(paths: Mapping[str, Path], fresh: bool) -> Callable[[], CgroupStats]:
+def _begin(paths: Mapping[str, ControlDir], fresh: bool) -> Callable[[], CgroupStats]:
     """Reset the peak and the CPU usage, record the OOM kills so far; the step's stats reader."""
     memory = paths["memory"]
     usage = paths.get(USAGE_CONTROLLER)
     if not fresh:
-        _reset(memory / "memory.max_usage_in_bytes")
+        _reset(memory, PEAK)
         if usage is not None:
-            _reset(usage / "cpuacct.usage")
+            _reset(usage, CPU_USAGE)
     oom_kills = _oom_kills(memory)
     return lambda: _read_stats(paths, oom_kills_before=oom_kills)
 
 
-def _reset(counter: Path) -> None:
+def _reset(cgroup: ControlDir, counter: str) -> None:
     """Write 0 to a counter that has it (a plain tree may lack it: it stays absent)."""
-    if counter.exists():
-        fs.write(counter, 0)
+    if cgroup.has(counter):
+        fs.write(cgroup.file(counter), 0)
 
 
-def _oom_kills(memory: Path) -> int:
-    return fs.read_keyed(memory / "memory.oom_control").get("oom_kill", 0)
+def _oom_kills(memory: ControlDir) -> int:
+    return fs.read_keyed(memory.file("memory.oom_control")).get("oom_kill", 0)
 
 
-def _read_stats(paths: Mapping[str, Path], *, oom_kills_before: int) -> CgroupStats:
+def _read_stats(paths: Mapping[str, ControlDir], *, oom_kills_before: int) -> CgroupStats:
     memory = paths["memory"]
     usage = paths.get(USAGE_CONTROLLER)
     return CgroupStats(
-        memory_peak_bytes=fs.read_int(memory / "memory.max_usage_in_bytes"),
+        memory_peak_bytes=fs.read_int(memory.file(PEAK)),
         oom_kills=max(_oom_kills(memory) - oom_kills_before, 0),
-        cpu_usage_ns=fs.read_int(usage / "cpuacct.usage") if usage else None,
+        cpu_usage_ns=fs.read_int(usage.file(CPU_USAGE)) if usage else None,
     )
 
 
-def _charge(paths: Mapping[str, Path]) -> int | None:
-    return fs.read_int(paths["memory"] / "memory.usage_in_bytes")
+def _charge(paths: Mapping[str, ControlDir]) -> int | None:
+    return fs.read_int(paths["memory"].file("memory.usage_in_bytes"))
 
 
-def _reclaim(paths: Mapping[str, Path]) -> None:
-    force_empty = paths["memory"] / "memory.force_empty"
-    if force_empty.exists():
-        fs.write(force_empty, 0)
+def _reclaim(paths: Mapping[str, ControlDir]) -> None:
+    memory = paths["memory"]
+    if memory.has("memory.force_empty"):
+        fs.write(memory.file("memory.force_empty"), 0)
 
 
 CONTROLS = Controls(apply=_apply, begin=_begin, charge=_charge, reclaim=_reclaim)

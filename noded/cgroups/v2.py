@@ -61,6 +61,7 @@ from pathlib import Path
 from agentflow.vocabulary import Isolation
 from noded.cgroups import fs, procfile
 from noded.cgroups.errors import CgroupError
+from noded.cgroups.fs import ControlDir
 from noded.cgroups.limits import CPU_PERIOD_US, CgroupStats, StepLimits
 from noded.cgroups.naming import slug
 from noded.cgroups.pool import Controls, StepPool
@@ -148,8 +149,10 @@ class V2Driver:
 
     def _layout(self, name: str) -> Slot:
         own = self._require()
-        step_dir = own / "steps" / name
-        return Slot(name, placements=((step_dir, own / "workers"),), paths=dict.fromkeys(V2_CONTROLLERS, step_dir))
+        step_dir = ControlDir(own / "steps" / name)
+        return Slot(
+            name, placements=((step_dir, ControlDir(own / "workers")),), paths=dict.fromkeys(V2_CONTROLLERS, step_dir)
+        )
 
     def _require(self) -> Path:
         if self._own is None:
@@ -175,38 +178,40 @@ class V2Driver:
         return own
 
 
-def _apply(step_dir: Path, limits: StepLimits) -> None:
-    fs.write(step_dir / "memory.max", limits.memory_bytes)
-    if (step_dir / "memory.swap.max").exists():
-        fs.write(step_dir / "memory.swap.max", 0)
+BURST = "cpu.max.burst"  # a kernel may lack it
+
+
+def _apply(step_dir: ControlDir, limits: StepLimits) -> None:
+    fs.write(step_dir.file("memory.max"), limits.memory_bytes)
+    if step_dir.has("memory.swap.max"):
+        fs.write(step_dir.file("memory.swap.max"), 0)
     quota = limits.cpu_quota_us
-    burst = step_dir / "cpu.max.burst"
-    has_burst = burst.exists()
+    has_burst = step_dir.has(BURST)
     if has_burst:
-        fs.write(burst, 0)  # a burst above the quota, which may be about to shrink, is refused
-    fs.write(step_dir / "cpu.max", f"{quota if quota else 'max'} {CPU_PERIOD_US}")
+        fs.write(step_dir.file(BURST), 0)  # a burst above the quota, which may be about to shrink, is refused
+    fs.write(step_dir.file("cpu.max"), f"{quota if quota else 'max'} {CPU_PERIOD_US}")
     if quota and has_burst:
-        fs.write(burst, quota)  # see limits.CPU_BURST
-    fs.write(step_dir / "pids.max", limits.pids_max)
+        fs.write(step_dir.file(BURST), quota)  # see limits.CPU_BURST
+    fs.write(step_dir.file("pids.max"), limits.pids_max)
 
 
-def _begin(step_dir: Path, fresh: bool) -> Callable[[], CgroupStats]:
+def _begin(step_dir: ControlDir, fresh: bool) -> Callable[[], CgroupStats]:
     """Record the OOM kills and CPU usage so far and reset the peak; the step's stats reader."""
     oom_kills = _oom_kills(step_dir)
     usage_usec = _usage_usec(step_dir) or 0
-    peak = Peak(step_dir / "memory.peak", fresh=fresh)
+    peak = Peak(Path(step_dir.file("memory.peak")), fresh=fresh)
     return lambda: _read_stats(step_dir, peak, oom_kills_before=oom_kills, usage_usec_before=usage_usec)
 
 
-def _oom_kills(step_dir: Path) -> int:
-    return fs.read_keyed(step_dir / "memory.events").get("oom_kill", 0)
+def _oom_kills(step_dir: ControlDir) -> int:
+    return fs.read_keyed(step_dir.file("memory.events")).get("oom_kill", 0)
 
 
-def _usage_usec(step_dir: Path) -> int | None:
-    return fs.read_keyed(step_dir / "cpu.stat").get("usage_usec")
+def _usage_usec(step_dir: ControlDir) -> int | None:
+    return fs.read_keyed(step_dir.file("cpu.stat")).get("usage_usec")
 
 
-def _read_stats(step_dir: Path, peak: Peak, *, oom_kills_before: int, usage_usec_before: int) -> CgroupStats:
+def _read_stats(step_dir: ControlDir, peak: Peak, *, oom_kills_before: int, usage_usec_before: int) -> CgroupStats:
     usage_usec = _usage_usec(step_dir)
     return CgroupStats(
         memory_peak_bytes=peak.read(),
@@ -260,17 +265,17 @@ def _open_reset(path: Path) -> int | None:
     return fd
 
 
-def _charge(step_dir: Path) -> int | None:
-    return fs.read_int(step_dir / "memory.current")
+def _charge(step_dir: ControlDir) -> int | None:
+    return fs.read_int(step_dir.file("memory.current"))
 
 
-def _reclaim(step_dir: Path) -> None:
-    charge = fs.read_int(step_dir / "memory.current")
-    if charge and (step_dir / "memory.reclaim").exists():
-        fs.write(step_dir / "memory.reclaim", charge)
+def _reclaim(step_dir: ControlDir) -> None:
+    charge = fs.read_int(step_dir.file("memory.current"))
+    if charge and step_dir.has("memory.reclaim"):
+        fs.write(step_dir.file("memory.reclaim"), charge)
 
 
-def _step_dir(paths: Mapping[str, Path]) -> Path:
+def _step_dir(paths: Mapping[str, ControlDir]) -> ControlDir:
     """The one directory of a v2 step cgroup (every controller's)."""
     return paths["memory"]
 

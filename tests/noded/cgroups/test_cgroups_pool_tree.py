@@ -216,9 +216,9 @@ def test_reclaim_asks_for_what_is_charged(v2: V2Driver, monkeypatch: pytest.Monk
     asked: list[str] = []
     real_write = pool.fs.write
 
-    def kernel_write(path: Path, value: str | int) -> None:
+    def kernel_write(path: pool.fs.FilePath, value: str | int) -> None:
         real_write(path, value)
-        if path.name == "memory.reclaim":
+        if Path(path).name == "memory.reclaim":
             asked.append(str(value))
             (step_dir / "memory.current").write_text("8192\n")
 
@@ -373,8 +373,8 @@ def test_v1_charge_left_behind_is_force_emptied_or_the_cgroup_removed(
     written: list[tuple[str, str]] = []
     real_write = pool.fs.write
 
-    def recording_write(path: Path, value: str | int) -> None:
-        written.append((path.name, str(value)))
+    def recording_write(path: pool.fs.FilePath, value: str | int) -> None:
+        written.append((Path(path).name, str(value)))
         real_write(path, value)
 
     monkeypatch.setattr(pool.fs, "write", recording_write)

@@ -19,6 +19,7 @@ import pytest
 
 from agentflow.vocabulary import Isolation
 from noded.cgroups import CgroupError, CgroupStats, FileStepCgroup, StepLimits, V2Driver, open_driver
+from noded.cgroups.fs import ControlDir
 
 pytestmark = pytest.mark.unit
 
@@ -155,7 +156,7 @@ def test_a_kernel_with_cfs_burst_lets_a_step_borrow_one_period(driver: V2Driver)
     (step_dir / "cpu.max.burst").write_text("0")
     from noded.cgroups.v2 import _apply
 
-    _apply(step_dir, LIMITS)
+    _apply(ControlDir(step_dir), LIMITS)
     assert (step_dir / "cpu.max.burst").read_text() == "25000"
 
 
