@@ -332,15 +332,45 @@ class Reader:
 
 
 class Tx(Reader):
-    """Writes inside one logical transaction. Events are collected for publishing."""
+    """Writes inside one logical transaction. Events are collected for publishing.
+
+    A run or step read in the transaction is kept until the transaction itself writes to it
+    (a step's write drops its run too: triggers count the run's open steps), so the reads of
+    one result (fencing, settling, arming the next link) decode each record once. Records
+    are frozen, and only this transaction writes while it is open (one writer connection),
+    so what is kept is what SQLite would answer.
+    """
 
     def __init__(self, conn: sqlite3.Connection, specs: dict[str, WorkflowSpec]) -> None:
         super().__init__(conn, specs)
         self.emitted: list[EventRecord] = []  # published once the transaction commits
         self.committed: asyncio.Future[None] | None = None  # with wait=False: its group's commit
+        self._runs: dict[str, RunRecord | None] = {}
+        self._steps: dict[tuple[str, str], StepRecord | None] = {}
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, args).rowcount
+
+    def run(self, run_id: str) -> RunRecord | None:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            record = self._runs[run_id] = super().run(run_id)
+            return record
+
+    def step(self, run_id: str, name: str) -> StepRecord | None:
+        key = (run_id, name)
+        try:
+            return self._steps[key]
+        except KeyError:
+            record = self._steps[key] = super().step(run_id, name)
+            return record
+
+    def _changed(self, run_id: str, step: str | None = None) -> None:
+        """Drop what is kept of a run (and one of its steps) that this transaction writes."""
+        self._runs.pop(run_id, None)
+        if step is not None:
+            self._steps.pop((run_id, step), None)
 
     def insert_token(self, token: TokenRecord) -> None:
         self._exec(
@@ -380,6 +410,7 @@ class Tx(Reader):
         )
 
     def insert_run(self, *, run_id: str, workflow_id: str, input_json: str, now: datetime, trace: RunTrace) -> None:
+        self._changed(run_id)
         self._exec(
             "INSERT INTO runs (id, workflow_id, status, input_json, created_at, trace_id, span_id, parent_span_id,"
             " span_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -389,9 +420,11 @@ class Tx(Reader):
 
     def begin_run_span(self, run_id: str, *, span_id: str, now: datetime) -> None:
         """A new workflow.execute span for the run (a retry), in the same trace."""
+        self._changed(run_id)
         self._exec("UPDATE runs SET span_id = ?, span_started_at = ? WHERE id = ?", (span_id, ts(now), run_id))
 
     def set_run_status(self, run_id: str, status: RunStatus, *, error: str = "", now: datetime | None = None) -> None:
+        self._changed(run_id)
         self._exec(
             "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
             (status.value, error, ts(now) if status.terminal else None, run_id),
@@ -408,6 +441,7 @@ class Tx(Reader):
         request: Resources,
         node_selector: dict[str, str],
     ) -> None:
+        self._changed(run_id, name)
         self._exec(
             "INSERT INTO steps (run_id, name, idx, depends_on, status, max_attempts, cpu_millis, "
             "memory_bytes, node_selector, run_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -430,6 +464,7 @@ class Tx(Reader):
         """Set the given columns of one step; enums and datetimes are converted."""
         if not fields:
             return
+        self._changed(run_id, name)
         names = sorted(fields)
         values = [_column_value(fields[n]) for n in names]
         assignments = ", ".join(f"{n} = ?" for n in names)
@@ -439,6 +474,7 @@ class Tx(Reader):
         """Count LLM calls against the step and its run (increments: no read of other steps)."""
         values = (usage.calls, usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.cache_hits,
                   usage.replays, usage.upstream_calls)  # fmt: skip
+        self._changed(run_id, step)
         self._exec(f"UPDATE steps SET {_LLM_INCREMENTS} WHERE run_id = ? AND name = ?", (*values, run_id, step))
         self._exec(f"UPDATE runs SET {_LLM_INCREMENTS} WHERE id = ?", (*values, run_id))
 
@@ -449,6 +485,7 @@ class Tx(Reader):
             return (g.usd or 0.0, g.tokens or 0) if g is not None else (0.0, 0)
 
         (new_usd, new_tokens), (old_usd, old_tokens) = part(grant), part(previous)
+        self._changed(run_id, step)
         self._exec(
             "UPDATE steps SET grant_usd = ?, grant_tokens = ? WHERE run_id = ? AND name = ?",
             (None if grant is None else grant.usd, None if grant is None else grant.tokens, run_id, step),
@@ -460,6 +497,7 @@ class Tx(Reader):
         )
 
     def set_thresholds_met(self, run_id: str, count: int) -> None:
+        self._changed(run_id)
         self._exec("UPDATE runs SET thresholds_met = ? WHERE id = ?", (count, run_id))
 
     def insert_attempt(self, *, run_id: str, step: str, attempt: int, node_id: str, now: datetime) -> None:
