@@ -19,8 +19,8 @@ _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-class WorkflowLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings (`version: 2024-05-01` stays a string).
+class _WorkflowConstruction:
+    """Safe types, with timestamps kept as strings (`version: 2024-05-01` stays a string).
 
     Duplicate mapping keys are rejected by `load_document`, which checks the composed node
     tree before constructing Python values so that it can name each duplicate by its path.
@@ -35,12 +35,24 @@ class WorkflowLoader(yaml.SafeLoader):
         """PyYAML's constructors raise bare Python errors for values that do not fit an explicit
         tag (`!!int` with no digits, `!!float x`, `!!bool` empty); report them at the node."""
         try:
-            return super().construct_object(node, deep=deep)
+            return super().construct_object(node, deep=deep)  # type: ignore[misc]
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node, yaml.ScalarNode) else None
             what = f"not a valid {tag} value" if value is None else f"{json.dumps(value)} is not a valid {tag} value"
             raise yaml.constructor.ConstructorError(None, None, what, node.start_mark) from exc
+
+
+class WorkflowLoader(_WorkflowConstruction, yaml.SafeLoader):
+    """The pure-Python loader: its errors name the line and column of what is wrong."""
+
+
+class _FastWorkflowLoader(_WorkflowConstruction, yaml.CSafeLoader):
+    """The same loader on libyaml's parser, several times faster on a large workflow: a
+    document it cannot read is read again by `WorkflowLoader`, for PyYAML's own message."""
+
+
+_FAST = yaml.__with_libyaml__
 
 
 @dataclass(slots=True)
@@ -66,10 +78,18 @@ def key_path(path: str, key: object) -> str:
 
 
 def load_document(text: str) -> Document:
+    if _FAST and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        fast = _read(text, _FastWorkflowLoader)
+        if fast.readable:
+            return fast
+    return _read(text, WorkflowLoader)  # what is wrong, in PyYAML's words
+
+
+def _read(text: str, loader_type: type[yaml.SafeLoader] | type[yaml.CSafeLoader]) -> Document:
     doc = Document()
-    loader: WorkflowLoader | None = None
+    loader: yaml.SafeLoader | yaml.CSafeLoader | None = None
     try:
-        loader = WorkflowLoader(text)  # checks every character first
+        loader = loader_type(text)  # the pure-Python reader checks every character first
         node = loader.get_single_node()
         if node is None:
             doc.problems.append(Problem(ROOT, "the document is empty (expected a workflow mapping)"))

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from agentflow.spec import InvalidWorkflow, Problem, load_workflow
+from agentflow.spec import InvalidWorkflow, Problem, document, load_workflow
 from agentflow.spec.document import MAX_DEPTH, load_document
 
 pytestmark = pytest.mark.unit
@@ -168,3 +168,39 @@ def test_load_document_yields_standard_yaml_types() -> None:
     doc = load_document("i: 1\nf: 1.5\nb: true\nn: null\ns: text\nl: [1]\nm: {a: b}\n")
     assert doc.data == {"i": 1, "f": 1.5, "b": True, "n": None, "s": "text", "l": [1], "m": {"a": "b"}}
     assert doc.problems == []
+
+
+LARGE = (
+    HEADER
+    + "agents:\n"
+    + "".join(
+        f"  - {{name: s{i}, module: ./a.wasm, dependsOn: [s{i - 1}], when: 2024-05-01, n: {i}, f: {i}.5, b: yes}}\n"
+        if i
+        else "  - {name: s0, module: ./a.wasm, env: {K: 'v: x', E: ''}, list: [1, null, ~, true]}\n"
+        for i in range(300)
+    )
+)
+
+
+def test_libyaml_and_the_pure_python_reader_give_the_same_values() -> None:
+    """A readable document goes through libyaml's parser, which must read it as PyYAML does."""
+    fast = document._read(LARGE, document._FastWorkflowLoader)
+    slow = document._read(LARGE, document.WorkflowLoader)
+    assert fast.readable and slow.readable
+    assert fast.data == slow.data
+    assert fast.data["agents"][7]["when"] == "2024-05-01"  # timestamps stay strings on both
+    assert load_document(LARGE).data == slow.data
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [1, 2\n",  # libyaml fails too, in its own words
+        "a: !!int x\n",  # a constructor error, at the node
+        "a: b\x07\n",  # a character only the pure-Python reader checks
+        "a: b\n\ta: c\n",
+    ],
+)
+def test_an_unreadable_document_gets_the_pure_python_readers_message(text: str) -> None:
+    assert load_document(text).problems == document._read(text, document.WorkflowLoader).problems
+    assert load_document(text).problems  # and there is one
