@@ -205,6 +205,38 @@ async def test_the_run_counts_its_open_and_unsucceeded_steps_on_every_status_cha
         await store.close()
 
 
+async def test_a_transaction_keeps_what_it_read_until_it_writes_to_it(store: StateStore) -> None:
+    """Runs and steps read in a transaction are decoded once, and read again after its own writes."""
+    from agentflow.llm import Grant, LLMUsage
+    from agentflow.vocabulary import EventType, RunStatus, StepStatus
+
+    async with store.transaction() as tx:
+        await seed(tx)
+    async with store.transaction() as tx:
+        run, step = tx.run("run-1"), tx.step("run-1", "only")
+        assert run is not None and step is not None
+        assert tx.run("run-1") is run and tx.step("run-1", "only") is step  # kept
+        tx.add_event(EventType.AGENT_STARTED, now=NOW, run_id="run-1", step="only")  # writes neither
+        assert tx.run("run-1") is run and tx.step("run-1", "only") is step
+        tx.update_step("run-1", "only", status=StepStatus.SUCCEEDED)
+        after, done = tx.run("run-1"), tx.step("run-1", "only")
+        assert done is not None and done.status is StepStatus.SUCCEEDED
+        assert after is not None and (after.open_steps, run.open_steps) == (0, 1)  # a trigger counted it
+        tx.add_llm_usage("run-1", "only", LLMUsage(calls=2))
+        assert (tx.run("run-1") or run).llm.calls == 2 and (tx.step("run-1", "only") or step).llm.calls == 2
+        tx.set_grant("run-1", "only", Grant(usd=1.5), previous=None)
+        assert (tx.step("run-1", "only") or step).grant == Grant(usd=1.5, tokens=None)
+        assert (tx.run("run-1") or run).reserved.usd == 1.5
+        tx.set_thresholds_met("run-1", 2)
+        assert (tx.run("run-1") or run).thresholds_met == 2
+        tx.set_run_status("run-1", RunStatus.SUCCEEDED, now=NOW)
+        assert (tx.run("run-1") or run).status is RunStatus.SUCCEEDED
+        assert tx.run("nope") is None and tx.step("run-1", "nope") is None
+        tx.insert_run(run_id="nope", workflow_id="wf-1", input_json="null", now=NOW, trace=TRACE)
+        assert tx.run("nope") is not None  # an absence is not kept past an insert
+    assert store.read.run("run-1") == tx.run("run-1")
+
+
 async def test_a_run_keeps_its_trace_and_a_retry_begins_a_new_span_in_it(store: StateStore) -> None:
     async with store.transaction() as tx:
         await seed(tx)
