@@ -34,6 +34,7 @@ from wasmtime import component
 
 from agentflow.wasm_check import is_component
 from noded.sandbox.engine import engine_fingerprint
+from noded.sandbox.linking import ModuleLinker
 
 Compiled = wasmtime.Module | component.Component
 
@@ -72,8 +73,17 @@ class CompiledModuleCache:
         self._memory: weakref.WeakKeyDictionary[wasmtime.Engine, OrderedDict[str, Compiled]] = (
             weakref.WeakKeyDictionary()
         )
+        self._linkers: weakref.WeakKeyDictionary[wasmtime.Engine, ModuleLinker] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.stats = CacheStats()
+
+    def linker(self, engine: wasmtime.Engine) -> ModuleLinker:
+        """The linker that instantiates this cache's modules of `engine` (made on first use)."""
+        with self._lock:
+            found = self._linkers.get(engine)
+            if found is None:
+                found = self._linkers[engine] = ModuleLinker(engine)
+            return found
 
     @property
     def directory(self) -> Path:
