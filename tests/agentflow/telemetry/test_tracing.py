@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from agentflow.telemetry.options import otlp_endpoint, trace_settings
@@ -112,6 +112,26 @@ def test_the_file_is_rotated_past_its_size(tmp_path: Path) -> None:
         tracer.start_span(name).end()
     assert [s["name"] for s in read(path.with_name("t.jsonl.1"))] == ["a", "b"]
     assert [s["name"] for s in read(path)] == ["c"]
+
+
+def test_each_line_is_what_to_json_makes_of_the_span(tmp_path: Path) -> None:
+    """The exporter encodes the resource once; every line must still equal `to_json`."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    exporter = JsonLinesExporter(tmp_path / "t.jsonl")
+    tracer = TracerProvider(resource=Resource.create({"service.name": "noded", "n": 3})).get_tracer("t")
+    with tracer.start_as_current_span("parent", attributes={"a": "x", "b": 2}) as parent:
+        child = tracer.start_span("child", kind=SpanKind.CLIENT, links=[Link(parent.get_span_context(), {"l": 1})])
+        child.add_event("retry", {"attempt": 2, "why": "line\nbreak \u00e9"})
+        child.set_status(Status(StatusCode.ERROR, "it failed"))
+        child.end()
+    bare = tracer.start_span("bare")
+    bare.end()
+    for span in (parent, child, bare):
+        assert isinstance(span, ReadableSpan)
+        assert exporter.span_json(span) == span.to_json(indent=None)
+        assert exporter.span_json(span) == span.to_json(indent=None)  # again, from what was kept
 
 
 def test_an_unwritable_file_fails_the_export_without_raising(tmp_path: Path) -> None:
