@@ -78,7 +78,12 @@ class StepRecord:
     finished_at: datetime | None
     grant: Grant | None = None  # reserved for the current attempt's LLM calls
     llm: LLMUsage = NO_LLM_USAGE  # its LLM calls, all attempts
-    usage: ResourceUsage = NO_USAGE  # what its last finished attempt used
+    usage_json: str = ""  # what its last finished attempt used, as stored ("" none yet)
+
+    @property
+    def usage(self) -> ResourceUsage:
+        """What its last finished attempt used (decoded when asked: only views show it)."""
+        return ResourceUsage.from_json(self.usage_json) if self.usage_json else NO_USAGE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

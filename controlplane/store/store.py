@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentflow.llm import Grant, LLMUsage
+from agentflow.llm import NO_LLM_USAGE, Grant, LLMUsage
 from agentflow.spec import WorkflowSpec, spec_from_dict, spec_to_dict
 from agentflow.tracecontext import TraceRef
-from agentflow.usage import ResourceUsage
 from agentflow.vocabulary import (
     AttemptStatus,
     EventType,
@@ -683,7 +682,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         workflow_id=row["workflow_id"],
         workflow_name=row["workflow_name"],
         workflow_version=row["workflow_version"],
-        status=RunStatus(row["status"]),
+        status=_RUN_STATUS[row["status"]],
         input_json=row["input_json"],
         error=row["error"],
         created_at=_required_ts(row["created_at"]),
@@ -698,6 +697,9 @@ def _run(row: sqlite3.Row) -> RunRecord:
 
 
 def _llm_usage(row: sqlite3.Row) -> LLMUsage:
+    if not (row["llm_calls"] or row["llm_cost_usd"] or row["llm_input_tokens"] or row["llm_output_tokens"]
+            or row["llm_cache_hits"] or row["llm_replays"] or row["llm_upstream_calls"]):  # fmt: skip
+        return NO_LLM_USAGE  # most steps make no LLM call: one shared (frozen) record
     return LLMUsage(
         calls=row["llm_calls"],
         input_tokens=row["llm_input_tokens"],
@@ -709,19 +711,25 @@ def _llm_usage(row: sqlite3.Row) -> LLMUsage:
     )
 
 
+_STEP_STATUS = {s.value: s for s in StepStatus}  # a dict lookup, several times cheaper than StepStatus(value)
+_RUN_STATUS = {s.value: s for s in RunStatus}
+_NO_DEPENDENCIES: tuple[str, ...] = ()
+_NO_SELECTOR = "{}"
+
+
 def _step(row: sqlite3.Row) -> StepRecord:
     return StepRecord(
         run_id=row["run_id"],
         name=row["name"],
         idx=row["idx"],
-        depends_on=tuple(json.loads(row["depends_on"])),
-        status=StepStatus(row["status"]),
+        depends_on=_NO_DEPENDENCIES if (deps := row["depends_on"]) == "[]" else tuple(json.loads(deps)),
+        status=_STEP_STATUS[row["status"]],
         attempt=row["attempt"],
         max_attempts=row["max_attempts"],
         failures=row["failures"],
         losses=row["losses"],
         request=Resources(cpu_millis=row["cpu_millis"], memory_bytes=row["memory_bytes"], slots=1),
-        node_selector=json.loads(row["node_selector"]),
+        node_selector={} if (selector := row["node_selector"]) == _NO_SELECTOR else json.loads(selector),
         node_id=row["node_id"],
         output_json=row["output_json"],
         error=row["error"],
@@ -735,11 +743,8 @@ def _step(row: sqlite3.Row) -> StepRecord:
         if row["grant_usd"] is None and row["grant_tokens"] is None
         else Grant(usd=row["grant_usd"], tokens=row["grant_tokens"]),
         llm=_llm_usage(row),
-        usage=ResourceUsage.from_json(row["usage"]),
+        usage_json=row["usage"],
     )
-
-
-_NO_SELECTOR = "{}"
 
 
 def _ready(row: sqlite3.Row) -> ReadyRow:
