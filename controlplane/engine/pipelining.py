@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from agentflow.vocabulary import AttemptStatus, StepStatus
+from controlplane.domain import Resources
 from controlplane.engine import assignments
 from controlplane.engine.messages import AssignStep, AttemptKey, CancelAttempt
 from controlplane.store import NodeRecord, StepRecord, Tx
@@ -44,7 +45,7 @@ def arm(tx: Tx, key: AttemptKey, *, node: NodeRecord, now: datetime, depth: int 
     if run is None or run.status.terminal or depth < 1:
         return []
     spec = tx.spec(run.workflow_id)
-    free = node.capacity - tx.node_allocation(node.id)
+    free: Resources | None = None  # what the node has left, read once a step may be placed on it
     armed: list[AssignStep] = []
     for name in spec.dependents(key.step):
         agent = spec.agent(name)
@@ -59,6 +60,8 @@ def arm(tx: Tx, key: AttemptKey, *, node: NodeRecord, now: datetime, depth: int 
             continue
         if step.status is not StepStatus.PENDING or step.attempt:
             continue
+        if free is None:
+            free = node.capacity - tx.node_allocation(node.id)
         if not step.request.fits_in(free) or any(node.labels.get(k) != v for k, v in step.node_selector.items()):
             continue
         if not all(_succeeded(tx, run.id, dep) for dep in step.depends_on if dep != key.step):
