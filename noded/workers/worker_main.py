@@ -23,6 +23,7 @@ workers behind. Core dumps are disabled (RLIMIT_CORE 0).
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import functools
 import logging
@@ -30,7 +31,6 @@ import os
 import resource
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -99,19 +99,26 @@ def _relay(job_fd: int, result_fd: int) -> Relay:
 
 
 def _in_step_thread(run: Callable[[], T]) -> T:
-    """`run()` in a fresh thread (a step's Landlock domain must not outlive the step)."""
+    """`run()` in a fresh thread (a step's Landlock domain must not outlive the step).
+
+    A bare `_thread` and a lock the thread releases when `run` returns: `threading.Thread`'s
+    start handshake and join cost twice as much (350 against 190 us a step, measured here).
+    """
     box: list[T] = []
     failure: list[BaseException] = []
+    done = _thread.allocate_lock()
+    done.acquire()
 
     def target() -> None:
         try:
             box.append(run())
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
+        finally:
+            done.release()
 
-    thread = threading.Thread(target=target, name="step")
-    thread.start()
-    thread.join()
+    _thread.start_new_thread(target, ())
+    done.acquire()
     if failure:
         raise failure[0]
     return box[0]

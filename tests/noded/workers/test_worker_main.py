@@ -96,3 +96,22 @@ def test_core_dumps_disabled(worker: subprocess.Popen[bytes]) -> None:
     line = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
     assert line.split()[4:6] == ["0", "0"]
     assert os.path.exists(f"/proc/{worker.pid}")
+
+
+def test_a_step_runs_in_a_thread_of_its_own_and_hands_back_its_answer_or_its_error() -> None:
+    """Each step's thread is new (its Landlock domain ends with it); what it returns or raises
+    reaches the worker's loop."""
+    import threading
+
+    from noded.workers.worker_main import _in_step_thread
+
+    caller = threading.get_ident()
+    idents = [_in_step_thread(threading.get_ident) for _ in range(3)]
+    assert caller not in idents
+    assert _in_step_thread(lambda: "answer") == "answer"
+
+    def fails() -> None:
+        raise ValueError("in the step")
+
+    with pytest.raises(ValueError, match="in the step"):
+        _in_step_thread(fails)
