@@ -10,12 +10,14 @@ the fallback means the node itself lacks the service (no router configured).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.vocabulary import Capability
-from noded.egress import Egress
 from noded.llm import LLMCalls
 from noded.sandbox import HostCallError, HostCallRefused
+
+if TYPE_CHECKING:
+    from noded.egress import Egress  # made (and aiohttp loaded) only for a step that fetches
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from agentflow import llm
 from agentflow.attempt import AttemptKey
 from noded.messages import Assignment, JournalEntry
 from noded.sandbox import HostCallError, HostCallRefused
+
+if TYPE_CHECKING:
+    import aiohttp  # imported on first use below: an idle node does not hold it (9 MB)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class RouterClient:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
@@ -76,6 +79,8 @@ class RouterClient:
 
     async def complete(self, body: dict[str, Any], headers: Mapping[str, str], *, timeout_s: float) -> Any:
         """POST /v1/chat/completions; the parsed answer, or HostCallRefused with the reason."""
+        import aiohttp
+
         url = f"{self.base_url}/v1/chat/completions"
         try:
             async with asyncio.timeout(timeout_s):
@@ -101,6 +106,8 @@ class RouterClient:
 
     async def journal(self, *, run: str, step: str, after_seq: int) -> tuple[list[dict[str, Any]], int]:
         """The router's journal entries of a step after `after_seq`, and the last seq seen."""
+        import aiohttp
+
         url = f"{self.base_url}/v1/agentflow/journal"
         params = {"run": run, "step": step, "after_seq": str(after_seq)}
         async with asyncio.timeout(JOURNAL_TIMEOUT_S), self._client().get(url, params=params) as response:
@@ -112,6 +119,8 @@ class RouterClient:
     async def seed(self, entries: Sequence[JournalEntry]) -> None:
         """Hand the router the journal of a step's earlier attempts (from any node), so that this
         attempt replays them. Best effort: without it the calls go upstream again."""
+        import aiohttp
+
         url = f"{self.base_url}/v1/agentflow/journal"
         try:
             body = {"entries": [json.loads(e.entry_json) for e in entries]}
@@ -123,6 +132,8 @@ class RouterClient:
 
     async def usage(self, key: AttemptKey) -> llm.LLMUsage | None:
         """What an attempt's calls cost, as the router's ledger has it (None if it cannot tell)."""
+        import aiohttp
+
         url = f"{self.base_url}/v1/agentflow/spend"
         params = {"run": key.run_id, "step": key.step, "attempt": str(key.attempt)}
         try:
@@ -193,6 +204,8 @@ class LLMCalls:
 
     async def _ship(self) -> None:
         """Send up what the router journaled for this attempt so far (it survives this host)."""
+        import aiohttp
+
         key = self._assignment.key
         try:
             entries, self._seq = await self._client.journal(run=key.run_id, step=key.step, after_seq=self._seq)

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from agentflow.attempt import AttemptKey
@@ -45,7 +47,6 @@ from noded.cgroups import (
     step_limits,
 )
 from noded.drain import DrainState
-from noded.egress import Egress
 from noded.errors import ModuleFetchError, StateError
 from noded.host import StepHost
 from noded.llm import LLMCalls, RouterClient
@@ -66,6 +67,9 @@ from noded.precompile import Precompiler
 from noded.sandbox import ExecResult, StepJob
 from noded.state import NodeState
 from noded.workers import PoolClosed, StepCancelled, WorkerError, WorkerPool
+
+if TYPE_CHECKING:
+    from noded.egress import Egress
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +380,7 @@ class StepRunner(Component):
             return _failed(key, FailureKind.WORKER_LOST, f"node error: cgroup: {exc}")
         stats: list[CgroupStats] = []
         egress = (
-            Egress(a.capabilities.http_allowed_hosts, tracing=self._tracing, parent=trace.set_span_in_context(span))
+            _egress(a, tracing=self._tracing, parent=trace.set_span_in_context(span))
             if a.capabilities.http_allowed_hosts
             else None
         )
@@ -490,6 +494,13 @@ def _capabilities(a: Assignment) -> frozenset[Capability]:
     if a.capabilities.http_allowed_hosts:
         granted.add(Capability.HTTP_FETCH)
     return frozenset(granted)
+
+
+def _egress(a: Assignment, *, tracing: Tracing, parent: Context) -> Egress:
+    """The step's `http.fetch`, its client (aiohttp) loaded on first use: an idle node does not hold it."""
+    from noded.egress import Egress
+
+    return Egress(a.capabilities.http_allowed_hosts, tracing=tracing, parent=parent)
 
 
 def _usage(outcome: ExecResult, stats: CgroupStats, egress: Egress | None) -> ResourceUsage:
