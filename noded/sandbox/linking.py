@@ -88,11 +88,6 @@ class ModuleLinker:
                 self._initial[module] = known
         return known
 
-    def close(self) -> None:
-        with self._lock:
-            self._pre.clear()
-        self._linker.close()
-
 
 def define_imports(linker: wasmtime.Linker, calls_of: Callable[[], HostCalls | None]) -> None:
     """Defines ``agentflow.host_call`` and ``agentflow.host_result`` on ``linker``; each call goes

@@ -204,3 +204,10 @@ def test_libyaml_and_the_pure_python_reader_give_the_same_values() -> None:
 def test_an_unreadable_document_gets_the_pure_python_readers_message(text: str) -> None:
     assert load_document(text).problems == document._read(text, document.WorkflowLoader).problems
     assert load_document(text).problems  # and there is one
+
+
+def test_without_libyaml_the_pure_python_reader_reads_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = document._read(LARGE, document.WorkflowLoader).data
+    monkeypatch.setattr(document, "_FAST_LOADER", None)  # as with a PyYAML built without libyaml
+    assert load_document(LARGE).data == expected
+    assert load_document("a: [1, 2\n").problems

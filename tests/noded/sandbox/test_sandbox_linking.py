@@ -83,7 +83,6 @@ def test_a_host_call_outside_a_bound_step_fails_as_internal(engine: wasmtime.Eng
     assert exit_code(bound=True) == 11  # log: answered by the step's host calls (as in test_host_call_edges)
     assert exit_code(bound=False) == abs(HostCallError.INTERNAL)
     assert linker.initial_memory_bytes(module) == 65536
-    linker.close()
 
 
 def test_a_large_stdin_reaches_the_agent_whole(run_agent: Callable[..., ExecResult]) -> None:
